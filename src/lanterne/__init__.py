@@ -1,0 +1,1 @@
+"""Lanterne: detects situations, never identities."""

@@ -1,0 +1,103 @@
+"""Load and validate the YAML configuration, turning pydantic's errors into one line per mistake
+that names the key path the way the user wrote it (`cameras[0].zones[1].polygon`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from lanterne.config.schema import Config
+from lanterne.errors import ConfigError
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith(("function-", "tagged-union")) or part in {"list[...]"}:
+            continue
+        else:
+            out += f".{part}" if out else part
+    return out or "(top level)"
+
+
+def _message(err: dict[str, Any]) -> str:
+    msg = str(err["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key (check its spelling against docs/config.md)"
+    elif err["type"] == "missing":
+        msg = "is required"
+    return msg
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    return "; ".join(f"{_path(tuple(e['loc']))}: {_message(dict(e))}" for e in exc.errors())
+
+
+def parse_config(data: Any, base_dir: Path | None = None) -> Config:
+    """Validate already-parsed YAML. Relative paths are resolved against `base_dir`."""
+    if not isinstance(data, dict):
+        raise ConfigError("configuration: the top level must be a mapping with at least 'cameras'")
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"configuration: {format_validation_error(exc)}") from None
+    if base_dir is None:
+        return cfg
+    return _resolve_paths(cfg, base_dir)
+
+
+def _resolve_paths(cfg: Config, base: Path) -> Config:
+    cameras = []
+    for cam in cfg.cameras:
+        src = cam.source
+        if "://" not in src and not Path(src).is_absolute():
+            src = str((base / src).resolve())
+        cameras.append(cam.model_copy(update={"source": src}))
+    store = cfg.store
+    url = store.url
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite:///:memory:":
+        url = prefix + str((base / url.removeprefix(prefix)).resolve())
+    evidence = store.evidence_dir
+    if not evidence.is_absolute():
+        evidence = (base / evidence).resolve()
+    models_dir = cfg.models_dir
+    if models_dir is not None and not models_dir.is_absolute():
+        models_dir = (base / models_dir).resolve()
+    return cfg.model_copy(
+        update={
+            "cameras": cameras,
+            "store": store.model_copy(update={"url": url, "evidence_dir": evidence}),
+            "models_dir": models_dir,
+        }
+    )
+
+
+def load_config(path: Path) -> Config:
+    if not path.is_file():
+        raise ConfigError(f"{path}: configuration file not found; pass an existing YAML file with --config")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}; fix the syntax") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file; save the configuration as UTF-8") from None
+    return parse_config(data, base_dir=path.parent.resolve())
+
+
+def config_hash(cfg: Config) -> str:
+    """Stable hash of the effective configuration, stored with every event so that an alert can be
+    traced to the exact rules that produced it."""
+    blob = json.dumps(cfg.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()

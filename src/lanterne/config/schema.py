@@ -1,0 +1,481 @@
+"""The one configuration schema: it validates the YAML, generates `docs/config.md`, and can
+drive settings forms. Every field has a title and a description because the generated reference
+is the only manual an installer reads."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from lanterne.types import EventType
+
+COCO_CLASSES: tuple[str, ...] = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
+    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
+    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
+    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
+    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
+    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange",
+    "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant",
+    "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
+    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
+    "teddy bear", "hair drier", "toothbrush",
+)  # fmt: skip
+
+BAG_CLASSES: tuple[str, ...] = ("backpack", "handbag", "suitcase")
+VEHICLE_CLASSES: tuple[str, ...] = ("bicycle", "car", "motorcycle", "bus", "truck")
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo in a zone must not silently disable a detector."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_classes(classes: list[str]) -> list[str]:
+    unknown = [c for c in classes if c not in COCO_CLASSES]
+    if unknown:
+        raise ValueError(
+            f"unknown object class {unknown[0]!r}; expected COCO names such as 'person', 'car', 'suitcase'"
+        )
+    return classes
+
+
+Seconds = Annotated[float, Field(ge=0, le=3600)]
+
+
+class ZoneIntrusionParams(Strict):
+    classes: list[str] = Field(
+        ["person"],
+        title="Object classes",
+        description="Classes that must not enter the zone (COCO names).",
+        min_length=1,
+    )
+    min_seconds: Seconds = Field(
+        1.0,
+        title="Minimum presence (s)",
+        description="How long an object must stay inside before the alert is raised.",
+    )
+
+    _classes = field_validator("classes")(_check_classes)
+
+
+class WrongWayParams(Strict):
+    direction: tuple[float, float] = Field(
+        ...,
+        title="Allowed direction",
+        description="The allowed direction of travel as `[dx, dy]` in image axes (x to the right, y downwards). `[1, 0]` means left to right.",
+    )
+    classes: list[str] = Field(
+        ["person", *VEHICLE_CLASSES],
+        title="Object classes",
+        description="Classes whose direction is checked.",
+        min_length=1,
+    )
+    min_seconds: Seconds = Field(
+        1.0,
+        title="Minimum duration (s)",
+        description="How long an object must move against the direction before the alert.",
+    )
+    min_speed: float = Field(
+        0.03,
+        gt=0,
+        le=5,
+        title="Minimum speed",
+        description="Slower movement is ignored, in frame widths per second along the direction (filters box jitter).",
+    )
+    max_angle: float = Field(
+        60.0,
+        gt=0,
+        le=90,
+        title="Angle tolerance (°)",
+        description="Movement within this angle of the opposite direction counts as wrong way.",
+    )
+
+    _classes = field_validator("classes")(_check_classes)
+
+    @field_validator("direction")
+    @classmethod
+    def _nonzero(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if v[0] == 0 and v[1] == 0:
+            raise ValueError("needs a non-zero vector such as [1, 0]")
+        return v
+
+
+class CrowdDensityParams(Strict):
+    max_people: int = Field(
+        ...,
+        ge=1,
+        le=10_000,
+        title="Maximum people",
+        description="An alert is raised when more people than this are inside the zone.",
+    )
+    min_seconds: Seconds = Field(
+        2.0, title="Minimum duration (s)", description="How long the count must stay above the maximum."
+    )
+
+
+class CrowdMovementParams(Strict):
+    min_speed: float = Field(
+        0.15,
+        gt=0,
+        le=10,
+        title="Minimum speed",
+        description="Mean motion in the moving part of the zone, in frame heights per second, above which movement counts as a rush.",
+    )
+    min_moving_share: float = Field(
+        0.25,
+        gt=0,
+        le=1,
+        title="Minimum moving share",
+        description="Share of the zone's cells that must be moving at that speed.",
+    )
+    min_coherence: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        title="Minimum coherence",
+        description="How aligned the cells' motion must be (1 = all in one direction, 0 = any). Dispersal in all directions is caught with 0.",
+    )
+    min_seconds: Seconds = Field(
+        1.0, title="Minimum duration (s)", description="How long the movement must last."
+    )
+
+
+class AbandonedObjectParams(Strict):
+    classes: list[str] = Field(
+        list(BAG_CLASSES),
+        title="Object classes",
+        description="Classes that can be abandoned. Persons are never accepted here.",
+        min_length=1,
+    )
+    min_seconds: Seconds = Field(
+        30.0,
+        title="Unattended time (s)",
+        description="How long the object must stay still with nobody near before the alert.",
+    )
+    owner_distance: float = Field(
+        2.0,
+        gt=0,
+        le=20,
+        title="Owner distance",
+        description="A person closer than this many object-heights (centre to centre) counts as attending the object.",
+    )
+    max_drift: float = Field(
+        0.02,
+        gt=0,
+        le=0.5,
+        title="Maximum drift",
+        description="An object whose centre moves more than this (frame fractions) is not still.",
+    )
+
+    @field_validator("classes")
+    @classmethod
+    def _no_people(cls, v: list[str]) -> list[str]:
+        _check_classes(v)
+        if "person" in v:
+            raise ValueError("'person' cannot be an abandoned object: a person at rest is never an object")
+        return v
+
+
+class PersonDownParams(Strict):
+    min_seconds: Seconds = Field(
+        5.0, title="Time down (s)", description="How long the person must stay down after the fall."
+    )
+    fall_seconds: float = Field(
+        2.0,
+        gt=0,
+        le=10,
+        title="Fall duration (s)",
+        description="The change from upright to down must happen within this time; a slow change (sitting down, lying down) is not a fall.",
+    )
+    min_upright_seconds: float = Field(
+        1.0,
+        ge=0,
+        le=60,
+        title="Upright before (s)",
+        description="The person must have been seen upright this long before the fall, so that someone already sitting or lying never triggers.",
+    )
+
+
+class FireParams(Strict):
+    min_seconds: Seconds = Field(
+        3.0, title="Minimum duration (s)", description="How long flame-like pixels must persist."
+    )
+    min_area: float = Field(
+        0.01, gt=0, le=1, title="Minimum area", description="Share of the zone covered by flame-like cells."
+    )
+    min_flicker: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        title="Minimum flicker",
+        description="Flames flicker; static lights and signs do not. Share of flame-like cells whose brightness changed between analysed frames.",
+    )
+    experimental: Literal[True] = Field(
+        ...,
+        title="Experimental acknowledged",
+        description="Must be `true`: there is no trained fire model; the classical colour-and-flicker method and its measured false alarms are in docs/events.md.",
+    )
+
+
+class WeaponParams(Strict):
+    """Declared so that the closed list is complete; validation always refuses it."""
+
+    model: str | None = Field(
+        None,
+        title="Weapon model",
+        description="Name of a validated weapon-detection model. None is installed.",
+    )
+
+
+class ZoneEvents(Strict):
+    zone_intrusion: ZoneIntrusionParams | None = Field(
+        None, title="Zone intrusion", description="An object of a listed class stays inside the zone."
+    )
+    wrong_way: WrongWayParams | None = Field(
+        None, title="Wrong way", description="An object moves against the allowed direction."
+    )
+    crowd_density: CrowdDensityParams | None = Field(
+        None, title="Crowd density", description="Too many people in the zone."
+    )
+    crowd_movement: CrowdMovementParams | None = Field(
+        None,
+        title="Crowd movement",
+        description="A sudden rush of the crowd, from aggregate motion only (no individuals).",
+    )
+    abandoned_object: AbandonedObjectParams | None = Field(
+        None, title="Abandoned object", description="A bag left still with nobody near it."
+    )
+    person_down: PersonDownParams | None = Field(
+        None, title="Person down", description="A person who falls and stays on the ground."
+    )
+    fire: FireParams | None = Field(
+        None, title="Fire", description="Flame-like colour and flicker (experimental)."
+    )
+    weapon: WeaponParams | None = Field(
+        None, title="Weapon", description="Refused: no validated weapon model exists."
+    )
+
+    @model_validator(mode="after")
+    def _no_weapon(self) -> ZoneEvents:
+        if self.weapon is not None:
+            raise ValueError(
+                "weapon: no validated weapon-detection model is installed (none with a permissive "
+                "licence exists); remove 'weapon' from this zone's events"
+            )
+        return self
+
+    def enabled(self) -> dict[EventType, BaseModel]:
+        return {
+            EventType(name): getattr(self, name)
+            for name in type(self).model_fields
+            if getattr(self, name) is not None
+        }
+
+
+Point = tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]]
+
+
+class Zone(Strict):
+    id: str = Field(
+        ...,
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        title="Zone id",
+        description="Unique within the camera; letters, digits, `_ . -`.",
+    )
+    polygon: list[Point] = Field(
+        ...,
+        title="Polygon",
+        description="Corners as `[x, y]` fractions of the frame width and height (0..1), in order.",
+    )
+    events: ZoneEvents = Field(
+        default_factory=ZoneEvents,
+        title="Events",
+        description="The event types watched in this zone, with their parameters.",
+    )
+
+    @field_validator("polygon")
+    @classmethod
+    def _polygon(cls, v: list[Point]) -> list[Point]:
+        if len(v) < 3:
+            raise ValueError("needs at least 3 points")
+        return v
+
+
+class Location(Strict):
+    lat: float = Field(..., ge=-90, le=90, title="Latitude", description="WGS84 degrees.")
+    lon: float = Field(..., ge=-180, le=180, title="Longitude", description="WGS84 degrees.")
+
+
+class Camera(Strict):
+    id: str = Field(
+        ...,
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        title="Camera id",
+        description="Unique id; letters, digits, `_ . -`.",
+    )
+    name: str = Field(
+        "", max_length=200, title="Name", description="Human-readable name shown in the console."
+    )
+    source: str = Field(
+        ...,
+        min_length=1,
+        title="Source",
+        description="A video file path (relative to the config file) or an `rtsp://` / `rtsps://` address.",
+    )
+    location: Location = Field(
+        ..., title="Location", description="Where the camera is, for the map and the public register."
+    )
+    fps: float = Field(
+        5.0,
+        gt=0,
+        le=30,
+        title="Analysis rate (fps)",
+        description="Frames analysed per second; decoded frames in between are skipped. 5 is enough for every rule.",
+    )
+    zones: list[Zone] = Field(
+        default_factory=list, title="Zones", description="Areas of the image watched for events."
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, v: str) -> str:
+        if "://" in v and not v.startswith(("rtsp://", "rtsps://", "file://")):
+            raise ValueError("must be a file path or an rtsp:// address")
+        return v
+
+    @model_validator(mode="after")
+    def _unique_zones(self) -> Camera:
+        ids = [z.id for z in self.zones]
+        dup = {i for i in ids if ids.count(i) > 1}
+        if dup:
+            raise ValueError(f"zone id {sorted(dup)[0]!r} is used twice")
+        return self
+
+
+class Mode(StrEnum):
+    ALERTS = "alerts"
+    STATISTICS = "statistics"
+
+
+class DetectorSettings(Strict):
+    backend: Literal["onnxruntime"] = Field(
+        "onnxruntime", title="Backend", description="Detector plugin; `onnxruntime` runs on the CPU."
+    )
+    model: Literal["yolox_nano"] = Field(
+        "yolox_nano", title="Model", description="Object-detection model from the model registry."
+    )
+    input_size: Literal[320, 416, 640] = Field(
+        416,
+        title="Input size",
+        description="Square network input in pixels. 320 is fastest, 640 finds bags and distant objects best.",
+    )
+    threads: int = Field(
+        1, ge=1, le=64, title="Threads", description="onnxruntime intra-op threads per camera worker."
+    )
+    default_threshold: float = Field(
+        0.3,
+        gt=0,
+        lt=1,
+        title="Default score threshold",
+        description="Detections scoring below this are dropped, unless a class threshold says otherwise.",
+    )
+    class_thresholds: dict[str, float] = Field(
+        default_factory=lambda: {"backpack": 0.15, "handbag": 0.15, "suitcase": 0.15},
+        title="Per-class thresholds",
+        description="Score thresholds per COCO class. Bags score low with small models, so they get their own.",
+    )
+
+    @field_validator("class_thresholds")
+    @classmethod
+    def _thresholds(cls, v: dict[str, float]) -> dict[str, float]:
+        _check_classes(list(v))
+        for k, t in v.items():
+            if not 0 < t < 1:
+                raise ValueError(f"{k}: threshold must be between 0 and 1")
+        return v
+
+
+class MotionSettings(Strict):
+    enabled: bool = Field(
+        True,
+        title="Motion gating",
+        description="Run the detector only where pixels changed. Static scenes then cost little more than decoding.",
+    )
+    threshold: int = Field(
+        25,
+        ge=1,
+        le=255,
+        title="Pixel threshold",
+        description="Grey-level difference from the running background that counts as change.",
+    )
+    min_area: float = Field(
+        0.0005,
+        ge=0,
+        le=1,
+        title="Minimum area",
+        description="Changed share of the frame below which the frame counts as static.",
+    )
+    refresh_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        title="Refresh (s)",
+        description="The detector runs at least this often even on a static scene, so that still objects stay tracked.",
+    )
+
+
+class StoreSettings(Strict):
+    url: str = Field(
+        "sqlite:///lanterne.db",
+        title="Database URL",
+        description="SQLAlchemy URL. SQLite (relative to the config file) by default; `postgresql+psycopg://…` for larger sites.",
+    )
+    evidence_dir: Path = Field(
+        Path("evidence"),
+        title="Evidence directory",
+        description="Where anonymised snapshots and clips are written (relative to the config file).",
+    )
+
+
+class Config(Strict):
+    mode: Mode = Field(
+        Mode.STATISTICS,
+        title="Mode",
+        description="`alerts` raises events for operators; `statistics` keeps only counts per zone and time bucket and never writes a frame.",
+    )
+    site: str = Field("lanterne", max_length=200, title="Site name", description="Name of the deployment.")
+    models_dir: Path | None = Field(
+        None,
+        title="Models directory",
+        description="Where model files are looked up (checked by sha256). Default: `../shared/models` when present, else the user cache, filled once from each model's public origin.",
+    )
+    statistics_bucket_seconds: int = Field(
+        60,
+        ge=60,
+        le=3600,
+        title="Statistics bucket (s)",
+        description="Width of the time buckets of statistics mode (at least one minute, so no bucket describes an individual).",
+    )
+    detector: DetectorSettings = Field(
+        default_factory=DetectorSettings, title="Detector", description="Object detector settings."
+    )
+    motion: MotionSettings = Field(
+        default_factory=MotionSettings, title="Motion", description="Motion gating settings."
+    )
+    store: StoreSettings = Field(
+        default_factory=StoreSettings, title="Store", description="Where events and evidence go."
+    )
+    cameras: list[Camera] = Field(..., min_length=1, title="Cameras", description="The cameras analysed.")
+
+    @model_validator(mode="after")
+    def _unique_cameras(self) -> Config:
+        ids = [c.id for c in self.cameras]
+        dup = {i for i in ids if ids.count(i) > 1}
+        if dup:
+            raise ValueError(f"camera id {sorted(dup)[0]!r} is used twice")
+        return self

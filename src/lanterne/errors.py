@@ -1,0 +1,19 @@
+"""User-facing errors. The CLI prints their message on one line and exits non-zero, without a
+traceback: a user's mistake is not a crash. Messages name the problem and the fix, and never
+contain images or personal data."""
+
+
+class LanterneError(Exception):
+    """A problem the user can fix (bad input, missing model, bad config)."""
+
+
+class ConfigError(LanterneError):
+    pass
+
+
+class SourceError(LanterneError):
+    """A video source that cannot be opened or decoded."""
+
+
+class ModelError(LanterneError):
+    """A model file that is missing, corrupt or of the wrong checksum."""

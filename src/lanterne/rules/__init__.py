@@ -1,0 +1,1 @@
+"""Event rules, one module per event type of décret 2023-828 art. 3."""

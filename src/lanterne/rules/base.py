@@ -1,0 +1,169 @@
+"""What every event rule shares.
+
+A rule is a pure function over explicit, serialisable state, counted in seconds:
+
+    new_state, events = step(state, observation, zone, params)
+
+`state` is a frozen dataclass made of numbers, strings, tuples and nested frozen dataclasses, so
+that it can be stored, replayed and built directly by a test. `step` never reads a clock, a
+random source or a global: everything comes from the arguments. `finish(state, t, zone)` closes
+what is still open when a stream ends.
+
+Events are emitted twice per situation: once when the rule fires (`ongoing=True`) and once when
+the situation is over (`ongoing=False`, with its final `end`). Both carry the same `id`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Generic, Literal, TypeVar
+
+import cv2
+import numpy as np
+from pydantic import BaseModel
+
+from lanterne.types import Box, Event, EventType, Observation
+
+Need = Literal["objects", "motion", "fire"]
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneRef:
+    """A zone of one camera, in frame fractions."""
+
+    camera: str
+    id: str
+    polygon: tuple[tuple[float, float], ...]
+
+    def contains(self, point: tuple[float, float]) -> bool:
+        contour = np.asarray(self.polygon, dtype=np.float32).reshape(-1, 1, 2)
+        return cv2.pointPolygonTest(contour, (float(point[0]), float(point[1])), False) >= 0
+
+    @property
+    def bbox(self) -> Box:
+        xs = [p[0] for p in self.polygon]
+        ys = [p[1] for p in self.polygon]
+        return min(xs), min(ys), max(xs), max(ys)
+
+    def cell_mask(self, rows: int, cols: int) -> np.ndarray:
+        """Which cells of a `rows x cols` grid have their centre inside the zone."""
+        ys = (np.arange(rows) + 0.5) / rows
+        xs = (np.arange(cols) + 0.5) / cols
+        return np.array([[self.contains((x, y)) for x in xs] for y in ys], dtype=bool)
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A condition being timed: it becomes an event after `min_seconds`, and stays open while the
+    condition holds (with a short grace period, so that one missed detection does not split it)."""
+
+    key: str
+    since: float
+    last: float
+    region: Box
+    confidence: float
+    object_class: str | None = None
+    emitted: bool = False
+
+
+GRACE_SECONDS = 1.0
+"""How long a condition may disappear before its event is closed. One second hides a missed
+detection or two at 5 fps without merging two separate situations."""
+
+
+def event_id(camera: str, zone: str, type_: EventType, key: str, start: float) -> str:
+    raw = f"{camera}|{zone}|{type_}|{key}|{start:.3f}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def make_event(type_: EventType, zone: ZoneRef, p: Pending, end: float, ongoing: bool) -> Event:
+    return Event(
+        id=event_id(zone.camera, zone.id, type_, p.key, p.since),
+        type=type_,
+        camera=zone.camera,
+        zone=zone.id,
+        start=p.since,
+        end=end,
+        confidence=p.confidence,
+        region=p.region,
+        ongoing=ongoing,
+        object_class=p.object_class,
+    )
+
+
+def advance(
+    type_: EventType,
+    zone: ZoneRef,
+    pending: tuple[Pending, ...],
+    active: dict[str, tuple[Box, float, str | None]],
+    t: float,
+    min_seconds: float,
+) -> tuple[tuple[Pending, ...], list[Event]]:
+    """The timing logic all condition-based rules share.
+
+    `active` maps a key (a track id, or `"zone"` for whole-zone conditions) to the region,
+    confidence and object class of a condition that holds at time `t`.
+    """
+    events: list[Event] = []
+    out: list[Pending] = []
+    seen: set[str] = set()
+    for p in pending:
+        if p.key in active:
+            region, conf, cls = active[p.key]
+            p = replace(p, last=t, region=region, confidence=max(p.confidence, conf), object_class=cls)
+            seen.add(p.key)
+        elif t - p.last > GRACE_SECONDS:
+            if p.emitted:
+                events.append(make_event(type_, zone, p, p.last, ongoing=False))
+            continue
+        if not p.emitted and p.last - p.since >= min_seconds:
+            p = replace(p, emitted=True)
+            events.append(make_event(type_, zone, p, p.last, ongoing=True))
+        out.append(p)
+    for key, (region, conf, cls) in active.items():
+        if key in seen:
+            continue
+        p = Pending(key=key, since=t, last=t, region=region, confidence=conf, object_class=cls)
+        if min_seconds <= 0:
+            p = replace(p, emitted=True)
+            events.append(make_event(type_, zone, p, t, ongoing=True))
+        out.append(p)
+    return tuple(out), events
+
+
+def close_all(type_: EventType, zone: ZoneRef, pending: tuple[Pending, ...]) -> list[Event]:
+    return [make_event(type_, zone, p, p.last, ongoing=False) for p in pending if p.emitted]
+
+
+S = TypeVar("S")
+P = TypeVar("P", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSpec(Generic[S, P]):
+    """How the pipeline drives one rule module."""
+
+    type: EventType
+    initial: Callable[[], S]
+    step: Callable[[S, Observation, ZoneRef, P], tuple[S, list[Event]]]
+    finish: Callable[[S, float, ZoneRef], list[Event]]
+    needs: frozenset[Need]
+    """Which parts of the `Observation` the rule reads, so the pipeline computes only those."""
+
+
+def union_box(boxes: list[Box]) -> Box:
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
+
+
+def state_to_dict(state: Any) -> dict[str, Any]:
+    """Serialise a rule state (frozen dataclasses of plain values) for storage or replay."""
+    from dataclasses import asdict
+
+    return asdict(state)

@@ -369,10 +369,10 @@ class DetectorSettings(Strict):
     model: Literal["yolox_nano"] = Field(
         "yolox_nano", title="Model", description="Object-detection model from the model registry."
     )
-    input_size: Literal[320, 416, 640] = Field(
+    input_size: Literal[416] = Field(
         416,
         title="Input size",
-        description="Square network input in pixels. 320 is fastest, 640 finds bags and distant objects best.",
+        description="Square network input in pixels. The published YOLOX-Nano file is fixed at 416; motion gating crops and zooms moving regions so that small objects still reach it at a useful size.",
     )
     threads: int = Field(
         1, ge=1, le=64, title="Threads", description="onnxruntime intra-op threads per camera worker."

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from lanterne.config.schema import Config
 from lanterne.errors import ConfigError
+from lanterne.types import EventType
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
@@ -31,7 +32,11 @@ def _message(err: dict[str, Any]) -> str:
     msg = str(err["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)
-    if err["type"] == "extra_forbidden":
+    loc = tuple(err["loc"])
+    if err["type"] == "extra_forbidden" and len(loc) >= 2 and loc[-2] == "events":
+        allowed = ", ".join(str(t) for t in EventType)
+        msg = f"not an event type; the closed list of décret 2023-828 art. 3 is: {allowed}"
+    elif err["type"] == "extra_forbidden":
         msg = "unknown key (check its spelling against docs/config.md)"
     elif err["type"] == "missing":
         msg = "is required"

@@ -1,0 +1,217 @@
+"""The `lanterne` command. Its commands mirror the user's jobs; a user's mistake ends with one
+line naming the problem and the fix and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from lanterne.errors import LanterneError
+
+app = typer.Typer(
+    name="lanterne",
+    help="Public-space video analytics that detects situations, never identities.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Check the configuration and generate its reference.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+console = Console(stderr=True)
+out = Console()
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(fn: F) -> F:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LanterneError as exc:
+            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="YAML configuration file.")]
+
+
+@app.command()
+@user_errors
+def analyze(
+    video: Annotated[Path, typer.Argument(help="Video file to evaluate.")],
+    config: ConfigOpt,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("out"),
+    camera: Annotated[str | None, typer.Option(help="Camera whose zones apply (default: the first).")] = None,
+    store: Annotated[str | None, typer.Option(help="Also record the events in this database URL.")] = None,
+    verbose: bool = False,
+) -> None:
+    """Evaluate a clip offline: events.jsonl, stats.json and anonymised evidence in OUT."""
+    from lanterne.config import load_config
+    from lanterne.pipeline.analyze import analyze as run_analysis
+
+    _logging(verbose)
+    cfg = load_config(config)
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
+        TimeRemainingColumn(), console=console, transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task(video.name, total=None)
+
+        def progress(t: float, total: float) -> None:
+            bar.update(task, completed=t, total=total or None)
+
+        result = run_analysis(video, cfg, out_dir, camera_id=camera, progress=progress, store_url=store)
+    _summary(result.stats, out_dir)
+    if result.error is not None:
+        console.print(
+            f"[bold red]error:[/] {result.error}; the {len(result.events)} events found before it are kept"
+        )
+        raise typer.Exit(3)
+
+
+def _summary(stats: dict[str, Any], out_dir: Path) -> None:
+    t = Table(title=f"{stats['video']} → {out_dir}", show_header=False)
+    for k in (
+        "mode",
+        "video_seconds",
+        "frames_decoded",
+        "frames_analysed",
+        "detector_runs",
+        "cpu_seconds",
+        "events",
+    ):
+        t.add_row(k, str(stats[k]))
+    for k, v in sorted(stats.get("events_by_type", {}).items()):
+        t.add_row(f"  {k}", str(v))
+    out.print(t)
+
+
+@app.command()
+@user_errors
+def run(config: ConfigOpt, verbose: bool = True) -> None:
+    """Run every camera continuously into the store (Ctrl-C stops)."""
+    from lanterne.config import load_config
+    from lanterne.pipeline.runner import Runner
+
+    _logging(verbose)
+    cfg = load_config(config)
+    runner = Runner(cfg)
+    signal.signal(signal.SIGTERM, lambda *_: runner._stop.set())
+    try:
+        runner.run_forever()
+    except KeyboardInterrupt:
+        runner.stop()
+
+
+@app.command()
+@user_errors
+def anonymize(
+    src: Annotated[Path, typer.Argument(help="Input video.")],
+    dst: Annotated[Path, typer.Argument(help="Output video (MP4).")],
+    models_dir: Annotated[Path | None, typer.Option(help="Models directory.")] = None,
+) -> None:
+    """Pixelate faces, licence plates and heads in a whole clip."""
+    from lanterne.anonymize.anonymizer import DefaultAnonymizer
+    from lanterne.anonymize.clip import anonymize_clip
+    from lanterne.config.schema import DetectorSettings
+    from lanterne.detectors import create_detector
+
+    detector = create_detector(DetectorSettings(), models_dir)
+    anonymizer = DefaultAnonymizer(models_dir)
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), console=console, transient=True
+    ) as bar:
+        task = bar.add_task(src.name, total=1.0)
+        stats = anonymize_clip(
+            src, dst, detector, anonymizer, progress=lambda f: bar.update(task, completed=f)
+        )
+    out.print(f"{dst}: {stats}")
+
+
+@config_app.command("check")
+@user_errors
+def config_check(config: Annotated[Path, typer.Argument(help="YAML configuration file.")]) -> None:
+    """Validate a configuration file."""
+    from lanterne.config import config_hash, load_config
+
+    cfg = load_config(config)
+    zones = sum(len(c.zones) for c in cfg.cameras)
+    out.print(
+        f"{config}: valid ({len(cfg.cameras)} cameras, {zones} zones, mode {cfg.mode}, sha256 {config_hash(cfg)[:12]})"
+    )
+
+
+@config_app.command("docs")
+def config_docs(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Generate the configuration reference (docs/config.md) from the schema."""
+    from lanterne.config.docs import render
+
+    text = render()
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the JSON schema of the configuration (for editors and settings forms)."""
+    from lanterne.config.schema import Config
+
+    sys.stdout.write(json.dumps(Config.model_json_schema(), indent=2) + "\n")
+
+
+@app.command()
+@user_errors
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("demo-out"),
+) -> None:
+    """Analyse the PETS 2009 demo clip with the demo configuration (fetched once if needed)."""
+    from lanterne.config import parse_config
+    from lanterne.demo import DEMO_CONFIG
+    from lanterne.models import resolve_demo_clip
+    from lanterne.pipeline.analyze import analyze as run_analysis
+
+    clip = resolve_demo_clip()
+    cfg = parse_config(DEMO_CONFIG, base_dir=Path.cwd())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    db = f"sqlite:///{(out_dir / 'lanterne.db').resolve()}"
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), console=console, transient=True
+    ) as bar:
+        task = bar.add_task(clip.name, total=None)
+        result = run_analysis(
+            clip, cfg, out_dir, progress=lambda t, total: bar.update(task, completed=t, total=total or None),
+            store_url=db,
+        )  # fmt: skip
+    _summary(result.stats, out_dir)
+    out.print(f"events: {out_dir / 'events.jsonl'}  evidence: {out_dir / 'evidence'}  store: {db}")
+
+
+if __name__ == "__main__":
+    app()

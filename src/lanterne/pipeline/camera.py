@@ -1,0 +1,216 @@
+"""The analysis of one camera: frames in, events (or counts) out.
+
+source → motion gate → detector (only where pixels changed) → tracker → rule states → events.
+Data flows one way; this module does not write anything itself: it hands events and counts to
+sinks, and frames to the evidence writer, which anonymises before writing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import supervision as sv
+
+from lanterne.config.schema import VEHICLE_CLASSES, Camera, Config, Mode
+from lanterne.detectors.base import Detector, PixelBox
+from lanterne.motion.gate import MotionGate
+from lanterne.pipeline.statistics import ZoneCounter
+from lanterne.rules import RULES
+from lanterne.rules.base import RuleSpec, ZoneRef
+from lanterne.tracking.tracker import Tracker
+from lanterne.types import Counts, Event, EventType, Frame, MotionField, Observation
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class AnalysisStats:
+    frames_analysed: int = 0
+    detector_runs: int = 0
+    detector_region_runs: int = 0
+    detector_seconds: float = 0.0
+    events: int = 0
+
+
+@dataclass(slots=True)
+class _ActiveRule:
+    spec: RuleSpec[Any, Any]
+    params: Any
+    zone: ZoneRef
+    state: Any
+
+
+EventSink = Callable[[Event], None]
+CountsSink = Callable[[Counts], None]
+FrameSink = Callable[[Frame, tuple[PixelBox, ...], tuple[PixelBox, ...]], None]
+"""Receives each analysed frame with the person and vehicle boxes, for the evidence buffer."""
+
+
+def zone_refs(camera: Camera) -> list[ZoneRef]:
+    return [
+        ZoneRef(camera=camera.id, id=z.id, polygon=tuple(tuple(p) for p in z.polygon)) for z in camera.zones
+    ]
+
+
+class CameraAnalyser:
+    def __init__(
+        self,
+        camera: Camera,
+        cfg: Config,
+        detector: Detector,
+        *,
+        config_hash: str,
+        on_event: EventSink | None = None,
+        on_counts: CountsSink | None = None,
+        on_frame: FrameSink | None = None,
+        allowed: Callable[[EventType, float], bool] | None = None,
+    ) -> None:
+        self.camera = camera
+        self.cfg = cfg
+        self.mode = cfg.mode
+        self.detector = detector
+        self.config_hash = config_hash
+        self.on_event = on_event
+        self.on_counts = on_counts
+        self.on_frame = on_frame if cfg.mode is Mode.ALERTS else None
+        self.allowed = allowed
+        """Asked before an event is emitted: lets the deployment switch alerting off (an
+        authorisation ended, a supervisor stopped a detector) without restarting the worker."""
+        self.stats = AnalysisStats()
+        self.tracker = Tracker(fps=camera.fps, activation_threshold=self._activation_threshold())
+        self._gate: MotionGate | None = None
+        self._flow: Any = None
+        self._fire: Any = None
+        refs = zone_refs(camera)
+        self.rules: list[_ActiveRule] = []
+        self.counters: list[ZoneCounter] = []
+        if self.mode is Mode.ALERTS:
+            for zone_cfg, ref in zip(camera.zones, refs, strict=True):
+                for etype, params in zone_cfg.events.enabled().items():
+                    spec = RULES[etype]
+                    self.rules.append(_ActiveRule(spec, params, ref, spec.initial()))
+        else:
+            self.counters = [ZoneCounter(ref, cfg.statistics_bucket_seconds) for ref in refs]
+        needs = {n for r in self.rules for n in r.spec.needs}
+        self.needs_motion = "motion" in needs
+        self.needs_fire = "fire" in needs
+        self.needs_objects = "objects" in needs or bool(self.counters) or self.on_frame is not None
+        self._last_t = 0.0
+        self._open_ids: dict[str, float] = {}
+
+    def _activation_threshold(self) -> float:
+        d = self.cfg.detector
+        lowest = min([d.default_threshold, *d.class_thresholds.values()])
+        # ByteTrack starts tracks only above activation + 0.1: keep low-scoring bags trackable.
+        return max(0.02, lowest - 0.1)
+
+    def process(self, frame: Frame) -> list[Event]:
+        t = frame.pts
+        self._last_t = t
+        self.stats.frames_analysed += 1
+        size = frame.size
+        objects: tuple = ()
+        person_px: tuple[PixelBox, ...] = ()
+        vehicle_px: tuple[PixelBox, ...] = ()
+        if self.needs_objects:
+            objects = self._objects(frame)
+            w, h = size
+            px = [
+                (o.label, (int(o.box[0] * w), int(o.box[1] * h), int(o.box[2] * w), int(o.box[3] * h)))
+                for o in objects
+            ]
+            person_px = tuple(b for label, b in px if label == "person")
+            vehicle_px = tuple(b for label, b in px if label in VEHICLE_CLASSES)
+        if self.on_frame is not None:
+            self.on_frame(frame, person_px, vehicle_px)
+        if self.counters:
+            for counter in self.counters:
+                for c in counter.update(t, objects):
+                    self._emit_counts(c)
+            return []
+        motion: MotionField | None = None
+        fire: np.ndarray | None = None
+        if self.needs_motion:
+            if self._flow is None:
+                from lanterne.motion.flow import FlowEstimator
+
+                self._flow = FlowEstimator()
+            motion = self._flow.update(frame.image, t)
+        if self.needs_fire:
+            if self._fire is None:
+                from lanterne.detectors.fire_classic import FireEstimator
+
+                self._fire = FireEstimator()
+            fire = self._fire.update(frame.image, t)
+        obs = Observation(
+            camera_id=self.camera.id, t=t, frame_size=size, objects=objects, motion=motion, fire=fire
+        )
+        out: list[Event] = []
+        for rule in self.rules:
+            rule.state, events = rule.spec.step(rule.state, obs, rule.zone, rule.params)
+            out.extend(self._emit(e) for e in events if self._permitted(e))
+        return out
+
+    def _permitted(self, e: Event) -> bool:
+        """An event opens only when alerting is allowed; it closes only if it was opened."""
+        if not e.ongoing:
+            return self._open_ids.pop(e.id, None) is not None
+        if e.id in self._open_ids:
+            return True
+        if self.allowed is not None and not self.allowed(e.type, e.start):
+            return False
+        self._open_ids[e.id] = e.start
+        return True
+
+    def _objects(self, frame: Frame) -> tuple:
+        ms = self.cfg.motion
+        if self._gate is None:
+            self._gate = MotionGate(ms, frame.size)
+        keep = tuple(
+            (
+                int(o.box[0] * frame.size[0]),
+                int(o.box[1] * frame.size[1]),
+                int(o.box[2] * frame.size[0]),
+                int(o.box[3] * frame.size[1]),
+            )
+            for o in self.tracker.coast(frame.pts)
+        )
+        gate = self._gate.update(frame.image, frame.pts, keep)
+        if not gate.run_detector:
+            return self.tracker.coast(frame.pts)
+        started = time.process_time()
+        regions = None if gate.full_frame else list(gate.regions)
+        dets: sv.Detections = self.detector.detect(frame.image, regions)
+        self.stats.detector_seconds += time.process_time() - started
+        self.stats.detector_runs += 1
+        if regions is not None:
+            self.stats.detector_region_runs += 1
+        return self.tracker.update(dets, frame.pts, frame.size)
+
+    def _emit(self, e: Event) -> Event:
+        e = replace(e, model_hash=self.detector.model_sha256, config_hash=self.config_hash)
+        self.stats.events += int(e.ongoing)
+        if self.on_event is not None:
+            self.on_event(e)
+        return e
+
+    def _emit_counts(self, c: Counts) -> None:
+        if self.on_counts is not None:
+            self.on_counts(c)
+
+    def finish(self) -> list[Event]:
+        """Close what is still open when the stream ends, so that no event is left dangling."""
+        out: list[Event] = []
+        for rule in self.rules:
+            closing = rule.spec.finish(rule.state, self._last_t, rule.zone)
+            out.extend(self._emit(e) for e in closing if self._permitted(e))
+            rule.state = rule.spec.initial()
+        for counter in self.counters:
+            for c in counter.finish():
+                self._emit_counts(c)
+        return out

@@ -1,0 +1,185 @@
+"""`lanterne run`: every camera continuously into the store.
+
+One worker thread per camera (decoding, onnxruntime and OpenCV release the GIL, so threads use
+both cores without the cost of a process per camera). A watchdog restarts a worker that died,
+with backoff, without touching the others: one broken camera must never blind the rest.
+Services start in one place, in order, and stop in reverse.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from lanterne.capture.source import open_source
+from lanterne.config import Config, config_hash
+from lanterne.config.schema import Camera, Mode
+from lanterne.detectors import create_detector
+from lanterne.detectors.base import Detector
+from lanterne.errors import LanterneError
+from lanterne.pipeline.camera import CameraAnalyser
+from lanterne.types import Counts, Event, Frame
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class WorkerState:
+    camera: str
+    status: str = "starting"
+    restarts: int = 0
+    last_error: str | None = None
+    frames: int = 0
+    events: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+
+
+class CameraWorker:
+    def __init__(self, camera: Camera, runner: Runner) -> None:
+        self.camera = camera
+        self.runner = runner
+        self.state = WorkerState(camera.id)
+        self.thread: threading.Thread | None = None
+        self.stop = threading.Event()
+
+    def start(self) -> None:
+        self.stop.clear()
+        self.thread = threading.Thread(target=self._run, name=f"camera-{self.camera.id}", daemon=True)
+        self.state.started_at = time.monotonic()
+        self.thread.start()
+
+    def alive(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def _run(self) -> None:
+        r = self.runner
+        origin = datetime.now(UTC)
+        try:
+            analyser = CameraAnalyser(
+                self.camera,
+                r.cfg,
+                r.detector,
+                config_hash=r.chash,
+                on_event=lambda e: r.on_event(e, origin),
+                on_counts=lambda c: r.on_counts(c, origin),
+                on_frame=r.on_frame,
+            )
+            source = open_source(self.camera.id, self.camera.source, self.camera.fps, stop=self.stop)
+            self.state.status = "running"
+            try:
+                for frame in source.frames():
+                    if self.stop.is_set():
+                        break
+                    origin = datetime.now(UTC) - timedelta(seconds=frame.pts) if frame.index == 0 else origin
+                    analyser.process(frame)
+                    self.state.frames += 1
+            finally:
+                analyser.finish()
+            if source.error is not None:
+                raise source.error
+            self.state.status = "stopped" if self.stop.is_set() else "finished"
+        except LanterneError as exc:
+            self.state.status = "failed"
+            self.state.last_error = str(exc)
+            log.error("camera %s: %s", self.camera.id, exc)
+        except Exception as exc:
+            self.state.status = "failed"
+            self.state.last_error = f"{type(exc).__name__}: {exc}"
+            log.exception("camera %s: worker crashed; the watchdog will restart it", self.camera.id)
+
+
+class Runner:
+    """Owns the shared services (detector, store, evidence writer) and the camera workers."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        detector: Detector | None = None,
+        restart_backoff: float = 2.0,
+        loop_files: bool = False,
+    ) -> None:
+        self.cfg = cfg
+        self.chash = config_hash(cfg)
+        self.detector = detector or create_detector(cfg.detector, cfg.models_dir)
+        self.restart_backoff = restart_backoff
+        self.loop_files = loop_files
+        """Restart finished file sources (demo and soak tests); a real camera never finishes."""
+        self.workers: dict[str, CameraWorker] = {}
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.store = None
+        self.writer = None
+
+    # --- services, started in order and stopped in reverse -------------------------------
+    def start(self) -> None:
+        from lanterne.store import Store
+
+        self.store = Store.open(self.cfg.store.url)
+        if self.cfg.mode is Mode.ALERTS:
+            from lanterne.anonymize.anonymizer import DefaultAnonymizer
+            from lanterne.evidence.writer import EvidenceWriter
+
+            self.writer = EvidenceWriter(
+                self.cfg.store.evidence_dir, DefaultAnonymizer(self.cfg.models_dir), self.store
+            )
+        for cam in self.cfg.cameras:
+            w = CameraWorker(cam, self)
+            self.workers[cam.id] = w
+            w.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for w in self.workers.values():
+            w.stop.set()
+        for w in self.workers.values():
+            if w.thread is not None:
+                w.thread.join(timeout=10)
+        if self.writer is not None:
+            self.writer.close()
+
+    def watchdog_once(self) -> None:
+        """Restart dead workers whose backoff has elapsed. Backoff doubles per restart of the same
+        camera (capped at 5 min) so a permanently broken camera does not spin."""
+        now = time.monotonic()
+        for w in self.workers.values():
+            if w.alive() or self._stop.is_set():
+                continue
+            if w.state.status == "finished" and not self.loop_files:
+                continue
+            wait = min(self.restart_backoff * (2 ** min(w.state.restarts, 8)), 300.0)
+            if now - w.state.started_at < wait:
+                continue
+            w.state.restarts += 1
+            log.warning("camera %s: restarting worker (restart %d)", w.camera.id, w.state.restarts)
+            w.start()
+
+    def run_forever(self, poll: float = 1.0) -> None:
+        self.start()
+        try:
+            while not self._stop.is_set():
+                self.watchdog_once()
+                self._stop.wait(poll)
+        finally:
+            self.stop()
+
+    # --- sinks, called from worker threads ----------------------------------------------
+    def on_event(self, e: Event, origin: datetime) -> None:
+        with self._lock:
+            w = self.workers.get(e.camera)
+            if w is not None and e.ongoing:
+                w.state.events += 1
+        if self.store is not None:
+            self.store.upsert_event(e, origin=origin, mode="alerts")
+        if self.writer is not None:
+            self.writer.on_event(e)
+
+    def on_counts(self, c: Counts, origin: datetime) -> None:
+        if self.store is not None:
+            self.store.add_counts(c, origin=origin)
+
+    def on_frame(self, frame: Frame, persons: tuple, vehicles: tuple) -> None:
+        if self.writer is not None:
+            self.writer.push(frame.camera_id, frame.pts, frame.image, persons, vehicles)

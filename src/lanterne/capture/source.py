@@ -176,7 +176,12 @@ class FileSource:
                     last_t = t
                     if period and t + 1e-6 < next_due:
                         continue
-                    next_due = (max(next_due, t - period) + period) if period else 0.0
+                    if period:
+                        # Keep a regular grid, but restart it after a hole in the stream so
+                        # that we do not then analyse a burst of frames to "catch up".
+                        next_due += period
+                        if t + 1e-6 >= next_due:
+                            next_due = t + period
                     self.stats.frames_selected += 1
                     image = vf.to_ndarray(format="bgr24")
                     yield Frame(camera_id=self.camera_id, pts=t_offset + t, image=image, index=idx)

@@ -46,7 +46,6 @@ class SourceInfo:
     fps: float | None
     duration: float | None
     codec: str
-    has_audio: bool
 
 
 def _open(uri: str) -> av.container.InputContainer:
@@ -103,7 +102,6 @@ def probe(uri: str) -> SourceInfo:
             fps=fps,
             duration=duration,
             codec=v.codec_context.name,
-            has_audio=bool(container.streams.audio),
         )
     finally:
         container.close()

@@ -1,0 +1,308 @@
+"""Reading and writing events, evidence records and zone counts.
+
+Many camera workers share one `Store` in one process. Every write is a single INSERT … ON CONFLICT
+statement in its own short transaction: on SQLite a lone write statement takes the write lock at
+once and waits out the busy timeout, whereas a read-then-write transaction can fail immediately
+with "database is locked" when another writer got in between. The same upserts keep the writes
+idempotent, so a worker that retries after a crash cannot duplicate an event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Select, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from lanterne.store.db import create_engine_for, describe_failure
+from lanterne.store.tables import (
+    EVENT_MODES,
+    EVIDENCE_KINDS,
+    Base,
+    EventRecord,
+    EvidenceRecord,
+    ZoneCountRecord,
+)
+from lanterne.types import Box, Counts, Event, EventType
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """An event as stored: wall-clock times for people, stream offsets for replay and evaluation."""
+
+    id: str
+    type: EventType
+    camera: str
+    zone: str
+    start: datetime
+    end: datetime
+    start_offset: float
+    end_offset: float
+    confidence: float
+    region: Box
+    object_class: str | None
+    ongoing: bool
+    model_hash: str
+    config_hash: str
+    mode: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceRow:
+    id: int
+    event_id: str
+    kind: str
+    path: str
+    """POSIX path relative to the evidence directory."""
+    sha256: str
+    bytes: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CountsRow:
+    camera: str
+    zone: str
+    bucket_start: datetime
+    bucket_seconds: float
+    max_people: int
+    mean_people: float
+    entries: Mapping[str, int]
+    samples: int
+
+
+def _aware(value: datetime, name: str) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware (e.g. datetime.now(UTC)), got a naive datetime")
+    return value.astimezone(UTC)
+
+
+class Store:
+    """The application's only door to the database.
+
+    >>> from lanterne.store.db import migrate
+    >>> store = Store.open("sqlite://")
+    >>> store.events()
+    []
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str, migrate_schema: bool = True) -> Store:
+        """Open the database at `url`, bringing its schema up to date first unless told not to."""
+        from lanterne.store.db import check_connection, migrate
+
+        engine = create_engine_for(url)
+        check_connection(engine)
+        if migrate_schema:
+            migrate(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        # IntegrityError is a programming error (unknown type, missing event for evidence) and
+        # propagates as is; only "the database cannot be used" becomes a user-facing StoreError.
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as exc:
+            raise describe_failure(self.engine, exc) from None
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise describe_failure(self.engine, exc) from None
+
+    # --- writes ---------------------------------------------------------------------------
+
+    def _upsert(
+        self, model: type[Base], values: Mapping[str, Any], keys: tuple[str, ...], update: tuple[str, ...]
+    ) -> None:
+        # One statement, one transaction: see the module docstring for why this matters on SQLite.
+        # Both dialects' `insert` share the ON CONFLICT API; the generic one has none.
+        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        stmt = insert(model).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={k: stmt.excluded[k] for k in update}
+        )
+        with self._tx() as conn:
+            conn.execute(stmt)
+
+    def upsert_event(self, event: Event, origin: datetime, mode: str) -> None:
+        """Insert the event, or update the moving parts (end, ongoing, confidence, region) of the
+        one already stored under the same id. `origin` is the wall-clock time of stream offset 0."""
+        if mode not in EVENT_MODES:
+            raise ValueError(f"mode must be one of {EVENT_MODES}, got {mode!r}")
+        origin = _aware(origin, "origin")
+        x0, y0, x1, y1 = (float(v) for v in event.region)
+        values: dict[str, Any] = {
+            "id": event.id,
+            "type": str(event.type),
+            "camera": event.camera,
+            "zone": event.zone,
+            "start_ts": origin + timedelta(seconds=event.start),
+            "end_ts": origin + timedelta(seconds=event.end),
+            "start_offset": float(event.start),
+            "end_offset": float(event.end),
+            "confidence": float(event.confidence),
+            "x0": x0,
+            "y0": y0,
+            "x1": x1,
+            "y1": y1,
+            "object_class": event.object_class,
+            "ongoing": bool(event.ongoing),
+            "model_hash": event.model_hash,
+            "config_hash": event.config_hash,
+            "mode": mode,
+            "created_at": datetime.now(UTC),
+        }
+        moving = ("end_ts", "end_offset", "ongoing", "confidence", "x0", "y0", "x1", "y1")
+        self._upsert(EventRecord, values, ("id",), moving)
+
+    def add_evidence(self, event_id: str, kind: str, path: str, sha256: str, size: int) -> None:
+        """Record an evidence file. Writing the same path again (a clip re-encoded after a restart)
+        updates its checksum and size instead of adding a second row."""
+        if kind not in EVIDENCE_KINDS:
+            raise ValueError(f"kind must be one of {EVIDENCE_KINDS}, got {kind!r}")
+        values = {
+            "event_id": event_id,
+            "kind": kind,
+            "path": path,
+            "sha256": sha256,
+            "bytes": int(size),
+            "created_at": datetime.now(UTC),
+        }
+        self._upsert(EvidenceRecord, values, ("event_id", "path"), ("kind", "sha256", "bytes"))
+
+    def add_counts(self, counts: Counts, origin: datetime) -> None:
+        """Store one statistics bucket. Writing the same camera, zone and bucket again replaces
+        it: the pipeline may flush a bucket early (on shutdown) and complete it after a restart."""
+        origin = _aware(origin, "origin")
+        values: dict[str, Any] = {
+            "camera": counts.camera,
+            "zone": counts.zone,
+            "bucket_start": origin + timedelta(seconds=counts.bucket_start),
+            "bucket_seconds": float(counts.bucket_seconds),
+            "max_people": int(counts.max_people),
+            "mean_people": float(counts.mean_people),
+            "entries": {str(k): int(v) for k, v in counts.entries.items()},
+            "samples": int(counts.samples),
+        }
+        replaced = ("bucket_seconds", "max_people", "mean_people", "entries", "samples")
+        self._upsert(ZoneCountRecord, values, ("camera", "zone", "bucket_start"), replaced)
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def events(
+        self,
+        camera: str | None = None,
+        type: EventType | str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        mode: str | None = None,
+    ) -> list[EventRow]:
+        """Events whose start lies in `[since, until)`, newest first."""
+        q: Select[Any] = select(*EventRecord.__table__.c)
+        if camera is not None:
+            q = q.where(EventRecord.camera == camera)
+        if type is not None:
+            q = q.where(EventRecord.type == str(type))
+        if since is not None:
+            q = q.where(EventRecord.start_ts >= _aware(since, "since"))
+        if until is not None:
+            q = q.where(EventRecord.start_ts < _aware(until, "until"))
+        if mode is not None:
+            q = q.where(EventRecord.mode == mode)
+        q = q.order_by(EventRecord.start_ts.desc(), EventRecord.id).limit(max(0, int(limit)))
+        with self._read() as conn:
+            return [_event_row(r) for r in conn.execute(q)]
+
+    def event(self, event_id: str) -> EventRow | None:
+        with self._read() as conn:
+            r = conn.execute(select(*EventRecord.__table__.c).where(EventRecord.id == event_id)).first()
+        return _event_row(r) if r is not None else None
+
+    def evidence_for(self, event_id: str) -> list[EvidenceRow]:
+        q = (
+            select(*EvidenceRecord.__table__.c)
+            .where(EvidenceRecord.event_id == event_id)
+            .order_by(EvidenceRecord.id)
+        )
+        with self._read() as conn:
+            return [
+                EvidenceRow(r.id, r.event_id, r.kind, r.path, r.sha256, r.bytes, r.created_at)
+                for r in conn.execute(q)
+            ]
+
+    def counts(
+        self,
+        camera: str | None = None,
+        zone: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 10_000,
+    ) -> list[CountsRow]:
+        """Statistics buckets whose start lies in `[since, until)`, oldest first (for charts)."""
+        q: Select[Any] = select(*ZoneCountRecord.__table__.c)
+        if camera is not None:
+            q = q.where(ZoneCountRecord.camera == camera)
+        if zone is not None:
+            q = q.where(ZoneCountRecord.zone == zone)
+        if since is not None:
+            q = q.where(ZoneCountRecord.bucket_start >= _aware(since, "since"))
+        if until is not None:
+            q = q.where(ZoneCountRecord.bucket_start < _aware(until, "until"))
+        q = q.order_by(ZoneCountRecord.bucket_start, ZoneCountRecord.camera, ZoneCountRecord.zone)
+        q = q.limit(max(0, int(limit)))
+        with self._read() as conn:
+            return [
+                CountsRow(
+                    r.camera,
+                    r.zone,
+                    r.bucket_start,
+                    r.bucket_seconds,
+                    r.max_people,
+                    r.mean_people,
+                    dict(r.entries),
+                    r.samples,
+                )
+                for r in conn.execute(q)
+            ]
+
+
+def _event_row(r: Any) -> EventRow:
+    return EventRow(
+        id=r.id,
+        type=EventType(r.type),
+        camera=r.camera,
+        zone=r.zone,
+        start=r.start_ts,
+        end=r.end_ts,
+        start_offset=r.start_offset,
+        end_offset=r.end_offset,
+        confidence=r.confidence,
+        region=(r.x0, r.y0, r.x1, r.y1),
+        object_class=r.object_class,
+        ongoing=bool(r.ongoing),
+        model_hash=r.model_hash,
+        config_hash=r.config_hash,
+        mode=r.mode,
+        created_at=r.created_at,
+    )

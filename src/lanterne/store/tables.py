@@ -1,0 +1,139 @@
+"""The database schema as typed SQLAlchemy models.
+
+What is stored is a *situation* (type, place, time, region of the image) and where its anonymised
+evidence lies, never who was there: no column can hold a name, a face, an embedding, an attribute or
+a track id. `tests/test_store.py` scans the schema for such columns, so adding one fails the build.
+
+The models are the reference for `alembic check`; the migrations under `migrations/versions/` are
+written out by hand and never import this module, because a migration must keep producing the
+schema of its day after the models move on.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from lanterne.types import EventType
+
+EVENT_TYPES: tuple[str, ...] = tuple(str(t) for t in EventType)
+EVENT_MODES: tuple[str, ...] = ("alerts", "evaluation")
+"""`alerts`: raised live for operators; `evaluation`: produced while replaying a recorded clip to
+measure the rules, kept apart so that a test run never pollutes the operators' list."""
+EVIDENCE_KINDS: tuple[str, ...] = ("snapshot", "clip")
+
+
+def _in_list(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always UTC and always timezone-aware in Python.
+
+    SQLite has no timezone type and hands back naive values; PostgreSQL converts to the session's
+    zone. Normalising here means callers compare and subtract datetimes without surprises, and a
+    naive datetime (whose zone nobody knows) is refused at write time instead of stored wrongly.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass a timezone-aware value (e.g. datetime.now(UTC))")
+        value = value.astimezone(UTC)
+        # SQLite stores the text as given; dropping the (always UTC) offset keeps sorting and
+        # range comparisons textual-safe across rows.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class EventRecord(Base):
+    __tablename__ = "events"
+    __table_args__ = (
+        CheckConstraint(_in_list("type", EVENT_TYPES), name="ck_events_type"),
+        CheckConstraint(_in_list("mode", EVENT_MODES), name="ck_events_mode"),
+        CheckConstraint("end_offset >= start_offset", name="ck_events_order"),
+        Index("ix_events_camera_start", "camera", "start_ts"),
+        Index("ix_events_type_start", "type", "start_ts"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    type: Mapped[str] = mapped_column(String(32))
+    camera: Mapped[str] = mapped_column(String(64))
+    zone: Mapped[str] = mapped_column(String(64))
+    start_ts: Mapped[datetime] = mapped_column(UtcDateTime)
+    end_ts: Mapped[datetime] = mapped_column(UtcDateTime)
+    start_offset: Mapped[float] = mapped_column(Float)
+    """Seconds from the stream start: what ties the event to a recorded clip's ground truth."""
+    end_offset: Mapped[float] = mapped_column(Float)
+    confidence: Mapped[float] = mapped_column(Float)
+    x0: Mapped[float] = mapped_column(Float)
+    y0: Mapped[float] = mapped_column(Float)
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
+    object_class: Mapped[str | None] = mapped_column(String(32))
+    ongoing: Mapped[bool] = mapped_column()
+    model_hash: Mapped[str] = mapped_column(String(64), default="")
+    config_hash: Mapped[str] = mapped_column(String(64), default="")
+    mode: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class EvidenceRecord(Base):
+    __tablename__ = "evidence"
+    __table_args__ = (
+        CheckConstraint(_in_list("kind", EVIDENCE_KINDS), name="ck_evidence_kind"),
+        UniqueConstraint("event_id", "path", name="uq_evidence_event_path"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # ON DELETE CASCADE: retention deletes events and their evidence rows go with them (the files
+    # themselves are the retention job's to delete, the database cannot reach the disk).
+    event_id: Mapped[str] = mapped_column(String(64), ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(String(512))
+    """POSIX path relative to the evidence directory, so the directory can move."""
+    sha256: Mapped[str] = mapped_column(String(64))
+    bytes: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ZoneCountRecord(Base):
+    __tablename__ = "zone_counts"
+    __table_args__ = (UniqueConstraint("camera", "zone", "bucket_start", name="uq_zone_counts_bucket"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    camera: Mapped[str] = mapped_column(String(64))
+    zone: Mapped[str] = mapped_column(String(64))
+    bucket_start: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    bucket_seconds: Mapped[float] = mapped_column(Float)
+    max_people: Mapped[int] = mapped_column(Integer)
+    mean_people: Mapped[float] = mapped_column(Float)
+    entries: Mapped[dict[str, int]] = mapped_column(JSON)
+    """Objects of each class that entered the zone during the bucket, e.g. `{"person": 12}`."""
+    samples: Mapped[int] = mapped_column(Integer)

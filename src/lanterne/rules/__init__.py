@@ -1,1 +1,46 @@
-"""Event rules, one module per event type of décret 2023-828 art. 3."""
+"""Event rules, one module per event type of décret 2023-828 art. 3.
+
+`RULES` is the registry the pipeline drives: one `RuleSpec` per type, every type but `weapon`,
+which has no model to rest on and is refused (see `lanterne.rules.weapon`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lanterne.errors import ConfigError
+from lanterne.rules import (
+    abandoned_object,
+    crowd_density,
+    crowd_movement,
+    person_down,
+    weapon,
+    wrong_way,
+    zone_intrusion,
+)
+from lanterne.rules.base import RuleSpec
+from lanterne.types import EventType
+
+RULES: dict[EventType, RuleSpec[Any, Any]] = {
+    m.SPEC.type: m.SPEC
+    for m in (
+        zone_intrusion,
+        wrong_way,
+        crowd_density,
+        crowd_movement,
+        abandoned_object,
+        person_down,
+    )
+}
+
+
+def rule_for(t: EventType) -> RuleSpec[Any, Any]:
+    """The rule of one event type; a weapon rule is refused with the configuration's message."""
+    if t is EventType.WEAPON:
+        weapon.refuse()
+    try:
+        return RULES[t]
+    except KeyError:
+        raise ConfigError(
+            f"{t}: this event type has no rule installed; remove it from the zone's events"
+        ) from None

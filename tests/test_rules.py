@@ -8,13 +8,17 @@ import dataclasses
 import itertools
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import BaseModel, ValidationError
 
+from lanterne.config.loader import parse_config
 from lanterne.config.schema import (
     AbandonedObjectParams,
     CrowdDensityParams,
@@ -525,3 +529,25 @@ def test_weapon_is_refused_with_the_validator_message() -> None:
     assert str(refused.value) == weapon.MESSAGE
     assert invalid.value.errors()[0]["ctx"]["error"].args[0] == weapon.MESSAGE
     assert not hasattr(weapon, "SPEC")
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "events"
+
+
+@pytest.mark.parametrize(
+    "etype", [t for t in EventType if t not in (EventType.CROWD_MOVEMENT, EventType.FIRE)]
+)
+def test_doc_example_is_a_valid_zone(etype: EventType) -> None:
+    """The worked example of each event page loads as written; the weapon one is refused."""
+    text = (DOCS / f"{etype}.md").read_text()
+    block = re.search(r"```yaml\n(.*?)```", text, re.S)
+    assert block is not None
+    camera = {"id": "c", "source": "clip.mp4", "location": {"lat": 45.0, "lon": 4.0}}
+    data = {"mode": "alerts", "cameras": [{**camera, **yaml.safe_load(block.group(1))}]}
+    if etype is EventType.WEAPON:
+        with pytest.raises(ConfigError, match="no validated weapon-detection model"):
+            parse_config(data)
+        assert weapon.MESSAGE in " ".join(text.split())
+        return
+    zone = parse_config(data).cameras[0].zones[0]
+    assert list(zone.events.enabled()) == [etype]

@@ -86,7 +86,6 @@ def _aware(value: datetime, name: str) -> datetime:
 class Store:
     """The application's only door to the database.
 
-    >>> from lanterne.store.db import migrate
     >>> store = Store.open("sqlite://")
     >>> store.events()
     []

@@ -58,8 +58,8 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             raise ValueError("naive datetime: pass a timezone-aware value (e.g. datetime.now(UTC))")
         value = value.astimezone(UTC)
-        # SQLite stores the text as given; dropping the (always UTC) offset keeps sorting and
-        # range comparisons textual-safe across rows.
+        # SQLite stores timestamps as text and compares them as text: every row must be written
+        # in the same zone without an offset suffix for `since`/`until` filters to be right.
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:

@@ -62,6 +62,12 @@ def test_first_frame_runs_full(clip: list[np.ndarray]) -> None:
     assert r == MotionResult(0.0, (), True, True)
 
 
+def test_time_going_backwards_restarts_the_gate(clip: list[np.ndarray]) -> None:
+    gate = MotionGate(MotionSettings(refresh_seconds=5.0), SIZE)
+    assert run_times(gate, clip[0], [100.0, 101.0, 102.0]) == [100.0]
+    assert run_times(gate, clip[0], [0.0, 1.0, 5.0]) == [0.0, 5.0]
+
+
 def test_disabled_gate_always_runs_full(clip: list[np.ndarray]) -> None:
     gate = MotionGate(MotionSettings(enabled=False), SIZE)
     results = [gate.update(clip[0], k * 0.2) for k in range(10)]

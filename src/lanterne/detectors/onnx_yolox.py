@@ -224,7 +224,7 @@ class YoloxOnnxDetector:
                 np.zeros(0, np.int64),
             )
         raw = _Raw(*(np.concatenate([getattr(p, f) for p in parts]) for f in _Raw.__slots__))
-        if len(parts) == 1:
+        if len(parts) == 1 or len(raw.score) == 0:
             return raw
         return self._merge_across_crops(raw)
 

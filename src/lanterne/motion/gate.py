@@ -138,7 +138,11 @@ class MotionGate:
         if not self.settings.enabled:
             return self._full(t, 0.0)
         grey = self._grey(image)
-        dt = 0.0 if self._last_t is None else max(t - self._last_t, 0.0)
+        if self._last_t is not None and t < self._last_t:
+            # Time went backwards: the source restarted (a file looped, an RTSP reconnect that
+            # reset its clock). Start over rather than wait for the old clock to be caught up.
+            self._background = None
+        dt = 0.0 if self._last_t is None else t - self._last_t
         self._last_t = t
         if self._background is None:
             self._background = grey.astype(np.float32)

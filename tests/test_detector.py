@@ -239,3 +239,15 @@ def test_an_object_split_across_two_regions_is_reported_once(detector: YoloxOnnx
     near = gated[iou(big[None], gated)[0] > 0.2]
     assert len(near) == 1
     assert iou(big[None], near)[0, 0] > 0.8, "the whole box wins over the cut one"
+
+
+@pytest.mark.parametrize(
+    "regions",
+    [[], [(0, 0, 200, 200)], [(0, 0, 200, 200), (300, 300, 500, 500)]],
+)
+def test_regions_over_an_empty_picture_give_no_detections(
+    detector: YoloxOnnxDetector, regions: list[tuple[int, int, int, int]]
+) -> None:
+    d = detector.detect(np.full((576, 768, 3), 114, np.uint8), regions)
+    assert d.xyxy.shape == (0, 4)
+    assert len(d.data["class_name"]) == 0

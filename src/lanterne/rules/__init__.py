@@ -13,6 +13,7 @@ from lanterne.rules import (
     abandoned_object,
     crowd_density,
     crowd_movement,
+    fire,
     person_down,
     weapon,
     wrong_way,
@@ -30,6 +31,7 @@ RULES: dict[EventType, RuleSpec[Any, Any]] = {
         crowd_movement,
         abandoned_object,
         person_down,
+        fire,
     )
 }
 

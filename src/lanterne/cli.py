@@ -73,7 +73,7 @@ def analyze(
     _logging(verbose)
     cfg = load_config(config)
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
+        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:.0f} s"),
         TimeRemainingColumn(), console=console, transient=True,
     ) as bar:  # fmt: skip
         task = bar.add_task(video.name, total=None)

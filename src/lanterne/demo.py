@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-LAWN = [[0.0, 0.44], [0.45, 0.5], [0.75, 0.72], [1.0, 0.84], [1.0, 1.0], [0.0, 1.0]]
+LAWN = [[0.0, 0.46], [0.39, 0.55], [0.57, 0.66], [0.78, 0.78], [1.0, 0.91], [1.0, 1.0], [0.0, 1.0]]
 CROSSROADS = [
     [0.0, 0.3],
     [0.55, 0.26],
@@ -32,7 +32,7 @@ DEMO_CONFIG: dict[str, Any] = {
                 {
                     "id": "lawn",
                     "polygon": LAWN,
-                    "events": {"zone_intrusion": {"classes": ["person"], "min_seconds": 1}},
+                    "events": {"zone_intrusion": {"classes": ["person"], "min_seconds": 2}},
                 },
                 {
                     "id": "crossroads",

@@ -162,7 +162,7 @@ class AbandonedObjectParams(Strict):
         gt=0,
         le=20,
         title="Owner distance",
-        description="A person closer than this many object-heights (centre to centre) counts as attending the object.",
+        description="A person whose box comes within this many object-heights of the object's centre counts as attending it.",
     )
     max_drift: float = Field(
         0.02,

@@ -60,6 +60,10 @@ def default_codec() -> str:
     return "libx264" if "libx264" in av.codecs_available else "mpeg4"
 
 
+ANON_CACHE_FRAMES = 48
+"""Anonymised frames kept for reuse by overlapping clips: about 10 s at 5 fps, 64 MiB at 768x576."""
+
+
 @dataclass(frozen=True, slots=True)
 class EvidenceFile:
     event_id: str
@@ -153,6 +157,7 @@ class EvidenceWriter:
         self._cameras: dict[str, _Camera] = {}
         self._lock = threading.Lock()
         self._anonymizer_lock = threading.Lock()
+        self._anon_cache: OrderedDict[int, tuple[_Buffered, np.ndarray]] = OrderedDict()
 
     # --- public API ---------------------------------------------------------------------------
 
@@ -257,7 +262,16 @@ class EvidenceWriter:
         # One writer serves every camera thread, and the default anonymiser's OpenCV detectors are
         # not thread-safe; anonymisation only runs during events, so serialising it costs little.
         with self._anonymizer_lock:
+            # Overlapping events (two people walking the wrong way together) share frames: the
+            # anonymised copy is kept for a few frames so it is computed once, not once per clip.
+            hit = self._anon_cache.get(id(frame))
+            if hit is not None and hit[0] is frame:
+                self._anon_cache.move_to_end(id(frame))
+                return hit[1]
             out = self._anonymizer.anonymize(frame.image, frame.person_boxes, frame.vehicle_boxes)
+            self._anon_cache[id(frame)] = (frame, out)
+            while len(self._anon_cache) > ANON_CACHE_FRAMES:
+                self._anon_cache.popitem(last=False)
         if out is frame.image or out.shape != frame.image.shape:
             # An anonymiser that edits in place would also alter the buffered frame other clips
             # read; one that changes the shape is broken. Neither may reach the disk silently.

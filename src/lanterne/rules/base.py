@@ -68,9 +68,10 @@ class Pending:
     emitted: bool = False
 
 
-GRACE_SECONDS = 1.0
-"""How long a condition may disappear before its event is closed. One second hides a missed
-detection or two at 5 fps without merging two separate situations."""
+GRACE_SECONDS = 1.6
+"""How long a condition may disappear before its event is closed. It hides one missed detection
+next to one dropped frame even at 2 fps (1.5 s without the condition), without merging two
+separate situations."""
 
 
 def event_id(camera: str, zone: str, type_: EventType, key: str, start: float) -> str:

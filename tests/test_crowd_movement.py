@@ -3,17 +3,20 @@ chain (optical flow + rule)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+import yaml
 
+from lanterne.config.loader import parse_config
 from lanterne.config.schema import CrowdMovementParams
 from lanterne.motion.flow import FlowEstimator
 from lanterne.rules import crowd_movement as cm
 from lanterne.rules.base import ZoneRef
-from lanterne.types import Event, MotionField, Observation
+from lanterne.types import Event, EventType, MotionField, Observation
 
 VTEST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "video" / "vtest.avi"
 WHOLE = ZoneRef("cam", "all", ((0, 0), (1, 0), (1, 1), (0, 1)))
@@ -159,3 +162,14 @@ def test_time_compressed_pets09_is_a_rush(every: int) -> None:
     events = run_clip(vtest_frames(every * 100, every), 0.1)
     assert events, "no crowd_movement event on a 4-6x accelerated crowd"
     assert events[0].start < 6.0
+
+
+def test_doc_example_is_a_valid_zone() -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "events" / "crowd_movement.md").read_text()
+    block = re.search(r"```yaml\n(.*?)```", text, re.S)
+    assert block is not None
+    camera = {"id": "c", "source": "clip.mp4", "location": {"lat": 45.0, "lon": 4.0}}
+    config = parse_config({"mode": "alerts", "cameras": [{**camera, **yaml.safe_load(block.group(1))}]})
+    zone = config.cameras[0].zones[0]
+    assert list(zone.events.enabled()) == [EventType.CROWD_MOVEMENT]
+    assert tuple(map(tuple, zone.polygon)) == WALKWAY.polygon  # the zone the PETS09 tests use

@@ -218,7 +218,7 @@ class FireParams(Strict):
     experimental: Literal[True] = Field(
         ...,
         title="Experimental acknowledged",
-        description="Must be `true`: there is no trained fire model; the classical colour-and-flicker method and its measured false alarms are in docs/events.md.",
+        description="Must be `true`: there is no trained fire model; the classical colour-and-flicker method and its measured false alarms are in docs/events/fire.md.",
     )
 
 

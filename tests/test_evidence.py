@@ -169,7 +169,9 @@ def test_every_written_picture_went_through_the_anonymizer(tmp_path: Path) -> No
     snap, clip = (next(f for f in files if f.kind == k) for k in ("snapshot", "clip"))
     _, frames = decode(clip.path)
     assert len(frames) == 16  # 1 s .. 4 s at 5 fps
-    assert spy.calls == 1 + len(frames)  # the snapshot, then each clip frame exactly once
+    # The snapshot, then each clip frame once; the snapshot's frame is reused from the cache of
+    # anonymised frames when it is also in the clip.
+    assert len(frames) <= spy.calls <= 1 + len(frames)
     raw = frame(0)
     assert sharpness(raw, HEAD) > 50  # the checkerboard is there to be hidden
     pictures = [cv2.imread(str(snap.path)), *frames]

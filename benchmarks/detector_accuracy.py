@@ -26,7 +26,6 @@ import supervision as sv
 from lanterne.config.schema import DetectorSettings, MotionSettings
 from lanterne.detectors import create_detector
 from lanterne.detectors.base import Detector, PixelBox
-from lanterne.motion import gate as gate_module
 from lanterne.motion.gate import MotionGate
 
 VIDEO = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "video"
@@ -166,15 +165,14 @@ def main() -> None:
     parser.add_argument("--clips", default="vtest,tud,intel")
     parser.add_argument("--modes", default="full,gated,motion-only")
     parser.add_argument(
-        "--max-regions", type=int, default=gate_module.MAX_REGIONS, help="override the gate's MAX_REGIONS"
+        "--max-regions", type=int, default=MotionSettings().max_regions, help="motion.max_regions"
     )
     args = parser.parse_args()
-    gate_module.MAX_REGIONS = args.max_regions
     detector = create_detector(DetectorSettings(threads=args.threads), None)
-    motion = MotionSettings()
+    motion = MotionSettings(max_regions=args.max_regions)
     print(
         f"YOLOX-Nano 416, onnxruntime CPU, {args.threads} thread(s); motion {motion}; "
-        f"max regions {gate_module.MAX_REGIONS}"
+        f"max regions {motion.max_regions}"
     )
     header = (
         "| clip | mode | frames | TP | FP | FN | precision | recall | detector calls | network passes "

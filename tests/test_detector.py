@@ -116,7 +116,7 @@ def test_region_mode_finds_the_walkers_the_full_frame_finds(detector: YoloxOnnxD
     ground-truth walker that the full frame finds and that lies inside a region is found in
     region mode too."""
     gt = ground_truth(VTEST_GT)
-    gate = MotionGate(MotionSettings(), (768, 576))
+    gate = MotionGate(MotionSettings(max_regions=4), (768, 576))
     checked = found = 0
     region_frames = 0
     for i, image in frames(VTEST, set(range(0, 40))):

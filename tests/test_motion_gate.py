@@ -79,7 +79,7 @@ def test_regions_contain_the_moving_people(
 ) -> None:
     """Every annotated person who moved since the previous frame lies (mostly) inside a region,
     or the gate chose a full frame."""
-    gate = MotionGate(MotionSettings(), SIZE)
+    gate = MotionGate(MotionSettings(max_regions=4), SIZE)
     region_frames = checked = 0
     for i, image in enumerate(clip):
         r = gate.update(image, i / 10)
@@ -103,7 +103,7 @@ def test_regions_contain_the_moving_people(
 
 
 def test_regions_are_disjoint_padded_and_not_too_small(clip: list[np.ndarray]) -> None:
-    gate = MotionGate(MotionSettings(), SIZE)
+    gate = MotionGate(MotionSettings(max_regions=4), SIZE)
     gate.update(clip[0], 0.0)
     keep = [(300, 200, 330, 260)]
     r = gate.update(clip[0], 0.5, keep=keep)
@@ -127,7 +127,7 @@ def test_regions_are_disjoint_padded_and_not_too_small(clip: list[np.ndarray]) -
 def test_many_or_large_regions_fall_back_to_full_frame(
     clip: list[np.ndarray], keep: list[tuple[int, int, int, int]], full: bool
 ) -> None:
-    gate = MotionGate(MotionSettings(), SIZE)
+    gate = MotionGate(MotionSettings(max_regions=4), SIZE)
     gate.update(clip[0], 0.0)
     r = gate.update(clip[0], 0.2, keep=keep)
     assert r.run_detector
@@ -136,7 +136,7 @@ def test_many_or_large_regions_fall_back_to_full_frame(
 
 
 def test_lighting_jump_recalibrates_and_runs_full(clip: list[np.ndarray]) -> None:
-    gate = MotionGate(MotionSettings(), SIZE)
+    gate = MotionGate(MotionSettings(max_regions=4), SIZE)
     for k in range(3):
         gate.update(clip[0], k * 0.2)
     dark = (clip[0] * 0.35).astype(np.uint8)
@@ -155,7 +155,7 @@ def test_merge_boxes_leaves_disjoint_boxes() -> None:
 
 
 def test_a_static_frame_costs_far_less_than_a_detector_call(clip: list[np.ndarray]) -> None:
-    gate = MotionGate(MotionSettings(), SIZE)
+    gate = MotionGate(MotionSettings(max_regions=4), SIZE)
     gate.update(clip[0], 0.0)
     detector = create_detector(DetectorSettings(), None)
     detector.detect(clip[0])  # warm-up

@@ -427,6 +427,13 @@ class MotionSettings(Strict):
         title="Refresh (s)",
         description="The detector runs at least this often even on a static scene, so that still objects stay tracked.",
     )
+    max_regions: int = Field(
+        1,
+        ge=0,
+        le=16,
+        title="Maximum regions",
+        description="Each motion region is one detector call at full network size, so past this many the whole frame is examined once instead. 1 is cheapest on a CPU; 2-4 zoom better on small, distant objects at a higher cost; 0 always examines the whole frame.",
+    )
 
 
 class StoreSettings(Strict):

@@ -33,8 +33,6 @@ case, so we choose a short memory (Frigate's 0.01 per frame at 5 fps is 20 s).""
 RECALIBRATE_SHARE = 0.8
 """More changed than this is a lighting switch, an IR mode change or a camera knock, not
 movers: the background is reset to the current picture and the frame runs full."""
-MAX_REGIONS = 4
-"""Each region is one detector call: past a few, one full-frame call is cheaper."""
 MAX_COVERAGE = 0.5
 """Regions covering more of the frame than this gain no zoom worth their extra calls."""
 MIN_REGION = 160
@@ -185,7 +183,7 @@ class MotionGate:
         # Coverage of the square crops the detector will examine, not of the regions: a wide
         # strip of walkers becomes a near-full-frame square with no zoom left to gain.
         covered = sum(self._square_area(r) for r in regions) / (self.width * self.height)
-        if len(regions) > MAX_REGIONS or covered > MAX_COVERAGE:
+        if len(regions) > self.settings.max_regions or covered > MAX_COVERAGE:
             return self._full(t, share)
         return MotionResult(share, tuple(regions), True, False)
 

@@ -16,14 +16,14 @@ from typing import Any
 import numpy as np
 import supervision as sv
 
-from lanterne.config.schema import VEHICLE_CLASSES, Camera, Config, Mode
+from lanterne.config.schema import COCO_CLASSES, VEHICLE_CLASSES, Camera, Config, Mode
 from lanterne.detectors.base import Detector, PixelBox
 from lanterne.motion.gate import MotionGate
 from lanterne.pipeline.statistics import ZoneCounter
 from lanterne.rules import RULES
 from lanterne.rules.base import RuleSpec, ZoneRef
 from lanterne.tracking.tracker import Tracker
-from lanterne.types import Counts, Event, EventType, Frame, MotionField, Observation
+from lanterne.types import Counts, Event, EventType, Frame, MotionField, Observation, TrackedObject
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,31 @@ class _ActiveRule:
     params: Any
     zone: ZoneRef
     state: Any
+
+
+MOVING_SECONDS = 3.0
+"""An object that has not moved for this long stops holding a detector region open."""
+STILL_DRIFT = 0.01
+"""Centre movement (frame fractions, |dx| + |dy|) below which an object counts as still."""
+
+
+def _px(box: tuple[float, float, float, float], size: tuple[int, int]) -> PixelBox:
+    w, h = size
+    return int(box[0] * w), int(box[1] * h), int(box[2] * w), int(box[3] * h)
+
+
+def _inside(point: tuple[float, float], region: PixelBox, size: tuple[int, int]) -> bool:
+    x, y = point[0] * size[0], point[1] * size[1]
+    return region[0] <= x <= region[2] and region[1] <= y <= region[3]
+
+
+def _as_detections(objects: list[TrackedObject], size: tuple[int, int]) -> sv.Detections:
+    return sv.Detections(
+        xyxy=np.array([_px(o.box, size) for o in objects], dtype=np.float32).reshape(-1, 4),
+        confidence=np.array([o.confidence for o in objects], dtype=np.float32),
+        class_id=np.array([COCO_CLASSES.index(o.label) for o in objects], dtype=int),
+        data={"class_name": np.array([o.label for o in objects], dtype=object)},
+    )
 
 
 EventSink = Callable[[Event], None]
@@ -102,6 +127,8 @@ class CameraAnalyser:
         self.needs_objects = "objects" in needs or bool(self.counters) or self.on_frame is not None
         self._last_t = 0.0
         self._open_ids: dict[str, float] = {}
+        self._anchors: dict[int, tuple[float, float]] = {}
+        self._moved_at: dict[int, float] = {}
 
     def _activation_threshold(self) -> float:
         d = self.cfg.detector
@@ -114,7 +141,7 @@ class CameraAnalyser:
         self._last_t = t
         self.stats.frames_analysed += 1
         size = frame.size
-        objects: tuple = ()
+        objects: tuple[TrackedObject, ...] = ()
         person_px: tuple[PixelBox, ...] = ()
         vehicle_px: tuple[PixelBox, ...] = ()
         if self.needs_objects:
@@ -167,22 +194,21 @@ class CameraAnalyser:
         self._open_ids[e.id] = e.start
         return True
 
-    def _objects(self, frame: Frame) -> tuple:
-        ms = self.cfg.motion
+    def _objects(self, frame: Frame) -> tuple[TrackedObject, ...]:
         if self._gate is None:
-            self._gate = MotionGate(ms, frame.size)
+            self._gate = MotionGate(self.cfg.motion, frame.size)
+        t = frame.pts
+        last = self.tracker.coast(t)
+        self._note_movement(last, t)
+        # Only objects that moved lately keep a detector region open: a parked van would
+        # otherwise cost a detector run on every frame of a static scene. Still objects are
+        # carried over (below) and re-checked by the full-frame refresh.
         keep = tuple(
-            (
-                int(o.box[0] * frame.size[0]),
-                int(o.box[1] * frame.size[1]),
-                int(o.box[2] * frame.size[0]),
-                int(o.box[3] * frame.size[1]),
-            )
-            for o in self.tracker.coast(frame.pts)
+            _px(o.box, frame.size) for o in last if t - self._moved_at.get(o.track_id, t) < MOVING_SECONDS
         )
-        gate = self._gate.update(frame.image, frame.pts, keep)
+        gate = self._gate.update(frame.image, t, keep)
         if not gate.run_detector:
-            return self.tracker.coast(frame.pts)
+            return last
         started = time.process_time()
         regions = None if gate.full_frame else list(gate.regions)
         dets: sv.Detections = self.detector.detect(frame.image, regions)
@@ -190,7 +216,25 @@ class CameraAnalyser:
         self.stats.detector_runs += 1
         if regions is not None:
             self.stats.detector_region_runs += 1
-        return self.tracker.update(dets, frame.pts, frame.size)
+            # As Frigate does: objects outside every examined region did not change, so their
+            # last boxes stand in for a detection and keep their track (and its timers) alive.
+            carried = [o for o in last if not any(_inside(o.centre, r, frame.size) for r in regions)]
+            if carried:
+                dets = sv.Detections.merge([dets, _as_detections(carried, frame.size)])
+        return self.tracker.update(dets, t, frame.size)
+
+    def _note_movement(self, objects: tuple[TrackedObject, ...], t: float) -> None:
+        seen = set()
+        for o in objects:
+            seen.add(o.track_id)
+            anchor = self._anchors.get(o.track_id)
+            cx, cy = o.centre
+            if anchor is None or abs(cx - anchor[0]) + abs(cy - anchor[1]) > STILL_DRIFT:
+                self._anchors[o.track_id] = (cx, cy)
+                self._moved_at[o.track_id] = t
+        for tid in [k for k in self._anchors if k not in seen]:
+            del self._anchors[tid]
+            self._moved_at.pop(tid, None)
 
     def _emit(self, e: Event) -> Event:
         e = replace(e, model_hash=self.detector.model_sha256, config_hash=self.config_hash)

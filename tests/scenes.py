@@ -150,8 +150,8 @@ def _tud_truth() -> dict[int, dict[int, PixelBox]]:
             out.setdefault(o.track_id, {})[f] = (
                 int(b[0] * 640),
                 int(b[1] * 480),
-                int(math.ceil(b[2] * 640)),
-                int(math.ceil(b[3] * 480)),
+                math.ceil(b[2] * 640),
+                math.ceil(b[3] * 480),
             )
     return out
 
@@ -231,7 +231,7 @@ def transform(s: Sprite, height: float, squash: float = 1.0, angle: float = 0.0)
     alpha = cv2.resize(s.alpha, (nw, nh), interpolation=cv2.INTER_LINEAR)
     if abs(angle) < 1e-3:
         return Sprite(img, alpha)
-    side = int(math.ceil(math.hypot(nw, nh))) + 2
+    side = math.ceil(math.hypot(nw, nh)) + 2
     m = cv2.getRotationMatrix2D((nw / 2, nh / 2), -angle, 1.0)
     m[0, 2] += (side - nw) / 2
     m[1, 2] += (side - nh) / 2
@@ -286,7 +286,7 @@ Script = Callable[[float], list[Placement]]
 
 def render(path: Path, bg: np.ndarray, script: Script, duration: float, fps: int = FPS) -> None:
     frames = []
-    for i in range(int(round(duration * fps))):
+    for i in range(round(duration * fps)):
         canvas = bg.copy()
         for p in script(i / fps):
             paste(canvas, p)

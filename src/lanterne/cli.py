@@ -28,8 +28,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Check the configuration and generate its reference.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-console = Console(stderr=True)
-out = Console()
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

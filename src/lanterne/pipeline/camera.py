@@ -128,6 +128,7 @@ class CameraAnalyser:
         self._last_t = 0.0
         self._open_ids: dict[str, float] = {}
         self._anchors: dict[int, tuple[float, float]] = {}
+        self._static = False
         self._moved_at: dict[int, float] = {}
 
     def _activation_threshold(self) -> float:
@@ -162,13 +163,16 @@ class CameraAnalyser:
             return []
         motion: MotionField | None = None
         fire: np.ndarray | None = None
-        if self.needs_motion:
+        # Flow and flame cues cost ~10 ms a frame; on a frame where the motion gate saw no change
+        # there is no crowd movement and no flicker to find, so a static scene skips them too.
+        static = self._static
+        if self.needs_motion and not static:
             if self._flow is None:
                 from lanterne.motion.flow import FlowEstimator
 
                 self._flow = FlowEstimator()
             motion = self._flow.update(frame.image, t)
-        if self.needs_fire:
+        if self.needs_fire and not static:
             if self._fire is None:
                 from lanterne.detectors.fire_classic import FireEstimator
 
@@ -207,6 +211,7 @@ class CameraAnalyser:
             _px(o.box, frame.size) for o in last if t - self._moved_at.get(o.track_id, t) < MOVING_SECONDS
         )
         gate = self._gate.update(frame.image, t, keep)
+        self._static = self.cfg.motion.enabled and gate.changed_share < self.cfg.motion.min_area
         if not gate.run_detector:
             return last
         started = time.process_time()

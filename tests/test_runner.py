@@ -1,0 +1,80 @@
+"""`lanterne run`: cameras run side by side into the store; a dead stream or a crashing worker
+does not stop the others, and a crashed worker is restarted on its own."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from lanterne.config import parse_config
+from lanterne.demo import CROSSROADS
+from lanterne.pipeline import camera as camera_mod
+from lanterne.pipeline.runner import Runner
+from lanterne.store import Store
+from test_cli import VIDEO, excerpt
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return excerpt(VIDEO / "vtest.avi", tmp_path_factory.mktemp("clip") / "vtest-8s.mp4", 8)
+
+
+def config(tmp: Path, clip: Path) -> dict:
+    zone = {
+        "id": "crossroads",
+        "polygon": CROSSROADS,
+        "events": {"wrong_way": {"direction": [1, 0], "min_seconds": 1}},
+    }
+    cam = {"source": str(clip), "location": {"lat": 51.44, "lon": -0.94}, "fps": 5, "zones": [zone]}
+    return {
+        "mode": "alerts",
+        "store": {"url": f"sqlite:///{tmp / 'run.db'}", "evidence_dir": str(tmp / "evidence")},
+        "cameras": [
+            {**cam, "id": "good"},
+            {**cam, "id": "crashy"},
+            {**cam, "id": "dead", "source": "rtsp://127.0.0.1:9/stream"},
+        ],
+    }
+
+
+def test_one_camera_failing_does_not_stop_the_others(
+    tmp_path: Path, clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crashes = {"left": 1}
+    real_process = camera_mod.CameraAnalyser.process
+
+    def flaky(self: camera_mod.CameraAnalyser, frame: object) -> list:
+        if self.camera.id == "crashy" and crashes["left"] > 0:
+            crashes["left"] -= 1
+            raise RuntimeError("simulated worker bug")
+        return real_process(self, frame)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(camera_mod.CameraAnalyser, "process", flaky)
+    cfg = parse_config(config(tmp_path, clip))
+    runner = Runner(cfg, restart_backoff=0.2)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            runner.watchdog_once()
+            states = {k: w.state for k, w in runner.workers.items()}
+            if states["good"].status == "finished" and states["crashy"].status == "finished":
+                break
+            time.sleep(0.2)
+        states = {k: w.state for k, w in runner.workers.items()}
+        assert states["good"].status == "finished" and states["good"].restarts == 0
+        assert states["crashy"].status == "finished" and states["crashy"].restarts == 1
+        assert states["dead"].status == "running", "a dead stream keeps reconnecting in its own worker"
+        assert runner.workers["dead"].alive()
+    finally:
+        runner.stop()
+    assert not any(w.alive() for w in runner.workers.values()), "stop() ends every worker"
+    store = Store.open(cfg.store.url)
+    good = store.events(camera="good")
+    assert good and all(e.mode == "alerts" for e in good)
+    assert store.events(camera="crashy"), "the restarted worker analysed its camera"
+    assert not store.events(camera="dead")
+    snaps = list((tmp_path / "evidence" / "good").rglob("*-snapshot.jpg"))
+    assert len(snaps) == len(good)

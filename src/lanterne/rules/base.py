@@ -15,6 +15,7 @@ the situation is over (`ongoing=False`, with its final `end`). Both carry the sa
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -48,10 +49,22 @@ class ZoneRef:
         return min(xs), min(ys), max(xs), max(ys)
 
     def cell_mask(self, rows: int, cols: int) -> np.ndarray:
-        """Which cells of a `rows x cols` grid have their centre inside the zone."""
-        ys = (np.arange(rows) + 0.5) / rows
-        xs = (np.arange(cols) + 0.5) / cols
-        return np.array([[self.contains((x, y)) for x in xs] for y in ys], dtype=bool)
+        """Which cells of a `rows x cols` grid have their centre inside the zone (read-only;
+        cached, since rules ask for it on every frame)."""
+        return _cell_mask(self.polygon, rows, cols)
+
+
+@functools.lru_cache(maxsize=256)
+def _cell_mask(polygon: tuple[tuple[float, float], ...], rows: int, cols: int) -> np.ndarray:
+    contour = np.asarray(polygon, dtype=np.float32).reshape(-1, 1, 2)
+    ys = (np.arange(rows) + 0.5) / rows
+    xs = (np.arange(cols) + 0.5) / cols
+    mask = np.array(
+        [[cv2.pointPolygonTest(contour, (float(x), float(y)), False) >= 0 for x in xs] for y in ys],
+        dtype=bool,
+    )
+    mask.flags.writeable = False
+    return mask
 
 
 @dataclass(frozen=True, slots=True)

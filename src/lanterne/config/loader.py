@@ -78,8 +78,12 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
     models_dir = cfg.models_dir
     if models_dir is not None and not models_dir.is_absolute():
         models_dir = (base / models_dir).resolve()
+    key_path = cfg.audit.key_path
+    if not key_path.is_absolute():
+        key_path = (base / key_path).resolve()
     return cfg.model_copy(
         update={
+            "audit": cfg.audit.model_copy(update={"key_path": key_path}),
             "cameras": cameras,
             "store": store.model_copy(update={"url": url, "evidence_dir": evidence}),
             "models_dir": models_dir,

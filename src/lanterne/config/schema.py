@@ -4,6 +4,7 @@ is the only manual an installer reads."""
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -449,6 +450,58 @@ class StoreSettings(Strict):
     )
 
 
+class RetentionSettings(Strict):
+    evidence_days: int = Field(
+        30,
+        ge=1,
+        title="Evidence retention (days)",
+        description="Snapshots, clips and alerts are deleted after this many days, unless under legal hold. French law caps recordings at one month (CSI L252-5): more than 30 is refused.",
+    )
+    purge_interval_minutes: int = Field(
+        60,
+        ge=1,
+        le=1440,
+        title="Purge interval (minutes)",
+        description="How often `lanterne run` deletes what is past retention.",
+    )
+
+    @field_validator("evidence_days")
+    @classmethod
+    def _legal_cap(cls, v: int) -> int:
+        if v > 30:
+            raise ValueError(
+                "recordings may not be kept more than 30 days (CSI L252-5); use a legal hold for evidence a court needs"
+            )
+        return v
+
+
+class AuditSettings(Strict):
+    retention_days: int = Field(
+        365,
+        title="Audit retention (days)",
+        description="Audit records are kept this long: from 183 (6 months) to 1096 (3 years), as the CNIL recommends (délib. 2021-122).",
+    )
+    checkpoint_every: int = Field(
+        100,
+        ge=1,
+        le=100_000,
+        title="Checkpoint interval (records)",
+        description="A signed checkpoint of the chain is written after this many records.",
+    )
+    key_path: Path = Field(
+        Path("audit-signing.key"),
+        title="Signing key",
+        description="Ed25519 private key that signs checkpoints (relative to the config file); created on first use. Keep it away from the database.",
+    )
+
+    @field_validator("retention_days")
+    @classmethod
+    def _range(cls, v: int) -> int:
+        if not 183 <= v <= 1096:
+            raise ValueError("must be between 183 (6 months) and 1096 (3 years) days")
+        return v
+
+
 class Config(Strict):
     mode: Mode = Field(
         Mode.STATISTICS,
@@ -476,6 +529,21 @@ class Config(Strict):
     )
     store: StoreSettings = Field(
         default_factory=StoreSettings, title="Store", description="Where events and evidence go."
+    )
+    retention: RetentionSettings = Field(
+        default_factory=RetentionSettings,
+        title="Retention",
+        description="How long evidence and alerts are kept.",
+    )
+    audit: AuditSettings = Field(
+        default_factory=AuditSettings,
+        title="Audit log",
+        description="Retention and signing of the audit log.",
+    )
+    legal_end_date: date | None = Field(
+        None,
+        title="Legal end date",
+        description="Site-wide end of the legal basis for algorithmic alerts (e.g. the end of the experimental law). After it, every camera falls back to statistics; no authorisation may end later.",
     )
     cameras: list[Camera] = Field(..., min_length=1, title="Cameras", description="The cameras analysed.")
 

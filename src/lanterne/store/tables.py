@@ -11,17 +11,19 @@ schema of its day after the models move on.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     JSON,
     CheckConstraint,
+    Date,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
     String,
+    Text,
     TypeDecorator,
     UniqueConstraint,
 )
@@ -137,3 +139,107 @@ class ZoneCountRecord(Base):
     entries: Mapped[dict[str, int]] = mapped_column(JSON)
     """Objects of each class that entered the zone during the bucket, e.g. `{"person": 12}`."""
     samples: Mapped[int] = mapped_column(Integer)
+
+
+class AuditSettingsRecord(Base):
+    """The audit retention, read by the database triggers that guard the audit tables."""
+
+    __tablename__ = "audit_settings"
+    __table_args__ = (
+        CheckConstraint("id = 1", name="ck_audit_settings_single"),
+        CheckConstraint("keep_days BETWEEN 183 AND 1096", name="ck_audit_settings_keep_days"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    keep_days: Mapped[int] = mapped_column(Integer)
+
+
+class AuditRecord(Base):
+    """One access or change, chained to the previous record by its hash (append-only: database
+    triggers refuse UPDATE and DELETE). Holds a user id, never a name or an image."""
+
+    __tablename__ = "audit_records"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    user_id: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str | None] = mapped_column(String(32))
+    object_id: Mapped[str | None] = mapped_column(String(128))
+    time_from: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    time_to: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    purpose: Mapped[str | None] = mapped_column(String(1000))
+    recipient: Mapped[str | None] = mapped_column(String(256))
+    details: Mapped[str] = mapped_column(Text)
+    """Canonical JSON of extra facts (ids, counts, hashes): never images, never personal data."""
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpointRecord(Base):
+    """A signature over the chain hash at `seq`: proves the log up to there existed unaltered
+    when it was signed, and anchors verification after old records are purged."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(UtcDateTime)
+    seq: Mapped[int] = mapped_column(Integer)
+    chain_hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(256))
+
+
+class AuthorisationRecord(Base):
+    """A deployment authorisation (loi 2023-380 art. 10): alerting runs on a camera only for the
+    event types listed, between the dates, and never after revocation."""
+
+    __tablename__ = "authorisations"
+    __table_args__ = (CheckConstraint("valid_until > valid_from", name="ck_authorisations_dates"),)
+
+    reference: Mapped[str] = mapped_column(String(128), primary_key=True)
+    legal_basis: Mapped[str] = mapped_column(String(500))
+    authority: Mapped[str] = mapped_column(String(500))
+    valid_from: Mapped[datetime] = mapped_column(UtcDateTime)
+    valid_until: Mapped[datetime] = mapped_column(UtcDateTime)
+    cameras: Mapped[list[str]] = mapped_column(JSON)
+    event_types: Mapped[list[str]] = mapped_column(JSON)
+    impact_assessments: Mapped[list[str]] = mapped_column(JSON)
+    """Links (URLs or document references) to the DPIA and other impact assessments."""
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(128))
+    revoke_reason: Mapped[str | None] = mapped_column(String(1000))
+
+
+class LegalHoldRecord(Base):
+    """Keeps an event and its evidence past the retention limit for a judicial procedure (CSI
+    L252-5). A database trigger refuses to delete an event while its hold is active."""
+
+    __tablename__ = "legal_holds"
+    __table_args__ = (CheckConstraint("length(judicial_reference) > 0", name="ck_legal_holds_reference"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(64), index=True)
+    judicial_reference: Mapped[str] = mapped_column(String(256))
+    reason: Mapped[str] = mapped_column(String(1000))
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    lifted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    lifted_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class EventAggregateRecord(Base):
+    """Anonymous daily counts per camera and event type: what remains of events after retention
+    deletes them (RT-03), for the published statistics."""
+
+    __tablename__ = "event_aggregates"
+    __table_args__ = (UniqueConstraint("day", "camera", "type", "mode", name="uq_event_aggregates_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    day: Mapped[date] = mapped_column(Date)
+    camera: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(32))
+    mode: Mapped[str] = mapped_column(String(16))
+    events: Mapped[int] = mapped_column(Integer)

@@ -143,8 +143,7 @@ def analyze(
         "error": str(result.error) if result.error else None,
         "decode": asdict(source.stats),
     }
-    if cfg.mode is Mode.STATISTICS:
-        (out / "counts.json").write_text(json.dumps([asdict(c) for c in result.counts], indent=1))
+    (out / "counts.json").write_text(json.dumps([asdict(c) for c in result.counts], indent=1))
     if writer is not None:
         result.evidence = sorted(p for p in (out / "evidence").rglob("*") if p.is_file())
     (out / "stats.json").write_text(json.dumps(result.stats, indent=2))

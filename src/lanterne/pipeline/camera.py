@@ -104,8 +104,10 @@ class CameraAnalyser:
         self.on_counts = on_counts
         self.on_frame = on_frame if cfg.mode is Mode.ALERTS else None
         self.allowed = allowed
-        """Asked before an event is emitted: lets the deployment switch alerting off (an
-        authorisation ended, a supervisor stopped a detector) without restarting the worker."""
+        """Asked for every rule on every analysed frame: lets the deployment switch alerting off
+        (an authorisation ended, a supervisor stopped a detector) without restarting the worker.
+        An unauthorised rule is not run at all; counts go on, so the camera falls back to
+        statistics-only."""
         self.stats = AnalysisStats()
         self.tracker = Tracker(fps=camera.fps, activation_threshold=self._activation_threshold())
         self._gate: MotionGate | None = None
@@ -119,12 +121,12 @@ class CameraAnalyser:
                 for etype, params in zone_cfg.events.enabled().items():
                     spec = RULES[etype]
                     self.rules.append(_ActiveRule(spec, params, ref, spec.initial()))
-        else:
-            self.counters = [ZoneCounter(ref, cfg.statistics_bucket_seconds) for ref in refs]
+        # Anonymous counts are kept in every mode: they are what remains when alerting is off.
+        self.counters = [ZoneCounter(ref, cfg.statistics_bucket_seconds) for ref in refs]
         needs = {n for r in self.rules for n in r.spec.needs}
         self.needs_motion = "motion" in needs
         self.needs_fire = "fire" in needs
-        self.needs_objects = "objects" in needs or bool(self.counters) or self.on_frame is not None
+        self.needs_objects = True  # counts, evidence boxes and most rules need the tracked objects
         self._last_t = 0.0
         self._open_ids: dict[str, float] = {}
         self._anchors: dict[int, tuple[float, float]] = {}
@@ -154,25 +156,35 @@ class CameraAnalyser:
             ]
             person_px = tuple(b for label, b in px if label == "person")
             vehicle_px = tuple(b for label, b in px if label in VEHICLE_CLASSES)
+        for counter in self.counters:
+            for c in counter.update(t, objects):
+                self._emit_counts(c)
+        out: list[Event] = []
+        running: list[_ActiveRule] = []
+        for rule in self.rules:
+            if self.allowed is None or self.allowed(rule.spec.type, t):
+                running.append(rule)
+            elif rule.state != rule.spec.initial():
+                # Alerting switched off: close what was open, forget the rest.
+                closing = rule.spec.finish(rule.state, t, rule.zone)
+                out.extend(self._emit(e) for e in closing if self._permitted(e))
+                rule.state = rule.spec.initial()
+        if not running:
+            return out
         if self.on_frame is not None:
             self.on_frame(frame, person_px, vehicle_px)
-        if self.counters:
-            for counter in self.counters:
-                for c in counter.update(t, objects):
-                    self._emit_counts(c)
-            return []
         motion: MotionField | None = None
         fire: np.ndarray | None = None
         # Flow and flame cues cost ~10 ms a frame; on a frame where the motion gate saw no change
         # there is no crowd movement and no flicker to find, so a static scene skips them too.
         static = self._static
-        if self.needs_motion and not static:
+        if not static and any("motion" in r.spec.needs for r in running):
             if self._flow is None:
                 from lanterne.motion.flow import FlowEstimator
 
                 self._flow = FlowEstimator()
             motion = self._flow.update(frame.image, t)
-        if self.needs_fire and not static:
+        if not static and any("fire" in r.spec.needs for r in running):
             if self._fire is None:
                 from lanterne.detectors.fire_classic import FireEstimator
 
@@ -181,8 +193,7 @@ class CameraAnalyser:
         obs = Observation(
             camera_id=self.camera.id, t=t, frame_size=size, objects=objects, motion=motion, fire=fire
         )
-        out: list[Event] = []
-        for rule in self.rules:
+        for rule in running:
             rule.state, events = rule.spec.step(rule.state, obs, rule.zone, rule.params)
             out.extend(self._emit(e) for e in events if self._permitted(e))
         return out
@@ -191,11 +202,8 @@ class CameraAnalyser:
         """An event opens only when alerting is allowed; it closes only if it was opened."""
         if not e.ongoing:
             return self._open_ids.pop(e.id, None) is not None
-        if e.id in self._open_ids:
-            return True
-        if self.allowed is not None and not self.allowed(e.type, e.start):
-            return False
-        self._open_ids[e.id] = e.start
+        if e.id not in self._open_ids:
+            self._open_ids[e.id] = e.start
         return True
 
     def _objects(self, frame: Frame) -> tuple[TrackedObject, ...]:

@@ -1,0 +1,501 @@
+"""The append-only, hash-chained audit log: who looked at or changed what, when and why.
+
+Every record holds the SHA-256 of its predecessor and of its own content, so altering, removing,
+inserting or reordering a record breaks the chain at that record (`lanterne.audit.verify`). Every
+`checkpoint_every` records an Ed25519 signature over the chain hash is stored as well: SHA-256 has
+no secret, so only the signature stops someone with database access from rewriting the whole tail
+consistently. The database itself refuses UPDATE and DELETE through triggers (migration 0002).
+
+Appends must be strictly linear even with several threads and processes writing: two appends that
+both read record N as "the last" would fork the chain. Each append therefore takes the table's
+write lock *before* reading the last record and releases it at commit (SQLite: `BEGIN IMMEDIATE`;
+PostgreSQL: `LOCK TABLE … IN SHARE ROW EXCLUSIVE MODE`, which conflicts with itself but not with
+readers). An append is a few milliseconds, so serialising them costs nothing an operator notices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from lanterne.audit import signing
+from lanterne.errors import ConfigError, LanterneError
+from lanterne.store.db import check_connection, create_engine_for, describe_failure, migrate
+from lanterne.store.tables import AuditCheckpointRecord, AuditRecord, AuditSettingsRecord
+
+GENESIS_HASH = "0" * 64
+"""The predecessor of the first record ever written."""
+
+KEEP_DAYS_MIN, KEEP_DAYS_MAX = 183, 1096
+"""Audit retention bounds: 6 months to 3 years (CNIL délib. 2021-122); the database CHECK agrees."""
+
+
+class Action(StrEnum):
+    """What was done. Values are stored, so renaming one is a migration, not a refactoring."""
+
+    VIEW_LIVE = "view_live"
+    VIEW_RECORDING = "view_recording"
+    VIEW_SNAPSHOT = "view_snapshot"
+    VIEW_CLIP = "view_clip"
+    SEARCH = "search"
+    EXPORT = "export"
+    ALERT_STATE = "alert_state"
+    CONFIG_CHANGE = "config_change"
+    MODEL_CHANGE = "model_change"
+    USER_CHANGE = "user_change"
+    AUTHORISATION_CHANGE = "authorisation_change"
+    LOGIN = "login"
+    LOGIN_FAILED = "login_failed"
+    STOP = "stop"
+    SUSPEND = "suspend"
+    RESUME = "resume"
+    EVALUATION = "evaluation"
+    ALERTING_ON = "alerting_on"
+    ALERTING_OFF = "alerting_off"
+    RETENTION_DELETE = "retention_delete"
+    LEGAL_HOLD = "legal_hold"
+    AUDIT_EXPORT = "audit_export"
+    AUDIT_PURGE = "audit_purge"
+
+
+NEEDS_PURPOSE: frozenset[Action] = frozenset(
+    {Action.VIEW_RECORDING, Action.VIEW_CLIP, Action.EXPORT, Action.AUDIT_EXPORT}
+)
+"""Viewing recorded footage and handing data out need a stated purpose (CSI L255-1, LG-02)."""
+NEEDS_RECIPIENT: frozenset[Action] = frozenset({Action.EXPORT, Action.AUDIT_EXPORT})
+"""A disclosure is logged with who received it (LED art. 25)."""
+
+_MAX_LEN = {"user_id": 128, "object_type": 32, "object_id": 128, "purpose": 1000, "recipient": 256}
+"""Column widths: PostgreSQL would refuse a longer value with a driver error; SQLite would keep it.
+Checking here gives one clear message on both."""
+
+
+class AuditError(LanterneError):
+    """The audit log cannot do what was asked (no signing key, a value too long, …)."""
+
+
+class PurposeRequired(AuditError):  # noqa: N818 (the name is the agreed API)
+    """Viewing recorded footage or exporting without a purpose (or an export without a recipient)."""
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    seq: int
+    ts: datetime
+    user_id: str
+    action: Action
+    object_type: str | None
+    object_id: str | None
+    time_from: datetime | None
+    time_to: datetime | None
+    purpose: str | None
+    recipient: str | None
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no spaces, UTF-8 kept as is: one byte string per value, so a hash over it is
+    reproducible by any JSON library an auditor cares to use."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def iso(ts: datetime | None) -> str | None:
+    """UTC ISO 8601 with microseconds: both backends store microseconds, so the text hashed at
+    write time is the text recomputed at verification."""
+    if ts is None:
+        return None
+    return ts.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def record_hash(
+    prev_hash: str,
+    *,
+    seq: int,
+    ts: datetime,
+    user_id: str,
+    action: str,
+    object_type: str | None,
+    object_id: str | None,
+    time_from: datetime | None,
+    time_to: datetime | None,
+    purpose: str | None,
+    recipient: str | None,
+    details: str,
+) -> str:
+    """sha256(prev_hash + canonical JSON of the record). `details` enters as the stored canonical
+    text, so a flipped byte in it changes the hash even where it would still parse to equal JSON."""
+    body = {
+        "action": action,
+        "details": details,
+        "object_id": object_id,
+        "object_type": object_type,
+        "purpose": purpose,
+        "recipient": recipient,
+        "seq": seq,
+        "time_from": iso(time_from),
+        "time_to": iso(time_to),
+        "ts": iso(ts),
+        "user_id": user_id,
+    }
+    return hashlib.sha256(prev_hash.encode("ascii") + canonical_json(body).encode("utf-8")).hexdigest()
+
+
+def row_hash(row: Any) -> str:
+    """Recompute the hash of a stored `audit_records` row (ORM object or Row)."""
+    return record_hash(
+        row.prev_hash,
+        seq=row.seq,
+        ts=row.ts,
+        user_id=row.user_id,
+        action=row.action,
+        object_type=row.object_type,
+        object_id=row.object_id,
+        time_from=row.time_from,
+        time_to=row.time_to,
+        purpose=row.purpose,
+        recipient=row.recipient,
+        details=row.details,
+    )
+
+
+def _aware(value: datetime | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware (e.g. datetime.now(UTC))")
+    return value.astimezone(UTC)
+
+
+def _entry(row: Any) -> AuditEntry:
+    try:
+        details = json.loads(row.details)
+    except ValueError:
+        details = {"_unparseable": True}
+    action: Action | str
+    try:
+        action = Action(row.action)
+    except ValueError:
+        action = row.action  # a forged or future action: shown as stored, verification will judge
+    return AuditEntry(
+        seq=row.seq,
+        ts=row.ts,
+        user_id=row.user_id,
+        action=action,  # type: ignore[arg-type]
+        object_type=row.object_type,
+        object_id=row.object_id,
+        time_from=row.time_from,
+        time_to=row.time_to,
+        purpose=row.purpose,
+        recipient=row.recipient,
+        details=details,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
+
+
+_R = AuditRecord.__table__
+_C = AuditCheckpointRecord.__table__
+_S = AuditSettingsRecord.__table__
+
+
+class AuditLog:
+    """Append-only access and change log.
+
+    >>> log = AuditLog.open("sqlite://")
+    >>> log.append("alice", Action.SEARCH, object_type="camera", object_id="cam-1").seq
+    1
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        key_path: Path | None = None,
+        checkpoint_every: int = 100,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        if checkpoint_every < 1:
+            raise ValueError("checkpoint_every must be at least 1")
+        self.engine = engine
+        self.key_path = key_path
+        self.checkpoint_every = checkpoint_every
+        self.clock = clock
+        self._key: Ed25519PrivateKey | None = None
+        self._key_lock = threading.Lock()
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        key_path: Path | None = None,
+        checkpoint_every: int = 100,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> AuditLog:
+        """Open the database at `url`, bringing its schema up to date first."""
+        engine = create_engine_for(url)
+        check_connection(engine)
+        migrate(engine)
+        return cls(engine, key_path=key_path, checkpoint_every=checkpoint_every, clock=clock)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- keys -----------------------------------------------------------------------------
+
+    def signing_key(self) -> Ed25519PrivateKey:
+        """The checkpoint key, created at `key_path` on first use."""
+        if self.key_path is None:
+            raise AuditError("no audit signing key configured; set audit.key_path")
+        with self._key_lock:
+            if self._key is None:
+                self._key = signing.load_or_create_key(self.key_path)
+            return self._key
+
+    # --- writing --------------------------------------------------------------------------
+
+    @contextmanager
+    def _write_tx(self) -> Iterator[Connection]:
+        """A transaction that holds the audit write lock from its first statement to its commit."""
+        try:
+            with self.engine.connect() as conn:
+                try:
+                    if conn.dialect.name == "sqlite":
+                        # pysqlite would only BEGIN (deferred) at the INSERT, after our read of the
+                        # last record: two writers could read the same last record. IMMEDIATE takes
+                        # the write lock now; the busy timeout makes the others queue.
+                        conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    else:
+                        conn.exec_driver_sql("LOCK TABLE audit_records IN SHARE ROW EXCLUSIVE MODE")
+                    yield conn
+                    conn.commit()
+                except BaseException:
+                    conn.rollback()
+                    raise
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as exc:
+            raise describe_failure(self.engine, exc) from None
+
+    def append(
+        self,
+        user_id: str,
+        action: Action,
+        *,
+        object_type: str | None = None,
+        object_id: str | None = None,
+        time_from: datetime | None = None,
+        time_to: datetime | None = None,
+        purpose: str | None = None,
+        recipient: str | None = None,
+        details: dict[str, object] | None = None,
+    ) -> AuditEntry:
+        """Record one action and return it as stored.
+
+        Raises `PurposeRequired` before anything is written when the action needs a purpose or a
+        recipient, so a caller that records first and serves second refuses the request too.
+        `details` holds ids, counts and hashes, never names, images or other personal data.
+        """
+        fields = self._check(
+            user_id, action, object_type, object_id, time_from, time_to, purpose, recipient, details
+        )
+        with self._write_tx() as conn:
+            return self._append(conn, **fields)
+
+    def _check(
+        self,
+        user_id: str,
+        action: Action,
+        object_type: str | None,
+        object_id: str | None,
+        time_from: datetime | None,
+        time_to: datetime | None,
+        purpose: str | None,
+        recipient: str | None,
+        details: dict[str, object] | None,
+    ) -> dict[str, Any]:
+        action = Action(action)
+        purpose = purpose.strip() if purpose else None
+        recipient = recipient.strip() if recipient else None
+        if action in NEEDS_PURPOSE and not purpose:
+            what = "exporting" if action in NEEDS_RECIPIENT else "viewing recorded footage"
+            raise PurposeRequired(
+                f"{what} requires a purpose; state why (e.g. --purpose 'requisition 2026-114')"
+            )
+        if action in NEEDS_RECIPIENT and not recipient:
+            raise PurposeRequired(
+                "an export requires a recipient; name who receives it (e.g. --recipient 'OPJ Lyon')"
+            )
+        if not user_id or not user_id.strip():
+            raise AuditError("an audit record needs a user id ('system' for automatic actions)")
+        values = {
+            "user_id": user_id,
+            "object_type": object_type,
+            "object_id": object_id,
+            "purpose": purpose,
+            "recipient": recipient,
+        }
+        for name, value in values.items():
+            if value is not None and len(value) > _MAX_LEN[name]:
+                raise AuditError(
+                    f"audit {name} is {len(value)} characters long; shorten it to {_MAX_LEN[name]}"
+                )
+        try:
+            details_text = canonical_json(details or {})
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"audit details must be plain JSON (ids, counts, hashes): {exc}") from None
+        return {
+            **values,
+            "action": str(action),
+            "time_from": _aware(time_from, "time_from"),
+            "time_to": _aware(time_to, "time_to"),
+            "details": details_text,
+        }
+
+    def _tail(self, conn: Connection) -> tuple[int, str]:
+        """`(seq, hash)` of the newest record; after a purge that removed every record, of the
+        checkpoint that anchors the purged part; `(0, GENESIS_HASH)` on a new log."""
+        row = conn.execute(select(_R.c.seq, _R.c.hash).order_by(_R.c.seq.desc()).limit(1)).first()
+        if row is not None:
+            return row.seq, row.hash
+        cp = conn.execute(select(_C.c.seq, _C.c.chain_hash).order_by(_C.c.seq.desc()).limit(1)).first()
+        if cp is not None:
+            return cp.seq, cp.chain_hash
+        return 0, GENESIS_HASH
+
+    def _append(self, conn: Connection, **fields: Any) -> AuditEntry:
+        last_seq, prev_hash = self._tail(conn)
+        seq = last_seq + 1
+        ts = _aware(self.clock(), "clock()")
+        assert ts is not None
+        h = record_hash(prev_hash, seq=seq, ts=ts, **fields)
+        conn.execute(insert(_R).values(seq=seq, ts=ts, prev_hash=prev_hash, hash=h, **fields))
+        if seq % self.checkpoint_every == 0 and self.key_path is not None:
+            self._write_checkpoint(conn, seq, h)
+        row = conn.execute(select(_R).where(_R.c.seq == seq)).one()
+        return _entry(row)
+
+    def _write_checkpoint(self, conn: Connection, seq: int, chain_hash: str) -> None:
+        ts = _aware(self.clock(), "clock()")
+        assert ts is not None
+        kid, sig = signing.sign_checkpoint(self.signing_key(), seq, chain_hash, ts)
+        conn.execute(insert(_C).values(ts=ts, seq=seq, chain_hash=chain_hash, key_id=kid, signature=sig))
+
+    def checkpoint(self, seq: int | None = None) -> int:
+        """Sign the chain at `seq` (default: the newest record) unless a checkpoint is already
+        there, and return that seq; 0 for an empty log. Exports and purges call this so that the
+        records they rely on are covered by a signature."""
+        with self._write_tx() as conn:
+            return self._ensure_checkpoint(conn, seq)
+
+    def _ensure_checkpoint(self, conn: Connection, seq: int | None) -> int:
+        if seq is None:
+            seq = conn.execute(select(func.max(_R.c.seq))).scalar()
+            if seq is None:
+                return 0
+        if conn.execute(select(_C.c.id).where(_C.c.seq == seq).limit(1)).first() is not None:
+            return seq
+        h = conn.execute(select(_R.c.hash).where(_R.c.seq == seq)).scalar()
+        if h is None:
+            raise AuditError(f"audit record {seq} does not exist; cannot sign a checkpoint there")
+        self._write_checkpoint(conn, seq, h)
+        return seq
+
+    # --- reading --------------------------------------------------------------------------
+
+    def entries(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        action: Action | None = None,
+        user_id: str | None = None,
+    ) -> list[AuditEntry]:
+        """Records in chain order, filtered by time (`since` inclusive, `until` exclusive), action or user."""
+        stmt = select(_R).order_by(_R.c.seq)
+        if since is not None:
+            stmt = stmt.where(_R.c.ts >= _aware(since, "since"))
+        if until is not None:
+            stmt = stmt.where(_R.c.ts < _aware(until, "until"))
+        if action is not None:
+            stmt = stmt.where(_R.c.action == str(Action(action)))
+        if user_id is not None:
+            stmt = stmt.where(_R.c.user_id == user_id)
+        try:
+            with self.engine.connect() as conn:
+                return [_entry(r) for r in conn.execute(stmt)]
+        except SQLAlchemyError as exc:
+            raise describe_failure(self.engine, exc) from None
+
+    def keep_days(self) -> int:
+        try:
+            with self.engine.connect() as conn:
+                return int(conn.execute(select(_S.c.keep_days).where(_S.c.id == 1)).scalar_one())
+        except SQLAlchemyError as exc:
+            raise describe_failure(self.engine, exc) from None
+
+    # --- retention ------------------------------------------------------------------------
+
+    def set_retention(self, days: int, user_id: str) -> AuditEntry:
+        """Change how long audit records are kept; the change is itself audited, in the same
+        transaction, so a retention shortened to hide records leaves its trace."""
+        if not KEEP_DAYS_MIN <= days <= KEEP_DAYS_MAX:
+            raise ConfigError(
+                f"audit retention of {days} days refused: it must be between {KEEP_DAYS_MIN} (6 months) "
+                f"and {KEEP_DAYS_MAX} (3 years) days; fix audit.retention_days"
+            )
+        fields = self._check(
+            user_id, Action.CONFIG_CHANGE, "audit_settings", "keep_days", None, None, None, None, None
+        )
+        with self._write_tx() as conn:
+            old = conn.execute(select(_S.c.keep_days).where(_S.c.id == 1)).scalar_one()
+            conn.execute(update(_S).where(_S.c.id == 1).values(keep_days=days))
+            fields["details"] = canonical_json({"keep_days": days, "previous_keep_days": int(old)})
+            return self._append(conn, **fields)
+
+    def purge(self, now: datetime | None = None, user_id: str = "system") -> int:
+        """Delete records older than the audit retention and return how many went.
+
+        Only a contiguous oldest part of the chain is removed (a record with a skewed clock stops
+        the purge there), and a signed checkpoint is ensured on its last record first: that
+        checkpoint is what lets `verify` trust the oldest remaining record's predecessor hash. The
+        database triggers apply the same floor with the database's clock and refuse anything
+        younger. The purge itself is recorded as `audit_purge`.
+        """
+        now = _aware(now or self.clock(), "now")
+        assert now is not None
+        fields = self._check(user_id, Action.AUDIT_PURGE, "audit_log", None, None, None, None, None, None)
+        with self._write_tx() as conn:
+            keep = int(conn.execute(select(_S.c.keep_days).where(_S.c.id == 1)).scalar_one())
+            cutoff = now - timedelta(days=keep)
+            first_young = conn.execute(select(func.min(_R.c.seq)).where(_R.c.ts >= cutoff)).scalar()
+            stmt = select(func.max(_R.c.seq)).where(_R.c.ts < cutoff)
+            if first_young is not None:
+                stmt = stmt.where(_R.c.seq < first_young)
+            through = conn.execute(stmt).scalar()
+            if through is None:
+                return 0
+            anchor = self._ensure_checkpoint(conn, through)
+            deleted = conn.execute(delete(_R).where(_R.c.seq <= through)).rowcount
+            # Older checkpoints are no longer needed as anchors once their records are gone; the
+            # one at `through` stays (and its trigger keeps it until it too is past retention).
+            conn.execute(delete(_C).where(_C.c.seq < anchor, _C.c.ts < cutoff))
+            fields["details"] = canonical_json(
+                {"records": deleted, "through_seq": through, "keep_days": keep}
+            )
+            self._append(conn, **fields)
+            return deleted

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from lanterne.errors import LanterneError
+from lanterne.retention_cli import hold_app, retention_app
 
 app = typer.Typer(
     name="lanterne",
@@ -28,6 +29,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Check the configuration and generate its reference.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+app.add_typer(retention_app, name="retention")
+app.add_typer(hold_app, name="hold")
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, select
@@ -290,6 +290,102 @@ class Store:
                 )
                 for r in conn.execute(q)
             ]
+
+    # --- retention (lanterne.retention) -----------------------------------------------------
+
+    def _unheld_overdue(self, cutoff: datetime) -> Select[Any]:
+        from lanterne.store.tables import LegalHoldRecord
+
+        held = select(LegalHoldRecord.id).where(
+            LegalHoldRecord.event_id == EventRecord.id, LegalHoldRecord.lifted_at.is_(None)
+        )
+        return select(EventRecord.id).where(EventRecord.end_ts < _aware(cutoff, "cutoff"), ~held.exists())
+
+    def overdue_event_ids(self, cutoff: datetime, after: str = "", limit: int = 500) -> list[str]:
+        """Ids of events that ended before `cutoff` and have no active legal hold, in id order
+        from `after` (keyset paging: a purge that fails on one event still moves past it)."""
+        q = self._unheld_overdue(cutoff).where(EventRecord.id > after).order_by(EventRecord.id).limit(limit)
+        with self._read() as conn:
+            return [r.id for r in conn.execute(q)]
+
+    def overdue_counts(self, cutoff: datetime) -> tuple[int, list[str]]:
+        """How many events past `cutoff` lack an active hold (RT-05 expects 0 after a purge), and
+        the ids of those kept past it by a hold."""
+        from sqlalchemy import func
+
+        from lanterne.store.tables import LegalHoldRecord
+
+        unheld = select(func.count()).select_from(self._unheld_overdue(cutoff).subquery())
+        held = (
+            select(EventRecord.id)
+            .where(EventRecord.end_ts < _aware(cutoff, "cutoff"))
+            .where(
+                select(LegalHoldRecord.id)
+                .where(LegalHoldRecord.event_id == EventRecord.id, LegalHoldRecord.lifted_at.is_(None))
+                .exists()
+            )
+            .order_by(EventRecord.id)
+        )
+        with self._read() as conn:
+            return int(conn.execute(unheld).scalar_one()), [r.id for r in conn.execute(held)]
+
+    def delete_expired_event(self, event_id: str) -> tuple[EventRow, list[EvidenceRow]] | None:
+        """Delete one event and its evidence rows, and count it in the anonymous daily aggregates,
+        in a single transaction: a crash cannot leave the count without the deletion or the
+        reverse. Returns what was deleted (the files are the caller's to remove), or None when the
+        event is already gone. The database trigger refuses the delete while a legal hold is
+        active, so a hold placed after the caller chose this event still wins."""
+        from sqlalchemy import delete
+
+        from lanterne.store.tables import EventAggregateRecord
+
+        with self._tx() as conn:
+            q = select(*EventRecord.__table__.c).where(EventRecord.id == event_id)
+            if self.engine.dialect.name == "postgresql":
+                q = q.with_for_update()
+            r = conn.execute(q).first()
+            if r is None:
+                return None
+            row = _event_row(r)
+            files = [
+                EvidenceRow(e.id, e.event_id, e.kind, e.path, e.sha256, e.bytes, e.created_at)
+                for e in conn.execute(
+                    select(*EvidenceRecord.__table__.c)
+                    .where(EvidenceRecord.event_id == event_id)
+                    .order_by(EvidenceRecord.id)
+                )
+            ]
+            conn.execute(delete(EventRecord).where(EventRecord.id == event_id))
+            # Evidence rows go by ON DELETE CASCADE; deleting them here as well keeps a database
+            # opened without SQLite's foreign_keys pragma from keeping orphan rows.
+            conn.execute(delete(EvidenceRecord).where(EvidenceRecord.event_id == event_id))
+            insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+            agg = EventAggregateRecord.__table__
+            stmt = insert(agg).values(
+                day=row.start.astimezone(UTC).date(),
+                camera=row.camera,
+                type=str(row.type),
+                mode=row.mode,
+                events=1,
+            )
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["day", "camera", "type", "mode"], set_={"events": agg.c.events + 1}
+            )
+            conn.execute(stmt)
+        return row, files
+
+    def evidence_paths(self) -> set[str]:
+        """Every evidence path still referenced, so the orphan sweep never touches one."""
+        with self._read() as conn:
+            return {r.path for r in conn.execute(select(EvidenceRecord.path))}
+
+    def event_aggregates(self) -> list[tuple[date, str, str, str, int]]:
+        """`(day, camera, type, mode, events)` rows, oldest first: what outlives retention (RT-03)."""
+        from lanterne.store.tables import EventAggregateRecord as A
+
+        q = select(A.day, A.camera, A.type, A.mode, A.events).order_by(A.day, A.camera, A.type, A.mode)
+        with self._read() as conn:
+            return [(r.day, r.camera, r.type, r.mode, int(r.events)) for r in conn.execute(q)]
 
 
 def _event_row(r: Any) -> EventRow:

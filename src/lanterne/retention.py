@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -336,16 +337,16 @@ def _tx(store: Store) -> Iterator[Connection]:
         raise describe_failure(store.engine, exc) from None
 
 
-def _hold(r: object) -> LegalHold:
+def _hold(r: Any) -> LegalHold:
     return LegalHold(
-        id=r.id,  # type: ignore[attr-defined]
-        event_id=r.event_id,  # type: ignore[attr-defined]
-        judicial_reference=r.judicial_reference,  # type: ignore[attr-defined]
-        reason=r.reason,  # type: ignore[attr-defined]
-        created_by=r.created_by,  # type: ignore[attr-defined]
-        created_at=r.created_at,  # type: ignore[attr-defined]
-        lifted_at=r.lifted_at,  # type: ignore[attr-defined]
-        lifted_by=r.lifted_by,  # type: ignore[attr-defined]
+        id=r.id,
+        event_id=r.event_id,
+        judicial_reference=r.judicial_reference,
+        reason=r.reason,
+        created_by=r.created_by,
+        created_at=r.created_at,
+        lifted_at=r.lifted_at,
+        lifted_by=r.lifted_by,
     )
 
 

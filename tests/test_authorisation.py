@@ -592,3 +592,21 @@ def test_alerting_never_switches_on_unrecorded(
     clock.advance(0.2)
     assert gate.allowed(ZI, 0.0), "retried on the next frame once the log accepts it"
     assert len(audit.entries(action=Action.ALERTING_ON)) == 1
+
+
+def test_a_renewal_without_gap_keeps_alerting_on_without_records(
+    register: Authorisations, audit: AuditLog, clock: Clock
+) -> None:
+    end = T0 + timedelta(seconds=60)
+    add(register, "AP-1", valid_until=end)
+    add(register, "AP-2", valid_from=end, valid_until=end + timedelta(days=1))
+    gate = AlertingGate("gare-nord", register, audit, None, clock, refresh_seconds=3600, event_types=[ZI])
+    for s in range(0, 120, 5):
+        clock.now = T0 + timedelta(seconds=s)
+        assert gate.allowed(ZI, 0.0)
+    assert len(audit.entries(action=Action.ALERTING_ON)) == 1
+    assert audit.entries(action=Action.ALERTING_OFF) == []
+    clock.now = end + timedelta(days=1)
+    assert not gate.allowed(ZI, 0.0)
+    [off] = changes(audit, Action.ALERTING_OFF)
+    assert (off["authorisations"], off["reason"]) == (["AP-2"], "expired")

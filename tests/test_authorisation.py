@@ -610,3 +610,18 @@ def test_a_renewal_without_gap_keeps_alerting_on_without_records(
     assert not gate.allowed(ZI, 0.0)
     [off] = changes(audit, Action.ALERTING_OFF)
     assert (off["authorisations"], off["reason"]) == (["AP-2"], "expired")
+
+
+class RefusingAudit:
+    def append(self, *args: object, **kw: object) -> object:
+        raise OSError("audit log unreachable")
+
+
+def test_an_unaudited_change_does_not_stand(register: Authorisations, audit: AuditLog, clock: Clock) -> None:
+    add(register, "AP-KEPT")
+    blind = Authorisations(audit.engine, RefusingAudit(), None, clock=clock)  # type: ignore[arg-type]
+    with pytest.raises(OSError):
+        add(blind, "AP-UNLOGGED")
+    with pytest.raises(OSError):
+        blind.revoke("AP-KEPT", "u-7", "event cancelled")
+    assert [(a.reference, a.revoked_at) for a in register.list()] == [("AP-KEPT", None)]

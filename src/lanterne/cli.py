@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from lanterne.audit.cli import audit_app
 from lanterne.authorisation_cli import authorisation_app
 from lanterne.errors import LanterneError
 from lanterne.retention_cli import hold_app, retention_app
@@ -30,6 +31,7 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Check the configuration and generate its reference.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+app.add_typer(audit_app, name="audit")
 app.add_typer(authorisation_app, name="authorisation")
 app.add_typer(retention_app, name="retention")
 app.add_typer(hold_app, name="hold")

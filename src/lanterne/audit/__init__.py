@@ -10,6 +10,7 @@ from lanterne.audit.log import (
     PurposeRequired,
     canonical_json,
 )
+from lanterne.audit.verify import VerifyResult, export_extract, verify_extract, verify_log
 
 __all__ = [
     "GENESIS_HASH",
@@ -18,5 +19,9 @@ __all__ = [
     "AuditError",
     "AuditLog",
     "PurposeRequired",
+    "VerifyResult",
     "canonical_json",
+    "export_extract",
+    "verify_extract",
+    "verify_log",
 ]

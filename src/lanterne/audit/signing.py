@@ -40,7 +40,7 @@ def key_id(public_key: Ed25519PublicKey) -> str:
     that two keys of one site never collide.
 
     >>> key_id(Ed25519PrivateKey.from_private_bytes(bytes(32)).public_key())
-    '1cb2f0270a42d3a8'
+    '139e3940e64b5491'
     """
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:16]

@@ -4,16 +4,27 @@ does not stop the others, and a crashed worker is restarted on its own."""
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from lanterne.audit import AuditLog
+from lanterne.authorisation import Authorisations
 from lanterne.config import parse_config
 from lanterne.demo import CROSSROADS
 from lanterne.pipeline import camera as camera_mod
 from lanterne.pipeline.runner import Runner
 from lanterne.store import Store
+from lanterne.store.tables import AuditRecord
+from lanterne.types import EventType
 from test_cli import VIDEO, excerpt
+
+
+def verify_log_entries(audit: AuditLog) -> list[AuditRecord]:
+    with audit.engine.connect() as conn:
+        return list(conn.execute(select(AuditRecord)).all())
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +46,7 @@ def config(tmp: Path, clip: Path) -> dict:
             {**cam, "id": "good"},
             {**cam, "id": "crashy"},
             {**cam, "id": "dead", "source": "rtsp://127.0.0.1:9/stream"},
+            {**cam, "id": "unauthorised"},
         ],
     }
 
@@ -53,6 +65,18 @@ def test_one_camera_failing_does_not_stop_the_others(
 
     monkeypatch.setattr(camera_mod.CameraAnalyser, "process", flaky)
     cfg = parse_config(config(tmp_path, clip))
+    audit = AuditLog.from_config(cfg)
+    now = datetime.now(UTC)
+    Authorisations(audit.engine, audit, cfg.legal_end_date).add(
+        "AP-TEST-1",
+        legal_basis="Loi 2023-380 art. 10",
+        authority="Préfecture (test)",
+        valid_from=now - timedelta(hours=1),
+        valid_until=now + timedelta(days=1),
+        cameras=["good", "crashy", "dead"],
+        event_types=[EventType.WRONG_WAY],
+        user_id="tester",
+    )
     runner = Runner(cfg, restart_backoff=0.2)
     runner.start()
     try:
@@ -60,7 +84,7 @@ def test_one_camera_failing_does_not_stop_the_others(
         while time.monotonic() < deadline:
             runner.watchdog_once()
             states = {k: w.state for k, w in runner.workers.items()}
-            if states["good"].status == "finished" and states["crashy"].status == "finished":
+            if all(states[c].status == "finished" for c in ("good", "crashy", "unauthorised")):
                 break
             time.sleep(0.2)
         states = {k: w.state for k, w in runner.workers.items()}
@@ -76,5 +100,9 @@ def test_one_camera_failing_does_not_stop_the_others(
     assert good and all(e.mode == "alerts" for e in good)
     assert store.events(camera="crashy"), "the restarted worker analysed its camera"
     assert not store.events(camera="dead")
+    assert not store.events(camera="unauthorised"), "no authorisation, no alert"
+    assert store.counts(camera="unauthorised"), "but the camera still counts (statistics-only)"
+    actions = [r.action for r in verify_log_entries(audit)]
+    assert "alerting_on" in actions and "config_change" in actions
     snaps = list((tmp_path / "evidence" / "good").rglob("*-snapshot.jpg"))
     assert len(snaps) == len(good)

@@ -28,7 +28,13 @@ authorisation_app = typer.Typer(
     no_args_is_help=True,
 )
 _err = Console(stderr=True, soft_wrap=True)
-_out = Console(soft_wrap=True)
+
+
+def _console() -> Console:
+    """Built per command, so the terminal width (COLUMNS) is read when the command runs, not when
+    the module was first imported."""
+    return Console(soft_wrap=True)
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -130,7 +136,7 @@ def add(
             impact_assessments=assessment or (),
             user_id=_user(user),
         )
-    _out.print(
+    _console().print(
         f"authorisation {a.reference} recorded: {', '.join(str(t) for t in a.event_types)} on "
         f"{', '.join(a.cameras)} from {_short(a.valid_from)} until {_short(a.valid_until)}",
         highlight=False,
@@ -164,11 +170,11 @@ def list_(config: ConfigOpt) -> None:
         now = datetime.now(UTC)
         legal_end = str(cfg.legal_end_date) if cfg.legal_end_date else None
         if not auths:
-            _out.print("no authorisation recorded: every camera runs statistics-only")
+            _console().print("no authorisation recorded: every camera runs statistics-only")
             return
-        _out.print(_table(auths, now, legal_end))
+        _console().print(_table(auths, now, legal_end))
         if not register.within_legal_end(now):
-            _out.print(f"the site legal end date {legal_end} has passed: no authorisation is in force")
+            _console().print(f"the site legal end date {legal_end} has passed: no authorisation is in force")
 
 
 @authorisation_app.command("revoke")
@@ -183,4 +189,4 @@ def revoke(
     with _register(config) as (_cfg, register):
         a = register.revoke(reference, _user(user), reason)
     when = a.revoked_at or datetime.now(UTC)
-    _out.print(f"authorisation {a.reference} revoked at {_short(when)}", highlight=False)
+    _console().print(f"authorisation {a.reference} revoked at {_short(when)}", highlight=False)

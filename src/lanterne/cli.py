@@ -53,6 +53,15 @@ def user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _login() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
 def _logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
@@ -71,6 +80,7 @@ def analyze(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("out"),
     camera: Annotated[str | None, typer.Option(help="Camera whose zones apply (default: the first).")] = None,
     store: Annotated[str | None, typer.Option(help="Also record the events in this database URL.")] = None,
+    user: Annotated[str | None, typer.Option(help="User id recorded in the audit log (default: login name).")] = None,
     verbose: bool = False,
 ) -> None:
     """Evaluate a clip offline: events.jsonl, stats.json and anonymised evidence in OUT."""
@@ -88,7 +98,9 @@ def analyze(
         def progress(t: float, total: float) -> None:
             bar.update(task, completed=t, total=total or None)
 
-        result = run_analysis(video, cfg, out_dir, camera_id=camera, progress=progress, store_url=store)
+        result = run_analysis(
+            video, cfg, out_dir, camera_id=camera, progress=progress, store_url=store, user_id=user or _login()
+        )
     _summary(result.stats, out_dir)
     if result.error is not None:
         console.print(
@@ -205,8 +217,8 @@ def demo(
     from lanterne.pipeline.analyze import analyze as run_analysis
 
     clip = resolve_demo_clip()
-    cfg = parse_config(DEMO_CONFIG, base_dir=Path.cwd())
     out_dir.mkdir(parents=True, exist_ok=True)
+    cfg = parse_config(DEMO_CONFIG, base_dir=out_dir.resolve())
     db = f"sqlite:///{(out_dir / 'lanterne.db').resolve()}"
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), console=console, transient=True
@@ -214,7 +226,7 @@ def demo(
         task = bar.add_task(clip.name, total=None)
         result = run_analysis(
             clip, cfg, out_dir, progress=lambda t, total: bar.update(task, completed=t, total=total or None),
-            store_url=db,
+            store_url=db, user_id=_login(),
         )  # fmt: skip
     _summary(result.stats, out_dir)
     out.print(f"events: {out_dir / 'events.jsonl'}  evidence: {out_dir / 'evidence'}  store: {db}")

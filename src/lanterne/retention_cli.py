@@ -26,7 +26,13 @@ hold_app = typer.Typer(
     help="Legal holds: keep an event past retention for a judicial procedure.", no_args_is_help=True
 )
 _err = Console(stderr=True, soft_wrap=True)
-_out = Console(soft_wrap=True)
+
+
+def _console() -> Console:
+    """Built per command, so the terminal width (COLUMNS) is read when the command runs, not when
+    the module was first imported."""
+    return Console(soft_wrap=True)
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -102,7 +108,7 @@ def purge_command(config: ConfigOpt, now: Annotated[str | None, typer.Option(
     finally:
         store.close()
     for line in report.lines():
-        _out.print(line, highlight=False)
+        _console().print(line, highlight=False)
     if report.errors:
         raise typer.Exit(1)
 
@@ -126,7 +132,7 @@ def hold_add(
         h = hold(store, audit, event_id, reference, reason, _user(user), datetime.now(UTC))
     finally:
         store.close()
-    _out.print(
+    _console().print(
         f"hold {h.id} placed on event {h.event_id} (reference {h.judicial_reference})", highlight=False
     )
 
@@ -146,7 +152,7 @@ def hold_lift(
         h = lift(store, audit, hold_id, _user(user), datetime.now(UTC))
     finally:
         store.close()
-    _out.print(f"hold {h.id} on event {h.event_id} lifted", highlight=False)
+    _console().print(f"hold {h.id} on event {h.event_id} lifted", highlight=False)
 
 
 @hold_app.command("list")
@@ -173,4 +179,4 @@ def hold_list(config: ConfigOpt) -> None:
             h.lifted_at.isoformat(timespec="seconds") if h.lifted_at else "active",
             h.lifted_by or "",
         )
-    _out.print(t)
+    _console().print(t)

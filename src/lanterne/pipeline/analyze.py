@@ -50,6 +50,7 @@ def analyze(
     camera_id: str | None = None,
     progress: Callable[[float, float], None] | None = None,
     store_url: str | None = None,
+    user_id: str = "system",
 ) -> AnalyzeResult:
     """Analyse `video` with the zones and rules of one camera of `cfg` (the first by default)."""
     camera = pick_camera(cfg, camera_id)
@@ -65,6 +66,21 @@ def analyze(
         from lanterne.store import Store
 
         store = Store.open(store_url)
+    # Offline evaluation needs no authorisation, but it is recorded as an evaluation (issue 4,
+    # item 3): who replayed which clip, with which configuration.
+    from lanterne.audit import Action, AuditLog
+
+    audit = AuditLog.open(
+        store_url or cfg.store.url, key_path=cfg.audit.key_path, checkpoint_every=cfg.audit.checkpoint_every
+    )
+    audit.append(
+        user_id,
+        Action.EVALUATION,
+        object_type="camera",
+        object_id=camera.id,
+        details={"clip": video.name, "config_sha256": chash, "mode": str(cfg.mode)},
+    )
+    audit.close()
 
     writer = None
     if cfg.mode is Mode.ALERTS:

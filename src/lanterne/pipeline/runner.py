@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from lanterne.capture.source import open_source
 from lanterne.config import Config, config_hash
@@ -21,7 +22,7 @@ from lanterne.detectors import create_detector
 from lanterne.detectors.base import Detector
 from lanterne.errors import LanterneError
 from lanterne.pipeline.camera import CameraAnalyser
-from lanterne.types import Counts, Event, Frame
+from lanterne.types import Counts, Event, EventType, Frame
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class CameraWorker:
                 on_event=lambda e: r.on_event(e, origin),
                 on_counts=lambda c: r.on_counts(c, origin),
                 on_frame=r.on_frame,
+                allowed=r.gates[self.camera.id].allowed if self.camera.id in r.gates else _never,
             )
             source = open_source(self.camera.id, self.camera.source, self.camera.fps, stop=self.stop)
             self.state.status = "running"
@@ -91,6 +93,11 @@ class CameraWorker:
             log.exception("camera %s: worker crashed; the watchdog will restart it", self.camera.id)
 
 
+def _never(event_type: EventType, t: float) -> bool:
+    """No gate, no alert: a camera missing from the authorisation gates stays statistics-only."""
+    return False
+
+
 class Runner:
     """Owns the shared services (detector, store, evidence writer) and the camera workers."""
 
@@ -110,14 +117,36 @@ class Runner:
         self.workers: dict[str, CameraWorker] = {}
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self.store = None
-        self.writer = None
+        self.store: Any = None
+        self.writer: Any = None
+        self.audit: Any = None
+        self.retention: Any = None
+        self.gates: dict[str, Any] = {}
 
     # --- services, started in order and stopped in reverse -------------------------------
     def start(self) -> None:
+        from lanterne.audit import Action, AuditLog
+        from lanterne.authorisation import gates_for
+        from lanterne.retention import RetentionScheduler
         from lanterne.store import Store
 
         self.store = Store.open(self.cfg.store.url)
+        self.audit = AuditLog.from_config(self.cfg)
+        self.audit.append(
+            "system",
+            Action.CONFIG_CHANGE,
+            object_type="site",
+            object_id=self.cfg.site,
+            details={"event": "run_started", "mode": str(self.cfg.mode), "config_sha256": self.chash},
+        )
+        # One gate per camera in every mode: a camera without a gate never alerts.
+        self.gates = gates_for(self.cfg, self.store.engine, self.audit)
+        for gate in self.gates.values():
+            gate.check()
+        self.retention = RetentionScheduler(
+            self.store, self.cfg.store.evidence_dir, self.cfg.retention, self.audit
+        )
+        self.retention.start()
         if self.cfg.mode is Mode.ALERTS:
             from lanterne.anonymize.anonymizer import DefaultAnonymizer
             from lanterne.evidence.writer import EvidenceWriter
@@ -139,6 +168,8 @@ class Runner:
                 w.thread.join(timeout=10)
         if self.writer is not None:
             self.writer.close()
+        if self.retention is not None:
+            self.retention.stop()
 
     def watchdog_once(self) -> None:
         """Restart dead workers whose backoff has elapsed. Backoff doubles per restart of the same

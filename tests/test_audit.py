@@ -550,3 +550,18 @@ def test_cli(db_url: str, tmp_path: Path) -> None:
     res = runner.invoke(app, ["audit", "verify", "--file", str(tmp_path / "x.json")])
     assert res.exit_code == 1 and "record 1: content altered" in res.output
     log.close()
+
+
+def test_purge_of_every_record_continues_the_chain(db_url: str, key_path: Path) -> None:
+    now = datetime.now(UTC)
+    clock = Clock(now - timedelta(days=400))
+    log = AuditLog.open(db_url, key_path=key_path, checkpoint_every=100, clock=clock)
+    fill(log, 4)
+    clock.now = now
+    assert log.purge(now) == 4
+    entry = log.append("op-1", Action.SEARCH)
+    assert [e.seq for e in log.entries()] == [5, 6]
+    assert log.entries()[0].action is Action.AUDIT_PURGE and entry.seq == 6
+    result = verify_log(log.engine, public(key_path))
+    assert result.ok and result.records == 2, result.problem
+    log.close()

@@ -502,6 +502,56 @@ class AuditSettings(Strict):
         return v
 
 
+class SuspensionSettings(Strict):
+    max_alerts_per_hour: int = Field(
+        20,
+        ge=1,
+        le=10_000,
+        title="Maximum alerts per hour",
+        description="A detector raising more alerts than this on one camera within an hour suspends itself there until a supervisor reviews it: a flood of alerts defeats human control (HO-04).",
+    )
+    precision_floor: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        title="Precision floor",
+        description="A detector whose precision (confirmed ÷ decided) over the last decisions on a camera falls below this suspends itself there.",
+    )
+    last_decisions: int = Field(
+        20,
+        ge=1,
+        le=10_000,
+        title="Decisions considered",
+        description="How many of the latest operator decisions the precision floor is measured on.",
+    )
+
+
+class PublicNotice(Strict):
+    controller: str = Field(
+        "",
+        max_length=500,
+        title="Controller",
+        description="Who is responsible for the processing (e.g. 'Ville de Exemple, police municipale'), as shown on the public page.",
+    )
+    dpo_contact: str = Field(
+        "",
+        max_length=500,
+        title="Data-protection officer",
+        description="How to reach the data-protection officer (address or e-mail), shown on the public page.",
+    )
+    purposes: list[str] = Field(
+        default_factory=list,
+        title="Purposes",
+        description="Why the cameras are used, in plain words, shown on the public page.",
+    )
+    rights: str = Field(
+        "",
+        max_length=5000,
+        title="Your rights",
+        description="How a person exercises their rights (access, complaint to the CNIL, referral to the commission départementale de vidéoprotection).",
+    )
+
+
 class Config(Strict):
     mode: Mode = Field(
         Mode.STATISTICS,
@@ -544,6 +594,16 @@ class Config(Strict):
         None,
         title="Legal end date",
         description="Site-wide end of the legal basis for algorithmic alerts (e.g. the end of the experimental law). After it, every camera falls back to statistics; no authorisation may end later.",
+    )
+    suspension: SuspensionSettings = Field(
+        default_factory=SuspensionSettings,
+        title="Self-suspension",
+        description="When a detector switches itself off on a camera pending review.",
+    )
+    public: PublicNotice = Field(
+        default_factory=PublicNotice,
+        title="Public notice",
+        description="What the public transparency page says about the controller, purposes and rights.",
     )
     cameras: list[Camera] = Field(..., min_length=1, title="Cameras", description="The cameras analysed.")
 

@@ -243,3 +243,86 @@ class EventAggregateRecord(Base):
     type: Mapped[str] = mapped_column(String(32))
     mode: Mapped[str] = mapped_column(String(16))
     events: Mapped[int] = mapped_column(Integer)
+    confirmed: Mapped[int] = mapped_column(Integer, server_default="0")
+    dismissed: Mapped[int] = mapped_column(Integer, server_default="0")
+    dismiss_reasons: Mapped[dict[str, int] | None] = mapped_column(JSON)
+    """Dismissals per reason code, e.g. `{"reflection_or_light": 3}`: how precision is explained."""
+
+
+DISMISS_REASONS: tuple[str, ...] = (
+    "reflection_or_light",
+    "street_furniture",
+    "person_at_rest",
+    "owner_nearby",
+    "test",
+    "other",
+)
+"""Why an operator lifted the doubt (HO-01); `other` needs a text."""
+FOLLOW_UPS: tuple[str, ...] = ("none", "monitoring", "field_request", "emergency_services")
+"""What the operator decided to do after confirming. Lanterne itself never dispatches anything."""
+ALERT_STATES: tuple[str, ...] = ("acknowledged", "confirmed", "dismissed")
+
+
+class AlertStateRecord(Base):
+    """One human step on an alert (`new` is the absence of any row). A history, never updated."""
+
+    __tablename__ = "alert_states"
+    __table_args__ = (
+        CheckConstraint(_in_list("state", ALERT_STATES), name="ck_alert_states_state"),
+        CheckConstraint(
+            f"state <> 'dismissed' OR ({_in_list('reason', DISMISS_REASONS)} "
+            "AND (reason <> 'other' OR length(reason_text) > 0))",
+            name="ck_alert_states_dismiss_reason",
+        ),
+        CheckConstraint(
+            f"state <> 'confirmed' OR {_in_list('follow_up', FOLLOW_UPS)}", name="ck_alert_states_follow_up"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(64), ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[str] = mapped_column(String(128))
+    ts: Mapped[datetime] = mapped_column(UtcDateTime)
+    reason: Mapped[str | None] = mapped_column(String(32))
+    reason_text: Mapped[str | None] = mapped_column(String(500))
+    follow_up: Mapped[str | None] = mapped_column(String(32))
+
+
+class SuspensionRecord(Base):
+    """A detector switched off on one camera, by itself (alert flood, precision below the floor)
+    or by a supervisor, until a supervisor lifts it."""
+
+    __tablename__ = "suspensions"
+    __table_args__ = (
+        CheckConstraint(
+            _in_list("cause", ("alert_rate", "precision_floor", "supervisor")), name="ck_suspensions_cause"
+        ),
+        Index("ix_suspensions_camera_type", "camera", "type"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    camera: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(32))
+    cause: Mapped[str] = mapped_column(String(32))
+    details: Mapped[dict[str, object]] = mapped_column(JSON)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    started_by: Mapped[str] = mapped_column(String(128))
+    lifted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    lifted_by: Mapped[str | None] = mapped_column(String(128))
+    lift_note: Mapped[str | None] = mapped_column(String(1000))
+
+
+class NoticeRecord(Base):
+    """A publication of the public transparency notice; alerting cannot start before one exists
+    for the configuration in force (TR-01)."""
+
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    published_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    published_by: Mapped[str] = mapped_column(String(128))
+    config_sha256: Mapped[str] = mapped_column(String(64))
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    location: Mapped[str] = mapped_column(String(1000))
+    """Where the notice was published (a directory or URL)."""

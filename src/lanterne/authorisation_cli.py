@@ -7,60 +7,28 @@ kept by the people who receive the prefectoral acts without touching the running
 
 from __future__ import annotations
 
-import functools
-import getpass
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from lanterne.authorisation import Authorisation, AuthorisationError, Authorisations
+from lanterne.cli_support import ConfigOpt, UserOpt, err_console, user_errors, user_id
+from lanterne.cli_support import out_console as _console
 from lanterne.config.schema import Config
-from lanterne.errors import LanterneError
 
 authorisation_app = typer.Typer(
     help="Deployment authorisations: without one, a camera only counts (loi 2023-380 art. 10).",
     no_args_is_help=True,
 )
-_err = Console(stderr=True, soft_wrap=True)
+_err = err_console()
 
 
-def _console() -> Console:
-    """Built per command, so the terminal width (COLUMNS) is read when the command runs, not when
-    the module was first imported."""
-    return Console(soft_wrap=True)
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def user_errors(fn: F) -> F:
-    """Same as `lanterne.cli.user_errors`, copied because importing it here would be circular."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except LanterneError as exc:
-            _err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="YAML configuration file.")]
-UserOpt = Annotated[
-    str | None, typer.Option("--user", help="User id recorded in the audit log (default: your login name).")
-]
-
-
-def _user(user: str | None) -> str:
-    return user if user else getpass.getuser()
+_user = user_id
 
 
 def _when(value: str, option: str) -> datetime:

@@ -3,14 +3,12 @@ line naming the problem and the fix and a non-zero exit, never a traceback."""
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -19,7 +17,7 @@ from rich.table import Table
 
 from lanterne.audit.cli import audit_app
 from lanterne.authorisation_cli import authorisation_app
-from lanterne.errors import LanterneError
+from lanterne.cli_support import ConfigOpt, login_name, user_errors
 from lanterne.retention_cli import hold_app, retention_app
 
 app = typer.Typer(
@@ -38,28 +36,7 @@ app.add_typer(hold_app, name="hold")
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def user_errors(fn: F) -> F:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except LanterneError as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _login() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+_login = login_name
 
 
 def _logging(verbose: bool) -> None:
@@ -67,9 +44,6 @@ def _logging(verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-
-
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="YAML configuration file.")]
 
 
 @app.command()
@@ -80,7 +54,9 @@ def analyze(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("out"),
     camera: Annotated[str | None, typer.Option(help="Camera whose zones apply (default: the first).")] = None,
     store: Annotated[str | None, typer.Option(help="Also record the events in this database URL.")] = None,
-    user: Annotated[str | None, typer.Option(help="User id recorded in the audit log (default: login name).")] = None,
+    user: Annotated[
+        str | None, typer.Option(help="User id recorded in the audit log (default: login name).")
+    ] = None,
     verbose: bool = False,
 ) -> None:
     """Evaluate a clip offline: events.jsonl, stats.json and anonymised evidence in OUT."""
@@ -99,7 +75,13 @@ def analyze(
             bar.update(task, completed=t, total=total or None)
 
         result = run_analysis(
-            video, cfg, out_dir, camera_id=camera, progress=progress, store_url=store, user_id=user or _login()
+            video,
+            cfg,
+            out_dir,
+            camera_id=camera,
+            progress=progress,
+            store_url=store,
+            user_id=user or _login(),
         )
     _summary(result.stats, out_dir)
     if result.error is not None:

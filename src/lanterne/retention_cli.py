@@ -6,17 +6,15 @@ Exit codes: 0 done; 1 the purge ran but could not delete everything (each failur
 
 from __future__ import annotations
 
-import functools
-import getpass
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from lanterne.cli_support import ConfigOpt, UserOpt, err_console, user_errors, user_id
+from lanterne.cli_support import out_console as _console
 from lanterne.errors import LanterneError
 
 retention_app = typer.Typer(
@@ -25,39 +23,14 @@ retention_app = typer.Typer(
 hold_app = typer.Typer(
     help="Legal holds: keep an event past retention for a judicial procedure.", no_args_is_help=True
 )
-_err = Console(stderr=True, soft_wrap=True)
-
-
-def _console() -> Console:
-    """Built per command, so the terminal width (COLUMNS) is read when the command runs, not when
-    the module was first imported."""
-    return Console(soft_wrap=True)
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="YAML configuration file.")]
-UserOpt = Annotated[
-    str | None, typer.Option("--user", help="User id recorded in the audit log (default: your login name).")
-]
+_err = err_console()
 
 
 class CliError(LanterneError):
     pass
 
 
-def _user_errors(fn: F) -> F:
-    # A copy of `lanterne.cli.user_errors`: importing it would be circular, since cli.py imports
-    # this module to register the sub-commands before it defines the decorator.
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except LanterneError as exc:
-            _err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
+_user_errors = user_errors
 
 
 def _open(config: Path) -> tuple[Any, Any, Any]:
@@ -90,8 +63,7 @@ def _now(value: str | None) -> datetime:
     return now
 
 
-def _user(value: str | None) -> str:
-    return value if value else getpass.getuser()
+_user = user_id
 
 
 @retention_app.command("purge")

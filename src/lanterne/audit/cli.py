@@ -7,16 +7,14 @@ that a monitoring job can alert the DPO on.
 
 from __future__ import annotations
 
-import functools
-import getpass
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from lanterne.cli_support import ConfigOpt, login_name, user_errors
 from lanterne.errors import LanterneError
 
 audit_app = typer.Typer(
@@ -26,34 +24,12 @@ audit_app = typer.Typer(
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True, highlight=False)
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def user_errors(fn: F) -> F:
-    # A copy of lanterne.cli.user_errors: importing that module here would be circular, since it
-    # imports this one to register the sub-app.
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except LanterneError as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="YAML configuration file.")]
 UserOpt = Annotated[
     str, typer.Option("--user", help="Your user id, recorded in the audit log (default: your login).")
 ]
 
 
-def _default_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no login name (some containers): still a traceable actor
-        return "unknown"
+_default_user = login_name
 
 
 def _parse_when(value: str, *, end: bool) -> datetime:

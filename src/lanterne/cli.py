@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from lanterne.alerts_cli import alerts_app, suspensions_app
 from lanterne.audit.cli import audit_app
 from lanterne.authorisation_cli import authorisation_app
 from lanterne.cli_support import ConfigOpt, login_name, user_errors
@@ -33,6 +34,8 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(authorisation_app, name="authorisation")
 app.add_typer(retention_app, name="retention")
 app.add_typer(hold_app, name="hold")
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(suspensions_app, name="suspensions")
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 

@@ -85,9 +85,13 @@ def analyze(
     writer = None
     if cfg.mode is Mode.ALERTS:
         from lanterne.anonymize.anonymizer import DefaultAnonymizer
+        from lanterne.evidence.background import BackgroundEvidenceWriter
         from lanterne.evidence.writer import EvidenceWriter
 
-        writer = EvidenceWriter(out / "evidence", DefaultAnonymizer(cfg.models_dir), store)
+        # Analysis on this thread, anonymisation and encoding on the writer's: both cores work.
+        writer = BackgroundEvidenceWriter(
+            EvidenceWriter(out / "evidence", DefaultAnonymizer(cfg.models_dir), store)
+        )
 
     events_path = out / "events.jsonl"
     events_file = events_path.open("w", encoding="utf-8")

@@ -149,10 +149,13 @@ class Runner:
         self.retention.start()
         if self.cfg.mode is Mode.ALERTS:
             from lanterne.anonymize.anonymizer import DefaultAnonymizer
+            from lanterne.evidence.background import BackgroundEvidenceWriter
             from lanterne.evidence.writer import EvidenceWriter
 
-            self.writer = EvidenceWriter(
-                self.cfg.store.evidence_dir, DefaultAnonymizer(self.cfg.models_dir), self.store
+            self.writer = BackgroundEvidenceWriter(
+                EvidenceWriter(
+                    self.cfg.store.evidence_dir, DefaultAnonymizer(self.cfg.models_dir), self.store
+                )
             )
         for cam in self.cfg.cameras:
             w = CameraWorker(cam, self)

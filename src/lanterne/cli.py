@@ -20,6 +20,7 @@ from lanterne.audit.cli import audit_app
 from lanterne.authorisation_cli import authorisation_app
 from lanterne.cli_support import ConfigOpt, login_name, user_errors
 from lanterne.retention_cli import hold_app, retention_app
+from lanterne.transparency.cli import dpia_app, serve_app, transparency_app
 
 app = typer.Typer(
     name="lanterne",
@@ -36,6 +37,9 @@ app.add_typer(retention_app, name="retention")
 app.add_typer(hold_app, name="hold")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(suspensions_app, name="suspensions")
+app.add_typer(transparency_app, name="transparency")
+app.add_typer(dpia_app, name="dpia")
+app.add_typer(serve_app, name="serve")
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 

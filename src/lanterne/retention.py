@@ -41,8 +41,8 @@ from lanterne.config.schema import RetentionSettings
 from lanterne.errors import LanterneError
 from lanterne.store import Store, StoreError
 from lanterne.store.db import describe_failure
-from lanterne.store.repository import EvidenceRow
-from lanterne.store.tables import EventRecord, LegalHoldRecord
+from lanterne.store.repository import EventRow, EvidenceRow
+from lanterne.store.tables import AlertStateRecord, EventAggregateRecord, EventRecord, LegalHoldRecord
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +166,73 @@ def _held_refusal(exc: Exception) -> bool:
     return "legal hold" in str(exc)
 
 
+@dataclass(frozen=True, slots=True)
+class _Decision:
+    state: str
+    reason: str | None
+
+
+def _decision(store: Store, event_id: str) -> _Decision | None:
+    """The operator's final decision on an alert, read before the event (and with it, by cascade,
+    its decision history) is deleted."""
+    q = (
+        select(AlertStateRecord.state, AlertStateRecord.reason)
+        .where(AlertStateRecord.event_id == event_id, AlertStateRecord.state.in_(("confirmed", "dismissed")))
+        .order_by(AlertStateRecord.id.desc())
+        .limit(1)
+    )
+    with store.engine.connect() as conn:
+        r = conn.execute(q).first()
+    return _Decision(r.state, r.reason) if r is not None else None
+
+
+def _aggregate_decision(store: Store, row: EventRow, decision: _Decision) -> None:
+    """Add a deleted alert's decision to its day's anonymous aggregate, so precision since the
+    start (PM-02) survives retention. Only the verdict and the reason code are kept: the reason
+    text and the operator's id go with the alert.
+
+    Runs right after `delete_expired_event` has counted the event in the same row, in a second
+    transaction: a crash in between loses one decision from the counts (never the deletion), and
+    a decision taken in the instant between the read and the delete is not counted. Both are
+    rare at 30 days of age; making it one transaction needs `delete_expired_event` to do it.
+    """
+    agg = EventAggregateRecord
+    key = (
+        agg.day == row.start.astimezone(UTC).date(),
+        agg.camera == row.camera,
+        agg.type == str(row.type),
+        agg.mode == row.mode,
+    )
+    try:
+        with store.engine.connect() as conn:
+            try:
+                # The reasons are a JSON object read, changed and written back: two purges at once
+                # would lose one's update without the lock.
+                if conn.dialect.name == "sqlite":
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                q = select(agg.id, agg.confirmed, agg.dismissed, agg.dismiss_reasons).where(*key)
+                if conn.dialect.name == "postgresql":
+                    q = q.with_for_update()
+                r = conn.execute(q).first()
+                if r is None:  # delete_expired_event writes the row; absent only if removed by hand
+                    conn.rollback()
+                    return
+                if decision.state == "confirmed":
+                    values: dict[str, Any] = {"confirmed": (r.confirmed or 0) + 1}
+                else:
+                    reasons = dict(r.dismiss_reasons or {})
+                    code = decision.reason or "other"
+                    reasons[code] = int(reasons.get(code, 0)) + 1
+                    values = {"dismissed": (r.dismissed or 0) + 1, "dismiss_reasons": reasons}
+                conn.execute(update(agg).where(agg.id == r.id).values(**values))
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+    except SQLAlchemyError as exc:
+        raise describe_failure(store.engine, exc) from None
+
+
 def _purge_events(
     store: Store, root: Path, cutoff: datetime, audit: AuditLog, user_id: str, tally: _Tally
 ) -> None:
@@ -176,6 +243,7 @@ def _purge_events(
             return
         after = ids[-1]
         for event_id in ids:
+            decision = _decision(store, event_id)
             try:
                 deleted = store.delete_expired_event(event_id)
             except (IntegrityError, StoreError) as exc:
@@ -188,6 +256,12 @@ def _purge_events(
             if deleted is None:  # deleted meanwhile by another purge
                 continue
             row, files = deleted
+            if decision is not None:
+                try:
+                    _aggregate_decision(store, row, decision)
+                except StoreError as exc:
+                    # The event is gone already: its deletion must still be recorded below.
+                    tally.errors.append(f"event {row.id}: decision not counted in the aggregates: {exc}")
             # Files after the commit: a crash in between leaves files no row references, which the
             # orphan sweep removes; the reverse order could delete a held event's files.
             facts = [_remove(root, ev, tally) for ev in files]

@@ -322,6 +322,6 @@ def test_cli_decisions(db_url: str, tmp_path: Path) -> None:
     r = cli.invoke(app, ["alerts", "precision", "--config", cfg], env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.output
     row = next(line for line in r.output.splitlines() if "abandoned_object" in line)
-    assert "0.000" in row and "owner_nearby 1" in row
+    assert "0.000" in row and "0.00–0.79" in row and "owner_nearby 1" in row
     r = cli.invoke(app, ["alerts", "precision", "--since-start", "--config", cfg])
     assert r.exit_code == 0 and "since start" in r.output

@@ -104,6 +104,7 @@ def test_precision_after_scripted_decisions(store: Store, days: int | None) -> N
     p = precision(store.engine, camera="cam1", type=AO, now=now, days=days)
     assert figures(p) == EXPECTED
     assert p.precision == pytest.approx(0.667, abs=5e-4) and p.decided == 9
+    assert p.interval == pytest.approx((0.354, 0.879), abs=5e-4)  # Wilson, PM-02
     everywhere = precision(store.engine, camera=None, type=AO, now=now, days=days)
     assert (everywhere.alerts, everywhere.confirmed) == (11, 6)
     assert precision(store.engine, camera="cam1", type=EventType.FIRE, now=now, days=days).precision is None

@@ -211,6 +211,7 @@ def precision_command(
         "confirmed",
         "dismissed",
         "precision",
+        "95 % interval",
         "dismissal reasons",
         title=title,
     )
@@ -222,6 +223,7 @@ def precision_command(
             str(p.confirmed),
             str(p.dismissed),
             "n/a" if p.precision is None else f"{p.precision:.3f}",
+            "" if p.interval is None else f"{p.interval[0]:.2f}–{p.interval[1]:.2f}",
             ", ".join(f"{k} {v}" for k, v in p.reasons.items()),
         )
     _console().print(t)

@@ -421,6 +421,7 @@ def render_pdf(draft: DpiaDraft) -> bytes:
                 s.replace("`", "")
                 .replace("–", "-")
                 .replace("÷", "/")
+                .replace("•", "-")
                 .encode("latin-1", "replace")
                 .decode("latin-1")
             )

@@ -45,7 +45,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from lanterne.audit import Action, AuditLog
 from lanterne.errors import LanterneError
-from lanterne.precision import latest_states
+from lanterne.precision import latest_state
 from lanterne.store.db import describe_failure
 from lanterne.store.tables import DISMISS_REASONS, FOLLOW_UPS, AlertStateRecord, EventRecord
 from lanterne.types import EventType
@@ -322,7 +322,7 @@ def list_alerts(
     limit: int = 200,
 ) -> list[Alert]:
     """Alerts, newest first, optionally only those in one state or from one camera."""
-    s = latest_states().subquery()
+    s, on = latest_state()
     q = (
         select(
             EventRecord.id,
@@ -332,9 +332,10 @@ def list_alerts(
             EventRecord.start_ts,
             EventRecord.end_ts,
             EventRecord.confidence,
-            s.c.state,
+            s.state,
         )
-        .outerjoin(s, s.c.event_id == EventRecord.id)
+        .select_from(EventRecord)
+        .outerjoin(s, on)
         .where(EventRecord.mode == ALERT_MODE)
         .order_by(EventRecord.start_ts.desc(), EventRecord.id)
         .limit(limit)
@@ -343,7 +344,7 @@ def list_alerts(
         q = q.where(EventRecord.camera == camera)
     if state is not None:
         st = AlertState(state)
-        q = q.where(s.c.state.is_(None)) if st is AlertState.NEW else q.where(s.c.state == str(st))
+        q = q.where(s.state.is_(None)) if st is AlertState.NEW else q.where(s.state == str(st))
     with engine.connect() as conn:
         return [
             Alert(

@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import ColumnElement, Engine, and_, func, select
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql import Select
 
 from lanterne.store.tables import AlertStateRecord, EventAggregateRecord, EventRecord
@@ -129,30 +130,29 @@ def _aware(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def latest_states() -> Select[Any]:
-    """`(event_id, state, reason)` of each decided or acknowledged alert, its latest step only.
+def latest_state() -> tuple[Any, ColumnElement[bool]]:
+    """An alias of `alert_states` and the ON condition that joins an event to its latest step.
 
-    The history is append-only, so the latest row (highest id, which the transaction that wrote
-    it made after checking the previous one) is the current state; `new` is no row at all.
+    The history is append-only, so the latest row (highest id, written by the transaction that
+    checked the one before) is the current state; `new` is no row, hence an outer join. Written as
+    "no newer row for this event" rather than a join to a `max(id)` subquery: both databases answer
+    it from the `event_id` index, where SQLite joined the grouped subquery by scanning it (17 s for
+    a month of 20 000 alerts instead of a fraction of a second).
     """
-    last = (
-        select(AlertStateRecord.event_id, func.max(AlertStateRecord.id).label("id"))
-        .group_by(AlertStateRecord.event_id)
-        .subquery()
-    )
-    return select(AlertStateRecord.event_id, AlertStateRecord.state, AlertStateRecord.reason).join(
-        last, AlertStateRecord.id == last.c.id
-    )
+    step = aliased(AlertStateRecord)
+    newer = aliased(AlertStateRecord)
+    later = select(newer.id).where(newer.event_id == step.event_id, newer.id > step.id).exists()
+    return step, and_(step.event_id == EventRecord.id, ~later)
 
 
 def _live(since: datetime | None, until: datetime, camera: str | None, type: EventType | None) -> Select[Any]:
-    s = latest_states().subquery()
+    s, on = latest_state()
     q = (
-        select(EventRecord.camera, EventRecord.type, s.c.state, s.c.reason, func.count().label("n"))
+        select(EventRecord.camera, EventRecord.type, s.state, s.reason, func.count().label("n"))
         .select_from(EventRecord)
-        .outerjoin(s, s.c.event_id == EventRecord.id)
+        .outerjoin(s, on)
         .where(EventRecord.mode == ALERT_MODE, EventRecord.start_ts <= until)
-        .group_by(EventRecord.camera, EventRecord.type, s.c.state, s.c.reason)
+        .group_by(EventRecord.camera, EventRecord.type, s.state, s.reason)
     )
     if since is not None:
         q = q.where(EventRecord.start_ts >= since)
@@ -236,10 +236,11 @@ def monthly_stats(engine: Engine, now: datetime) -> list[MonthStat]:
     "month of a timestamp" differently); retention bounds them to a month of alerts.
     """
     until = _aware(now)
-    s = latest_states().subquery()
+    s, on = latest_state()
     live = (
-        select(EventRecord.type, EventRecord.start_ts, s.c.state, s.c.reason)
-        .outerjoin(s, s.c.event_id == EventRecord.id)
+        select(EventRecord.type, EventRecord.start_ts, s.state, s.reason)
+        .select_from(EventRecord)
+        .outerjoin(s, on)
         .where(EventRecord.mode == ALERT_MODE, EventRecord.start_ts <= until)
     )
     out: dict[tuple[str, str], _Tally] = {}

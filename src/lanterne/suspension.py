@@ -270,7 +270,16 @@ class Suspensions:
         floor. Returns the new suspension, or None (also when it was already suspended)."""
         now = _aware(now)
         type = EventType(type)
+        # Measured first without the write lock: almost every check finds nothing, and on SQLite
+        # the lock would make every camera's event writes wait for it every CHECK_S.
+        with self.engine.connect() as conn:
+            if (
+                self._active_row(conn, camera, type) is not None
+                or self._measure(conn, camera, type, now) is None
+            ):
+                return None
         with self._locked() as conn:
+            # Again under the lock: another worker or a supervisor may have acted in between.
             if self._active_row(conn, camera, type) is not None:
                 return None
             found = self._measure(conn, camera, type, now)

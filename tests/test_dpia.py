@@ -107,7 +107,7 @@ def test_draft_is_prefilled_from_config_register_and_figures(site: Site) -> None
     # The measured precision row: 3 alerts, 2 confirmed, 1 dismissed, 67 %, the reason counted.
     row = next(line for line in md.splitlines() if line.startswith("| quai-est | person_down |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[2:8] == ["3", "2", "1", "67 %", "67 %", "person_at_rest: 1"]
+    assert cells[2:9] == ["3", "2", "1", "67 %", "21–94 %", "67 %", "person_at_rest: 1"]
     assert md.count(f"**{dpia.TO_COMPLETE}**") >= 8
     assert "No public notice has been published for this configuration yet" in md
 

@@ -159,7 +159,8 @@ def test_public_page_in_chromium(server: tuple[str, str]) -> None:
             row = page.locator(f'tr.month[data-month="{month}"][data-type="zone_intrusion"]')
             cells = [c.strip() for c in row.locator("td").all_inner_texts()]
             assert cells[2:7] == ["4", "3", "1", "0", "75 %"], cells
-            assert "reflection or light: 1" in cells[7]
+            assert cells[7] == "30–95 %"  # Wilson interval of 3 confirmed out of 4 decided
+            assert "reflection or light: 1" in cells[8]
             assert "dpo@ville.example" in page.locator("#dpo").inner_text()
             assert "Préfecture de police de Paris" in page.locator("#register").inner_text()
 

@@ -188,6 +188,7 @@ def test_monthly_figures_follow_the_operators_decisions(site: Site) -> None:
     assert (june.alerts, june.confirmed, june.dismissed, june.pending) == (5, 2, 1, 2)
     assert june.confirmed_share == pytest.approx(2 / 3, abs=1e-4)
     assert june.reasons == {"street_furniture": 1}
+    assert june.interval == pytest.approx((0.2077, 0.9385), abs=1e-4)  # Wilson, 2 of 3
     may = month(data, "2026-05", WW)
     assert (may.alerts, may.confirmed, may.dismissed, may.pending) == (3, 1, 2, 0)
     assert may.confirmed_share == pytest.approx(1 / 3, abs=1e-4)

@@ -90,6 +90,10 @@ def _share(v: float | None) -> str:
     return "–" if v is None else f"{100 * v:.0f} %"
 
 
+def _interval(v: tuple[float, float] | None) -> str:
+    return "–" if v is None else f"{100 * v[0]:.0f}–{100 * v[1]:.0f} %"
+
+
 def _reasons(reasons: dict[str, int]) -> str:
     return ", ".join(f"{r}: {n}" for r, n in reasons.items()) or "–"
 
@@ -272,6 +276,7 @@ def dpia_draft(cfg: Config, engine: Engine, now: datetime) -> DpiaDraft:
                         "Confirmed",
                         "Dismissed",
                         "Precision (30 d)",
+                        "95 % interval (30 d)",
                         "Precision (since start)",
                         "Dismissal reasons (30 d)",
                     ),
@@ -283,6 +288,7 @@ def dpia_draft(cfg: Config, engine: Engine, now: datetime) -> DpiaDraft:
                             str(p.confirmed),
                             str(p.dismissed),
                             _share(p.precision),
+                            _interval(p.interval),
                             _share(overall[(cam, t)].precision if (cam, t) in overall else None),
                             _reasons(p.reasons),
                         )
@@ -290,7 +296,7 @@ def dpia_draft(cfg: Config, engine: Engine, now: datetime) -> DpiaDraft:
                             recent.items(), key=lambda kv: (kv[0][0] or "", str(kv[0][1]))
                         )
                     )
-                    or (("–", "no alert in the last 30 days", "", "", "", "", "", ""),),
+                    or (("–", "no alert in the last 30 days", "", "", "", "", "", "", ""),),
                 ),
             ),
             to_complete=(

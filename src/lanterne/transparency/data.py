@@ -184,6 +184,9 @@ class MonthFigure:
     """Alerts nobody has confirmed or dismissed yet."""
     confirmed_share: float | None
     """confirmed ÷ (confirmed + dismissed); None when nothing was decided."""
+    interval: tuple[float, float] | None
+    """95 % Wilson interval of the confirmed share: with few decisions the share alone overstates
+    what is known (PM-02)."""
     reasons: dict[str, int]
     """Dismissals per reason code."""
 
@@ -280,8 +283,12 @@ def _algorithms(cfg: Config, types: set[EventType]) -> tuple[AlgorithmInfo, ...]
     )
 
 
+def _rounded(interval: tuple[float, float] | None) -> tuple[float, float] | None:
+    return None if interval is None else (round(interval[0], 4), round(interval[1], 4))
+
+
 def _monthly(engine: Engine, now: datetime) -> tuple[MonthFigure, ...]:
-    from lanterne.precision import monthly_stats
+    from lanterne.precision import monthly_stats, wilson_interval
 
     out = []
     for m in monthly_stats(engine, now):
@@ -295,6 +302,7 @@ def _monthly(engine: Engine, now: datetime) -> tuple[MonthFigure, ...]:
                 dismissed=m.dismissed,
                 pending=max(m.alerts - decided, 0),
                 confirmed_share=round(m.confirmed / decided, 4) if decided else None,
+                interval=_rounded(wilson_interval(m.confirmed, decided)),
                 reasons=dict(m.reasons),
             )
         )

@@ -72,6 +72,7 @@ def _env() -> jinja2.Environment:
     env.filters["event_title"] = lambda t: EVENT_TITLES.get(EventType(t), t)
     env.filters["reason"] = lambda r: REASON_LABELS.get(r, r)
     env.filters["share"] = lambda v: "–" if v is None else f"{100 * v:.0f} %"
+    env.filters["interval"] = lambda v: "–" if v is None else f"{100 * v[0]:.0f}–{100 * v[1]:.0f} %"
     env.filters["day"] = lambda iso: iso[:10] if iso else ""
     return env
 

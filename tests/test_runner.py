@@ -14,10 +14,12 @@ from lanterne.audit import AuditLog
 from lanterne.authorisation import Authorisations
 from lanterne.config import parse_config
 from lanterne.demo import CROSSROADS
+from lanterne.errors import ConfigError
 from lanterne.pipeline import camera as camera_mod
 from lanterne.pipeline.runner import Runner
 from lanterne.store import Store
 from lanterne.store.tables import AuditRecord
+from lanterne.transparency import export
 from lanterne.types import EventType
 from test_cli import VIDEO, excerpt
 
@@ -77,6 +79,9 @@ def test_one_camera_failing_does_not_stop_the_others(
         event_types=[EventType.WRONG_WAY],
         user_id="tester",
     )
+    with pytest.raises(ConfigError, match="publish the public notice first"):
+        Runner(cfg).start()
+    export(cfg, audit.engine, tmp_path / "public", "tester", now)
     runner = Runner(cfg, restart_backoff=0.2)
     runner.start()
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -67,7 +68,7 @@ class CameraWorker:
                 on_event=lambda e: r.on_event(e, origin),
                 on_counts=lambda c: r.on_counts(c, origin),
                 on_frame=r.on_frame,
-                allowed=r.gates[self.camera.id].allowed if self.camera.id in r.gates else _never,
+                allowed=r.allowed_for(self.camera.id),
             )
             source = open_source(self.camera.id, self.camera.source, self.camera.fps, stop=self.stop)
             self.state.status = "running"
@@ -122,6 +123,7 @@ class Runner:
         self.audit: Any = None
         self.retention: Any = None
         self.gates: dict[str, Any] = {}
+        self.suspensions: Any = None
 
     # --- services, started in order and stopped in reverse -------------------------------
     def start(self) -> None:
@@ -139,6 +141,13 @@ class Runner:
             object_id=self.cfg.site,
             details={"event": "run_started", "mode": str(self.cfg.mode), "config_sha256": self.chash},
         )
+        if self.cfg.mode is Mode.ALERTS:
+            from lanterne.suspension import Suspensions
+            from lanterne.transparency import require_notice
+
+            # The public must be told before alerting starts (TR-01).
+            require_notice(self.cfg, self.store.engine)
+            self.suspensions = Suspensions(self.store.engine, self.audit, self.cfg.suspension)
         # One gate per camera in every mode: a camera without a gate never alerts.
         self.gates = gates_for(self.cfg, self.store.engine, self.audit)
         for gate in self.gates.values():
@@ -198,6 +207,18 @@ class Runner:
                 self._stop.wait(poll)
         finally:
             self.stop()
+
+    def allowed_for(self, camera_id: str) -> Callable[[EventType, float], bool]:
+        """What may alert on this camera: an authorisation must cover it (the gate, asked first)
+        and the detector must not be suspended. Built in the camera's own thread: the
+        suspension cache is per camera."""
+        gate = self.gates.get(camera_id)
+        if gate is None:
+            return _never
+        if self.suspensions is None:
+            return gate.allowed
+        not_suspended = self.suspensions.allowed(camera_id)
+        return lambda etype, t: gate.allowed(etype, t) and not_suspended(etype, t)
 
     # --- sinks, called from worker threads ----------------------------------------------
     def on_event(self, e: Event, origin: datetime) -> None:

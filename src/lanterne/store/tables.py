@@ -270,12 +270,13 @@ class AlertStateRecord(Base):
     __table_args__ = (
         CheckConstraint(_in_list("state", ALERT_STATES), name="ck_alert_states_state"),
         CheckConstraint(
-            f"state <> 'dismissed' OR ({_in_list('reason', DISMISS_REASONS)} "
-            "AND (reason <> 'other' OR length(reason_text) > 0))",
+            f"state <> 'dismissed' OR (reason IS NOT NULL AND {_in_list('reason', DISMISS_REASONS)} "
+            "AND (reason <> 'other' OR (reason_text IS NOT NULL AND length(reason_text) > 0)))",
             name="ck_alert_states_dismiss_reason",
         ),
         CheckConstraint(
-            f"state <> 'confirmed' OR {_in_list('follow_up', FOLLOW_UPS)}", name="ck_alert_states_follow_up"
+            f"state <> 'confirmed' OR (follow_up IS NOT NULL AND {_in_list('follow_up', FOLLOW_UPS)})",
+            name="ck_alert_states_follow_up",
         ),
     )
 

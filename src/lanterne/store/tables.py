@@ -327,3 +327,68 @@ class NoticeRecord(Base):
     content_sha256: Mapped[str] = mapped_column(String(64))
     location: Mapped[str] = mapped_column(String(1000))
     """Where the notice was published (a directory or URL)."""
+
+
+ROLES: tuple[str, ...] = ("operator", "supervisor", "auditor", "admin", "analyst")
+"""operator: alerts of their scope; supervisor: plus stop controls and suspensions; auditor: audit
+log and statistics, no footage; admin: configuration and users, no footage; analyst: observatory
+rows (aggregates only for everyone else)."""
+
+
+class AccountRecord(Base):
+    """A local console account. `id` is what the audit log records; `login` is what the person
+    types. Password hashes are argon2."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (CheckConstraint(_in_list("role", ROLES), name="ck_accounts_role"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    login: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    scope: Mapped[list[str]] = mapped_column(JSON)
+    """Camera ids this account may see; `["*"]` for every camera."""
+    password_hash: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(128))
+    disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class SessionRecord(Base):
+    """A console session; the cookie carries a random token, the database only its sha256."""
+
+    __tablename__ = "sessions"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class StopRecord(Base):
+    """A supervisor's stop (HO-03): one detector on a camera, a whole camera, or the site.
+    Inference stops; recording is untouched."""
+
+    __tablename__ = "stops"
+    __table_args__ = (
+        CheckConstraint(_in_list("scope", ("detector", "camera", "site")), name="ck_stops_scope"),
+        CheckConstraint(
+            "(scope = 'site' AND camera IS NULL AND type IS NULL)"
+            " OR (scope = 'camera' AND camera IS NOT NULL AND type IS NULL)"
+            " OR (scope = 'detector' AND camera IS NOT NULL AND type IS NOT NULL)",
+            name="ck_stops_shape",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    camera: Mapped[str | None] = mapped_column(String(64))
+    type: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(1000))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    started_by: Mapped[str] = mapped_column(String(128))
+    lifted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    lifted_by: Mapped[str | None] = mapped_column(String(128))

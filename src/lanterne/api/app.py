@@ -66,10 +66,20 @@ def create_app(cfg: Config, *, clock: Callable[[], datetime] = lambda: datetime.
     ) -> Response:
         response = await call_next(request)
         response.headers.update(SECURITY_HEADERS)
-        response.headers["Content-Security-Policy"] = (
-            DOCS_CSP if request.url.path in DOCS_PATHS else PUBLIC_CSP
-        )
+        response.headers["Content-Security-Policy"] = DOCS_CSP if request.url.path in DOCS_PATHS else csp
         return response
+
+    # Map tiles come from the city's tile server when one is configured; nothing else is ever
+    # loaded from outside.
+    csp = PUBLIC_CSP
+    if cfg.console.tile_url is not None:
+        from urllib.parse import urlsplit
+
+        # `{s}` is Leaflet's subdomain placeholder (a., b., c.): allow them all with a wildcard.
+        parts = urlsplit(cfg.console.tile_url.replace("{s}", "*"))
+        csp = f"{PUBLIC_CSP}; img-src 'self' data: {parts.scheme}://{parts.netloc}"
+
+    # --- console routers: one include line per area -------------------------------------
 
     def data(request: Request) -> PublicData:
         return public_data(cfg, request.app.state.store.engine, clock())

@@ -81,8 +81,12 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
     key_path = cfg.audit.key_path
     if not key_path.is_absolute():
         key_path = (base / key_path).resolve()
+    console = cfg.console
+    if console.boundaries is not None and not console.boundaries.is_absolute():
+        console = console.model_copy(update={"boundaries": (base / console.boundaries).resolve()})
     return cfg.model_copy(
         update={
+            "console": console,
             "audit": cfg.audit.model_copy(update={"key_path": key_path}),
             "cameras": cameras,
             "store": store.model_copy(update={"url": url, "evidence_dir": evidence}),

@@ -552,6 +552,49 @@ class PublicNotice(Strict):
     )
 
 
+class ConsoleSettings(Strict):
+    tile_url: str | None = Field(
+        None,
+        title="Map tiles",
+        description="Base-layer tile URL template for the camera map, e.g. `https://tiles.example.org/{z}/{x}/{y}.png` on the city's own tile server. None: no tiles, the city's boundaries are drawn instead (works on an offline network).",
+    )
+    boundaries: Path | None = Field(
+        None,
+        title="Boundaries",
+        description="GeoJSON file of the city's boundaries (districts, communes), drawn on the map when there is no tile URL (relative to the config file).",
+    )
+    idle_minutes: int = Field(
+        15,
+        ge=1,
+        le=240,
+        title="Idle timeout (min)",
+        description="A session unused this long ends; the operator logs in again.",
+    )
+    session_hours: int = Field(
+        12,
+        ge=1,
+        le=24,
+        title="Session length (h)",
+        description="A session ends this long after login whatever its use (one shift).",
+    )
+    max_failed_logins: int = Field(
+        5,
+        ge=1,
+        le=100,
+        title="Failed logins",
+        description="Failed logins allowed per account and per address within 15 minutes before further attempts are refused for 15 minutes.",
+    )
+
+    @field_validator("tile_url")
+    @classmethod
+    def _tiles(cls, v: str | None) -> str | None:
+        if v is not None and not (
+            v.startswith(("https://", "http://")) and "{z}" in v and "{x}" in v and "{y}" in v
+        ):
+            raise ValueError("must be an http(s) URL template with {z}, {x} and {y}")
+        return v
+
+
 class Config(Strict):
     mode: Mode = Field(
         Mode.STATISTICS,
@@ -604,6 +647,11 @@ class Config(Strict):
         default_factory=PublicNotice,
         title="Public notice",
         description="What the public transparency page says about the controller, purposes and rights.",
+    )
+    console: ConsoleSettings = Field(
+        default_factory=ConsoleSettings,
+        title="Console",
+        description="Operator console: map base layer, sessions, login throttling.",
     )
     cameras: list[Camera] = Field(..., min_length=1, title="Cameras", description="The cameras analysed.")
 

@@ -94,6 +94,7 @@ class CameraAnalyser:
         on_counts: CountsSink | None = None,
         on_frame: FrameSink | None = None,
         allowed: Callable[[EventType, float], bool] | None = None,
+        inference_on: Callable[[], bool] | None = None,
     ) -> None:
         self.camera = camera
         self.cfg = cfg
@@ -108,6 +109,9 @@ class CameraAnalyser:
         (an authorisation ended, a supervisor stopped a detector) without restarting the worker.
         An unauthorised rule is not run at all; counts go on, so the camera falls back to
         statistics-only."""
+        self.inference_on = inference_on
+        """Asked on every frame: False when a supervisor stopped this camera or the site (HO-03).
+        Then nothing is detected, counted or signalled; the frame is not looked at."""
         self.stats = AnalysisStats()
         self.tracker = Tracker(fps=camera.fps, activation_threshold=self._activation_threshold())
         self._gate: MotionGate | None = None
@@ -142,6 +146,8 @@ class CameraAnalyser:
     def process(self, frame: Frame) -> list[Event]:
         t = frame.pts
         self._last_t = t
+        if self.inference_on is not None and not self.inference_on():
+            return self._close_open(t)
         self.stats.frames_analysed += 1
         size = frame.size
         objects: tuple[TrackedObject, ...] = ()
@@ -196,6 +202,16 @@ class CameraAnalyser:
         for rule in running:
             rule.state, events = rule.spec.step(rule.state, obs, rule.zone, rule.params)
             out.extend(self._emit(e) for e in events if self._permitted(e))
+        return out
+
+    def _close_open(self, t: float) -> list[Event]:
+        """Inference stopped: close the open events and forget every rule's state."""
+        out: list[Event] = []
+        for rule in self.rules:
+            if rule.state != rule.spec.initial():
+                closing = rule.spec.finish(rule.state, t, rule.zone)
+                out.extend(self._emit(e) for e in closing if self._permitted(e))
+                rule.state = rule.spec.initial()
         return out
 
     def _permitted(self, e: Event) -> bool:

@@ -13,7 +13,9 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
+from lanterne.api import auth
 from lanterne.config import Config
 from lanterne.store import Store
 from lanterne.transparency.data import PublicData, public_data
@@ -80,6 +82,8 @@ def create_app(cfg: Config, *, clock: Callable[[], datetime] = lambda: datetime.
         csp = f"{PUBLIC_CSP}; img-src 'self' data: {parts.scheme}://{parts.netloc}"
 
     # --- console routers: one include line per area -------------------------------------
+    app.include_router(auth.install(app, cfg, clock))  # first: sets app.state.cfg/clock, audit, throttle
+    app.mount("/static", StaticFiles(packages=[("lanterne.api", "static")]), name="static")
 
     def data(request: Request) -> PublicData:
         return public_data(cfg, request.app.state.store.engine, clock())

@@ -1,0 +1,51 @@
+// Login page: posts JSON to /api/login, keeps the CSRF token for this tab, goes to the console.
+// No inline script: the page's Content-Security-Policy forbids it.
+"use strict";
+
+const CSRF_KEY = "lanterne.csrf";
+
+document.addEventListener("DOMContentLoaded", () => {
+  const form = document.getElementById("login-form");
+  const message = document.getElementById("message");
+  const button = document.getElementById("submit");
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    message.textContent = "";
+    button.disabled = true;
+    const password = document.getElementById("password");
+    try {
+      const response = await fetch("/api/login", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        credentials: "same-origin",
+        body: JSON.stringify({
+          login: document.getElementById("login").value.trim(),
+          password: password.value,
+        }),
+      });
+      let body = {};
+      try {
+        body = await response.json();
+      } catch (_) {
+        body = {};
+      }
+      if (response.ok) {
+        sessionStorage.setItem(CSRF_KEY, body.csrf_token);
+        window.location.assign("/console");
+        return;
+      }
+      password.value = "";
+      message.textContent =
+        response.status === 429
+          ? "Trop d'échecs : nouvel essai possible dans 15 minutes."
+          : response.status === 401
+            ? "Identifiant ou mot de passe incorrect."
+            : body.detail || "Connexion impossible.";
+    } catch (_) {
+      message.textContent = "Serveur injoignable.";
+    } finally {
+      button.disabled = false;
+    }
+  });
+});

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from lanterne.accounts_cli import users_app
 from lanterne.alerts_cli import alerts_app, suspensions_app
 from lanterne.audit.cli import audit_app
 from lanterne.authorisation_cli import authorisation_app
@@ -40,6 +41,7 @@ app.add_typer(suspensions_app, name="suspensions")
 app.add_typer(transparency_app, name="transparency")
 app.add_typer(dpia_app, name="dpia")
 app.add_typer(serve_app, name="serve")
+app.add_typer(users_app, name="users")
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 

@@ -16,6 +16,9 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from lanterne.api import auth
+from lanterne.api import cameras as cameras_api
+from lanterne.api import controls as controls_api
+from lanterne.api import search as search_api
 from lanterne.api.alerts import alerts_router
 from lanterne.config import Config
 from lanterne.store import Store
@@ -84,6 +87,9 @@ def create_app(cfg: Config, *, clock: Callable[[], datetime] = lambda: datetime.
 
     # --- console routers: one include line per area -------------------------------------
     app.include_router(auth.install(app, cfg, clock))  # first: sets app.state.cfg/clock, audit, throttle
+    app.include_router(cameras_api.router(cfg, clock))  # before /static: serves /static/vendor/leaflet
+    app.include_router(controls_api.router(cfg, clock))
+    app.include_router(search_api.router(cfg, clock))
     app.mount("/static", StaticFiles(packages=[("lanterne.api", "static")]), name="static")
     app.include_router(alerts_router(cfg, clock))
 

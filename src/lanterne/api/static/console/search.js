@@ -1,0 +1,96 @@
+// Event search: the form's filters become query parameters of GET /api/events (purpose
+// required); results link to each alert's page. No inline script (CSP).
+"use strict";
+
+const PAGE_SIZE = 50;
+const FIELDS = ["purpose", "from", "to", "camera", "zone", "type", "object_class", "state", "sort"];
+let page = 1;
+
+function el(tag, text, attrs) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
+  return node;
+}
+
+async function api(path) {
+  const response = await fetch(path, { credentials: "same-origin" });
+  if (response.status === 401) {
+    window.location.assign("/login");
+    throw new Error("login required");
+  }
+  return response;
+}
+
+function localToIso(value) {
+  // datetime-local has no zone: read it in the browser's zone, send UTC.
+  return value ? new Date(value).toISOString() : "";
+}
+
+async function run() {
+  const message = document.getElementById("message");
+  message.textContent = "";
+  const params = new URLSearchParams();
+  for (const name of FIELDS) {
+    let value = document.getElementById(name).value.trim();
+    if (name === "from" || name === "to") value = localToIso(value);
+    if (value) params.set(name, value);
+  }
+  params.set("page", String(page));
+  params.set("page_size", String(PAGE_SIZE));
+  const response = await api("/api/events?" + params.toString());
+  const body = await response.json();
+  if (!response.ok) {
+    message.textContent = typeof body.detail === "string" ? body.detail : "Search refused (" + response.status + ").";
+    return;
+  }
+  const table = document.getElementById("results");
+  const rows = table.querySelector("tbody");
+  rows.replaceChildren();
+  for (const e of body.items) {
+    const row = el("tr", null, { "data-id": e.id });
+    const start = el("td");
+    start.appendChild(el("a", new Date(e.start).toLocaleString(), { href: "/console/alerts/" + encodeURIComponent(e.id) }));
+    row.appendChild(start);
+    row.appendChild(el("td", e.type));
+    row.appendChild(el("td", e.camera));
+    row.appendChild(el("td", e.zone));
+    row.appendChild(el("td", e.object_class || ""));
+    row.appendChild(el("td", (e.confidence * 100).toFixed(0) + " %"));
+    row.appendChild(el("td", e.mode === "alerts" ? e.state : e.mode));
+    rows.appendChild(row);
+  }
+  table.hidden = body.items.length === 0;
+  const pages = Math.max(1, Math.ceil(body.total / body.page_size));
+  document.getElementById("summary").textContent =
+    body.total + " event(s); page " + body.page + " of " + pages + ".";
+  document.getElementById("prev").disabled = body.page <= 1;
+  document.getElementById("next").disabled = body.page >= pages;
+}
+
+document.addEventListener("DOMContentLoaded", async () => {
+  try {
+    const me = await (await api("/api/me")).json();
+    document.getElementById("who").textContent = me.user.login + " (" + me.user.role + ")";
+    const cameras = await api("/api/cameras");
+    if (cameras.ok) {
+      const select = document.getElementById("camera");
+      for (const cam of await cameras.json()) select.appendChild(el("option", cam.name, { value: cam.id }));
+    }
+  } catch (_) {
+    return;
+  }
+  document.getElementById("search-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    page = 1;
+    run();
+  });
+  document.getElementById("prev").addEventListener("click", () => {
+    page = Math.max(1, page - 1);
+    run();
+  });
+  document.getElementById("next").addEventListener("click", () => {
+    page += 1;
+    run();
+  });
+});

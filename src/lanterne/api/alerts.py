@@ -68,7 +68,8 @@ def _iso(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _query(scope: frozenset[str]) -> Select[Any]:
+def _query(scope: frozenset[str]) -> tuple[Select[Any], Any]:
+    """Alerts of `scope` with their current state, and the state alias to filter on."""
     s, on = latest_state()
     q = (
         select(
@@ -93,7 +94,7 @@ def _query(scope: frozenset[str]) -> Select[Any]:
     )
     if "*" not in scope:
         q = q.where(EventRecord.camera.in_(sorted(scope)))
-    return q
+    return q, s
 
 
 class _Precisions:
@@ -152,7 +153,7 @@ def alerts_router(cfg: Config, clock: Callable[[], datetime] = lambda: datetime.
         """The alert's row, after the scope check: 404 if it is not an alert, 403 (recorded as
         `action` with the denial) if it is one of a camera the user may not see."""
         with engine_of(request).connect() as conn:
-            r = conn.execute(_query(frozenset({"*"})).where(EventRecord.id == alert_id)).first()
+            r = conn.execute(_query(frozenset({"*"}))[0].where(EventRecord.id == alert_id)).first()
         if r is None:
             raise HTTPException(
                 404, detail=f"alert {alert_id!r} does not exist (or was deleted by retention)"
@@ -216,8 +217,7 @@ def alerts_router(cfg: Config, clock: Callable[[], datetime] = lambda: datetime.
     ) -> list[dict[str, object]]:
         if camera is not None and not user.sees(camera):
             forbid(request, user, "camera", camera)
-        s, _ = latest_state()
-        q = _query(user.scope)
+        q, s = _query(user.scope)
         if camera is not None:
             q = q.where(EventRecord.camera == camera)
         if state is not None:
@@ -243,7 +243,7 @@ def alerts_router(cfg: Config, clock: Callable[[], datetime] = lambda: datetime.
 
         def newer(since: datetime, sent: frozenset[str]) -> list[dict[str, object]]:
             q = (
-                _query(scope)
+                _query(scope)[0]
                 .where(EventRecord.created_at >= since)
                 .order_by(EventRecord.created_at)
                 .limit(100)

@@ -3,6 +3,11 @@ throttle refusing even the right password, CSRF on logout, a role-protected rout
 and audits, the public page still open, and JSON error bodies without a traceback."""
 
 import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -10,9 +15,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
+import yaml
 from argon2 import PasswordHasher
 from fastapi import Depends
 from fastapi.testclient import TestClient
+from playwright.sync_api import sync_playwright
 from sqlalchemy import select
 
 from lanterne import accounts
@@ -266,3 +273,89 @@ def test_error_bodies_have_no_traceback(site: Site) -> None:
         for resp in (r, c.get("/api/me"), login(c), c.post("/api/login", content=b"x")):
             assert set(resp.json()) == {"detail"}
             assert "Traceback" not in resp.text and "/etc/lanterne" not in resp.text
+
+
+# --- the login page in a real browser ---------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--no-first-run",
+]
+OUTPUT = Path(__file__).resolve().parents[1] / "test-output"
+
+
+@pytest.fixture
+def server(site: Site, tmp_path: Path) -> Iterator[str]:
+    config = tmp_path / "site.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "site": "Ville d'Exemple",
+                "store": {"url": site.cfg.store.url},
+                "cameras": [{"id": "gare-nord", "source": "a.mp4", "location": LOCATION}],
+            }
+        ),
+        encoding="utf-8",
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lanterne.cli", "serve", "--config", str(config), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/login", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    out = proc.stdout.read().decode() if proc.stdout else ""
+                    pytest.fail(f"lanterne serve did not start: {out[-2000:]}")
+                time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_login_page_in_chromium(server: str) -> None:
+    OUTPUT.mkdir(exist_ok=True)
+    csp_errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.on(
+                "console",
+                lambda m: csp_errors.append(m.text) if "Content Security Policy" in m.text else None,
+            )
+            page.on("pageerror", lambda e: csp_errors.append(str(e)))
+            page.goto(server + "/login", wait_until="networkidle")
+            page.fill("#login", "op.one")
+            page.fill("#password", "not the password")
+            page.click("#submit")
+            page.wait_for_function("document.getElementById('message').textContent.length > 0")
+            assert page.inner_text("#message") == "Wrong login or password."
+            assert page.input_value("#password") == ""  # cleared after a failure
+            page.screenshot(path=str(OUTPUT / "login-refused.png"))
+
+            page.fill("#password", PASSWORD)
+            page.click("#submit")
+            page.wait_for_url(server + "/console")
+            csrf = page.evaluate("sessionStorage.getItem('lanterne.csrf')")
+            me = page.evaluate("fetch('/api/me').then(r => r.json())")
+            assert me["user"]["login"] == "op.one" and csrf == me["csrf_token"]
+            assert page.evaluate("document.cookie") == ""  # HttpOnly: invisible to scripts
+        finally:
+            browser.close()
+    assert not csp_errors, csp_errors

@@ -3,10 +3,13 @@
 A route declares who may call it::
 
     @router.get("/api/alerts")
-    def alerts(user: CurrentUser = Depends(current_user)) -> ...: ...
+    def alerts(user: LoggedIn) -> ...: ...
+
+    Supervisor = Annotated[CurrentUser, Depends(require_roles("supervisor"))]
+    Write = Annotated[CurrentUser, Depends(csrf_protect)]
 
     @router.post("/api/stops")
-    def stop(user: CurrentUser = Depends(require_roles("supervisor")), _: CurrentUser = Depends(csrf_protect)): ...
+    def stop(user: Supervisor, _: Write) -> ...: ...
 
 The session lives in an HttpOnly, SameSite=Strict cookie (script cannot read it, other sites
 cannot send it); writes also need the `X-CSRF-Token` header, which the page got at login. Every

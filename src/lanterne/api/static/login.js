@@ -38,12 +38,12 @@ document.addEventListener("DOMContentLoaded", () => {
       password.value = "";
       message.textContent =
         response.status === 429
-          ? "Trop d'échecs : nouvel essai possible dans 15 minutes."
+          ? "Too many failed logins: try again in 15 minutes."
           : response.status === 401
-            ? "Identifiant ou mot de passe incorrect."
-            : body.detail || "Connexion impossible.";
+            ? "Wrong login or password."
+            : body.detail || "Login failed.";
     } catch (_) {
-      message.textContent = "Serveur injoignable.";
+      message.textContent = "The server cannot be reached.";
     } finally {
       button.disabled = false;
     }

@@ -3,7 +3,9 @@ lift is audited, and another process sees a stop within a second."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +13,7 @@ from lanterne.audit import Action, AuditLog
 from lanterne.controls import REFRESH_S, StopError, Stops
 from lanterne.store import Store
 from lanterne.types import EventType
+from test_api_search import Console, cheap_hashes, open_console, site_config  # noqa: F401 (autouse)
 
 T0 = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
 
@@ -122,3 +125,89 @@ def test_a_stop_the_audit_log_refuses_is_undone(env, monkeypatch: pytest.MonkeyP
     with pytest.raises(RuntimeError):
         stops.stop_site("u-sup", "drill")
     assert stops.active() == [] and stops.history() == []
+
+
+# --- over HTTP ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def api(db_url: str, tmp_path: Path) -> Iterator[Console]:
+    yield from open_console(site_config(db_url, tmp_path), Clock())
+
+
+def test_supervisor_stops_and_lifts_each_scope_over_http(api: Console) -> None:
+    csrf = api.as_user("sup")
+    bodies = [
+        {"scope": "detector", "camera": "parvis", "type": "fire", "reason": "smoke machine"},
+        {"scope": "camera", "camera": "depot", "reason": "lens cleaning"},
+        {"scope": "site", "reason": "council order"},
+    ]
+    placed = []
+    for body in bodies:
+        r = api.client.post("/api/stops", json=body, headers=csrf)
+        assert r.status_code == 201, r.text
+        assert r.json()["scope"] == body["scope"] and r.json()["started_by"] == api.ids["sup"]
+        placed.append(r.json()["id"])
+    listed = api.client.get("/api/stops").json()
+    assert sorted(s["id"] for s in listed if s["active"]) == sorted(placed)
+    for stop_id in placed:
+        r = api.client.post(f"/api/stops/{stop_id}/lift", headers=csrf)
+        assert r.status_code == 200 and r.json()["active"] is False
+    assert api.client.post(f"/api/stops/{placed[0]}/lift", headers=csrf).status_code == 409
+    assert api.client.post("/api/stops/4242/lift", headers=csrf).status_code == 404
+    actions = [(e.action, e.user_id) for e in api.audit.entries() if e.action in (Action.STOP, Action.RESUME)]
+    assert actions == [(Action.STOP, api.ids["sup"])] * 3 + [(Action.RESUME, api.ids["sup"])] * 3
+
+
+CAMERA_STOP = {"scope": "camera", "camera": "parvis", "reason": "lens cleaning"}
+
+
+@pytest.mark.parametrize(
+    ("login", "body", "csrf", "status"),
+    [
+        (None, CAMERA_STOP, False, 401),
+        ("oper", CAMERA_STOP, True, 403),
+        ("audi", CAMERA_STOP, True, 403),
+        ("sup", CAMERA_STOP, False, 403),  # no CSRF header
+        ("sup", {**CAMERA_STOP, "camera": "mairie"}, True, 404),  # not in the configuration
+        ("sup-nord", CAMERA_STOP, True, 403),  # outside the supervisor's scope
+        ("sup-nord", {"scope": "site", "reason": "x"}, True, 403),  # a site stop needs every camera
+        ("sup", {**CAMERA_STOP, "reason": ""}, True, 422),
+        ("sup", {"scope": "camera", "reason": "x"}, True, 422),
+        ("sup", {"scope": "detector", "camera": "parvis", "reason": "x"}, True, 422),
+        ("sup", {**CAMERA_STOP, "type": "fire"}, True, 422),
+        ("sup", {**CAMERA_STOP, "type": "face"}, True, 422),
+        ("sup", {**CAMERA_STOP, "scope": "everything"}, True, 422),
+        ("sup", {**CAMERA_STOP, "until": "tomorrow"}, True, 422),  # unknown field
+        ("sup-nord", {**CAMERA_STOP, "camera": "quai-nord"}, True, 201),
+    ],
+)
+def test_refusals(api: Console, login: str | None, body: dict, csrf: bool, status: int) -> None:
+    headers = api.as_user(login) if login else {}
+    r = api.client.post("/api/stops", json=body, headers=headers if csrf else {})
+    assert r.status_code == status, r.text
+    stops = Stops(api.store.engine, api.audit).active()
+    assert len(stops) == (1 if status == 201 else 0)
+    if status == 403 and login:
+        last = api.audit.entries()[-1]
+        assert (last.user_id == api.ids[login] and "denied" in last.details) or r.json()["detail"].startswith(
+            "CSRF"
+        )
+
+
+def test_out_of_scope_refusal_is_audited_as_a_stop(api: Console) -> None:
+    api.as_user("sup-nord")
+    r = api.client.post("/api/stops", json=CAMERA_STOP, headers=api.csrf)
+    assert r.status_code == 403
+    last = api.audit.entries()[-1]
+    assert (last.action, last.object_id, last.details["denied"]) == (Action.STOP, "parvis", "stop_camera")
+
+
+def test_lifting_out_of_scope_and_listing_by_scope(api: Console) -> None:
+    sup = api.as_user("sup")
+    depot = api.client.post("/api/stops", json={**CAMERA_STOP, "camera": "depot"}, headers=sup).json()["id"]
+    api.as_user("sup-nord")
+    assert api.client.post(f"/api/stops/{depot}/lift", headers=api.csrf).status_code == 403
+    assert api.client.get("/api/stops").json() == [], "a stop on another camera is not listed"
+    api.as_user("oper")
+    assert api.client.get("/api/stops").status_code == 403

@@ -69,8 +69,9 @@ def _static(name: str, media_type: str) -> Response:
 Watcher = Annotated[CurrentUser, Depends(require_roles("operator", "supervisor"))]
 
 
-def router(cfg: Config, clock: Callable[[], datetime], leaflet_dist: Path = LEAFLET_DIST) -> APIRouter:
+def router(cfg: Config, clock: Callable[[], datetime]) -> APIRouter:
     api = APIRouter(tags=["map"])
+    leaflet_dist = LEAFLET_DIST
 
     def last_seen(request: Request, camera: str, now: datetime) -> datetime | None:
         """The latest sign of life from the camera's worker within a day (older means offline

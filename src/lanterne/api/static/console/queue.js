@@ -31,7 +31,7 @@ const Lanterne = (() => {
     const d = new Date(iso);
     return d.toLocaleString(undefined, {
       year: "numeric", month: "2-digit", day: "2-digit",
-      hour: "2-digit", minute: "2-digit", second: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
     });
   }
 

@@ -29,7 +29,7 @@ from lanterne.api.auth import COOKIE, CurrentUser, csrf_protect, require_roles
 from lanterne.audit import Action, AuditLog
 from lanterne.config import Config, parse_config
 from lanterne.store import Store
-from lanterne.store.tables import AuditRecord
+from lanterne.store.tables import AuditRecord, SessionRecord
 
 NOW = datetime(2026, 6, 20, 8, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery"
@@ -234,6 +234,16 @@ def test_role_check_refuses_and_audits(client: TestClient, site: Site) -> None:
         assert sup.get("/test/supervisors").json() == {"id": site.ids["sup.one"]}
 
 
+def test_login_sweeps_sessions_past_their_shift(site: Site) -> None:
+    with make_client(site) as a, make_client(site) as b:
+        login(a)
+        site.clock["now"] = NOW + timedelta(hours=12)
+        login(b, "sup.one")
+    with site.store.engine.connect() as conn:
+        owners = [r.account_id for r in conn.execute(select(SessionRecord.__table__))]
+    assert owners == [site.ids["sup.one"]]
+
+
 def test_idle_session_ends(client: TestClient, site: Site) -> None:
     login(client)
     site.clock["now"] = NOW + timedelta(minutes=10)
@@ -356,6 +366,10 @@ def test_login_page_in_chromium(server: str) -> None:
             me = page.evaluate("fetch('/api/me').then(r => r.json())")
             assert me["user"]["login"] == "op.one" and csrf == me["csrf_token"]
             assert page.evaluate("document.cookie") == ""  # HttpOnly: invisible to scripts
+            page.evaluate("sessionStorage.clear()")
+            page.goto(server + "/login")
+            page.wait_for_url(server + "/console")
+            assert page.evaluate("sessionStorage.getItem('lanterne.csrf')") == csrf
         finally:
             browser.close()
     assert not csp_errors, csp_errors

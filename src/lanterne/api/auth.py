@@ -30,7 +30,15 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from lanterne.accounts import Account, LoginThrottle, authenticate, close_session, find_account, open_session
+from lanterne.accounts import (
+    Account,
+    LoginThrottle,
+    authenticate,
+    close_session,
+    find_account,
+    open_session,
+    purge_sessions,
+)
 from lanterne.accounts import session_for as _session_for
 from lanterne.audit import Action, AuditLog
 from lanterne.errors import LanterneError
@@ -230,6 +238,9 @@ def _login(request: Request, login: str, password: str) -> tuple[int, dict[str, 
         )
         return 401, {"detail": "wrong login or password"}, None
     throttle.success(keys[0])
+    # Sessions past their shift are otherwise deleted only when presented again; a login is a
+    # cheap moment to sweep those whose browser never came back.
+    purge_sessions(engine, when)
     token, csrf = open_session(engine, account, state.cfg.console, when)
     audit_log(request).append(account.id, Action.LOGIN, object_type="account", object_id=account.id)
     return 200, {"csrf_token": csrf, "user": _user(account).public()}, token

@@ -9,6 +9,17 @@ document.addEventListener("DOMContentLoaded", () => {
   const message = document.getElementById("message");
   const button = document.getElementById("submit");
 
+  // Already logged in (a bookmark, the back button): recover the CSRF token and go on.
+  fetch("/api/me", { credentials: "same-origin" })
+    .then((r) => (r.ok ? r.json() : null))
+    .then((me) => {
+      if (me) {
+        sessionStorage.setItem(CSRF_KEY, me.csrf_token);
+        window.location.replace("/console");
+      }
+    })
+    .catch(() => {});
+
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     message.textContent = "";

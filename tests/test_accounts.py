@@ -59,7 +59,7 @@ def config_dict(db_url: str) -> dict[str, Any]:
 
 @pytest.fixture(autouse=True)
 def cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """argon2 at its real cost takes a tenth of a second per hash; the tests make dozens. The real
+    """argon2 at its real cost takes 0.16 s per hash here; the tests make dozens. The real
     parameters are checked in `test_hash_is_argon2id_at_full_cost`."""
     monkeypatch.setattr(accounts, "HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
     monkeypatch.setattr(accounts, "_DUMMY_HASH", [])

@@ -265,7 +265,7 @@ def test_alert_queue_in_chromium(server: Server) -> None:
             with page.expect_response(lambda r: "/clip?purpose=" in r.url) as clip:
                 page.get_by_role("button", name="Play clip").click()
             assert clip.value.status in (200, 206)
-            page.wait_for_function("document.getElementById('clip').readyState >= 2", timeout=5000)
+            page.wait_for_function("() => document.getElementById('clip').readyState >= 2", timeout=5000)
             assert page.evaluate("document.getElementById('clip').duration") > 1.5
             page.screenshot(path=str(OUTPUT / "console-alert-detail.png"), full_page=True)
 

@@ -69,6 +69,7 @@ class CameraWorker:
                 on_counts=lambda c: r.on_counts(c, origin),
                 on_frame=r.on_frame,
                 allowed=r.allowed_for(self.camera.id),
+                inference_on=r.inference_on(self.camera.id),
             )
             source = open_source(self.camera.id, self.camera.source, self.camera.fps, stop=self.stop)
             self.state.status = "running"
@@ -124,6 +125,7 @@ class Runner:
         self.retention: Any = None
         self.gates: dict[str, Any] = {}
         self.suspensions: Any = None
+        self.stops: Any = None
 
     # --- services, started in order and stopped in reverse -------------------------------
     def start(self) -> None:
@@ -148,6 +150,10 @@ class Runner:
             # The public must be told before alerting starts (TR-01).
             require_notice(self.cfg, self.store.engine)
             self.suspensions = Suspensions(self.store.engine, self.audit, self.cfg.suspension)
+        from lanterne.controls import Stops
+
+        # Supervisors' stops (HO-03), read at most every second by every camera worker.
+        self.stops = Stops(self.store.engine, self.audit)
         # One gate per camera in every mode: a camera without a gate never alerts.
         self.gates = gates_for(self.cfg, self.store.engine, self.audit)
         for gate in self.gates.values():
@@ -215,10 +221,24 @@ class Runner:
         gate = self.gates.get(camera_id)
         if gate is None:
             return _never
-        if self.suspensions is None:
-            return gate.allowed
-        not_suspended = self.suspensions.allowed(camera_id)
-        return lambda etype, t: gate.allowed(etype, t) and not_suspended(etype, t)
+        stops = self.stops
+        not_suspended = self.suspensions.allowed(camera_id) if self.suspensions is not None else None
+
+        def allowed(etype: EventType, t: float) -> bool:
+            if not gate.allowed(etype, t):
+                return False
+            if stops is not None and stops.stopped(camera_id, etype):
+                return False
+            return not_suspended is None or not_suspended(etype, t)
+
+        return allowed
+
+    def inference_on(self, camera_id: str) -> Callable[[], bool]:
+        """False while a supervisor's stop covers the camera or the site: no inference at all."""
+        stops = self.stops
+        if stops is None:
+            return lambda: True
+        return lambda: not stops.inference_stopped(camera_id)
 
     # --- sinks, called from worker threads ----------------------------------------------
     def on_event(self, e: Event, origin: datetime) -> None:

@@ -111,3 +111,34 @@ def test_one_camera_failing_does_not_stop_the_others(
     assert "alerting_on" in actions and "config_change" in actions
     snaps = list((tmp_path / "evidence" / "good").rglob("*-snapshot.jpg"))
     assert len(snaps) == len(good)
+
+
+def test_a_site_stop_halts_inference_on_every_camera(tmp_path: Path, clip: Path) -> None:
+    from lanterne.controls import Stops
+
+    cfg = parse_config({**config(tmp_path, clip), "cameras": config(tmp_path, clip)["cameras"][:1]})
+    audit = AuditLog.from_config(cfg)
+    now = datetime.now(UTC)
+    Authorisations(audit.engine, audit, cfg.legal_end_date).add(
+        "AP-TEST-2",
+        legal_basis="Loi 2023-380 art. 10",
+        authority="Préfecture (test)",
+        valid_from=now - timedelta(hours=1),
+        valid_until=now + timedelta(days=1),
+        cameras=["good"],
+        event_types=[EventType.WRONG_WAY],
+        user_id="tester",
+    )
+    export(cfg, audit.engine, tmp_path / "public", "tester", now)
+    Stops(audit.engine, audit).stop_site("sup1", "drill")
+    runner = Runner(cfg)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 120
+        while runner.workers["good"].state.status != "finished" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert runner.workers["good"].state.frames > 30, "frames still flow: recording is untouched"
+    finally:
+        runner.stop()
+    store = Store.open(cfg.store.url)
+    assert not store.events(camera="good") and not store.counts(camera="good"), "no inference at all"

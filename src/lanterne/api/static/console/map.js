@@ -205,10 +205,8 @@ async function baseLayer(settings) {
     style: { color: "#66b3ff", weight: 2, fillColor: "#1b232c", fillOpacity: 0.35 },
   }).addTo(map);
   outline.bringToBack();
-  if (outline.getBounds().isValid()) {
-    map.fitBounds(outline.getBounds());
-    fitted = true;
-  }
+  // The whole city first; the cameras, once listed, bring the view to where they are.
+  if (outline.getBounds().isValid()) map.fitBounds(outline.getBounds());
 }
 
 document.addEventListener("DOMContentLoaded", async () => {

@@ -375,6 +375,19 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _next_alert(lines: Iterator[str], within: float) -> tuple[str, dict[str, object]]:
+    """The next `event: alert` of an SSE stream: its id and its data."""
+    start = time.monotonic()
+    event_id = ""
+    for line in lines:
+        if line.startswith("id: "):
+            event_id = line[4:]
+        elif line.startswith("data: "):
+            return event_id, json.loads(line[6:])
+        assert time.monotonic() - start < within, f"no alert within {within} s"
+    raise AssertionError("the stream ended")
+
+
 def test_stream_delivers_new_alerts_in_scope(sqlite_url: str, tmp_path: Path) -> None:
     site = make_site(sqlite_url, tmp_path)
     port = _free_port()
@@ -382,32 +395,37 @@ def test_stream_delivers_new_alerts_in_scope(sqlite_url: str, tmp_path: Path) ->
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     store = Store.open(sqlite_url)
+    audit = AuditLog(store.engine)
     try:
         deadline = time.monotonic() + 10
         while not server.started:
             assert time.monotonic() < deadline, "server did not start"
             time.sleep(0.05)
-        base = f"http://127.0.0.1:{port}"
-        with httpx.Client(base_url=base, timeout=5) as c:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as c:
             assert c.post("/api/login", json={"login": "op-a", "password": PASSWORD}).status_code == 200
             with c.stream("GET", "/api/alerts/stream") as r:
                 assert r.status_code == 200
                 assert r.headers["content-type"].startswith("text/event-stream")
                 lines = r.iter_lines()
                 assert next(lines) == "retry: 1000"  # the stream is open
-                # Out of scope first, then in scope: only the second may arrive.
+                # Out of scope first, then in scope: only the second may arrive, within 1 s.
                 store.upsert_event(_event("b-new", "cam-b"), datetime.now(UTC), "alerts")
-                stored = time.monotonic()
                 store.upsert_event(_event("a-new", "cam-a"), datetime.now(UTC), "alerts")
-                got: list[dict[str, object]] = []
-                for line in lines:
-                    if line.startswith("data: "):
-                        got.append(json.loads(line[6:]))
-                        break
-                    assert time.monotonic() - stored < 3, "no alert within 3 s"
+                stored = time.monotonic()
+                _, a = _next_alert(lines, 3)
                 assert time.monotonic() - stored < 1.0
-                assert [a["id"] for a in got] == ["a-new"]
-                assert got[0]["label"] == LABEL and got[0]["state"] == "new"
+                assert (a["id"], a["label"], a["state"]) == ("a-new", LABEL, "new")
+                # Another operator takes it: every open console learns it.
+                acknowledge(store.engine, audit, "a-new", "u-other", datetime.now(UTC))
+                acknowledge(store.engine, audit, "b-new", "u-other", datetime.now(UTC))
+                last_id, a = _next_alert(lines, 3)
+                assert (a["id"], a["state"]) == ("a-new", "acknowledged")
+            # Stored while the browser was away: sent when it comes back with Last-Event-ID.
+            store.upsert_event(_event("a-gap", "cam-a"), datetime.now(UTC), "alerts")
+            with c.stream("GET", "/api/alerts/stream", headers={"Last-Event-ID": last_id}) as r:
+                lines = r.iter_lines()
+                seen = {str(_next_alert(lines, 3)[1]["id"]) for _ in range(2)}
+                assert "a-gap" in seen and "b-new" not in seen
     finally:
         store.close()
         server.should_exit = True

@@ -21,8 +21,10 @@ to the browser.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,7 +33,7 @@ import anyio
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.sql import Select
 
 from lanterne.alerts import TRANSITIONS, AlertState, DecisionError, acknowledge, confirm, dismiss, history
@@ -39,7 +41,7 @@ from lanterne.api.auth import CurrentUser, audit_log, csrf_protect, current_user
 from lanterne.audit import Action
 from lanterne.config import Config
 from lanterne.precision import latest_state, precision
-from lanterne.store.tables import EventRecord, EvidenceRecord
+from lanterne.store.tables import AlertStateRecord, EventRecord, EvidenceRecord
 from lanterne.types import EventType
 
 ALERT_MODE = "alerts"
@@ -138,6 +140,72 @@ def _alert_json(r: Any, precisions: _Precisions) -> dict[str, object]:
         "clip_url": f"/api/alerts/{r.id}/clip",
         "page_url": f"/console/alerts/{r.id}",
     }
+
+
+@dataclass(frozen=True, slots=True)
+class _Cursor:
+    """Where a live stream stands: alerts stored since `since` (those at exactly `since` already
+    sent are in `sent`) and decisions after `step` (the `alert_states` id). Sent as each SSE event's
+    id, so a browser that reconnects (`Last-Event-ID`) misses nothing stored while it was away."""
+
+    since: datetime
+    sent: frozenset[str]
+    step: int
+
+    @classmethod
+    def now(cls, engine: Engine) -> _Cursor:
+        with engine.connect() as conn:
+            step = conn.execute(select(func.max(AlertStateRecord.id))).scalar() or 0
+        return cls(datetime.now(UTC), frozenset(), int(step))
+
+    @classmethod
+    def resume(cls, token: str | None) -> _Cursor | None:
+        try:
+            when, step = (token or "").split(" ")
+            since = datetime.fromisoformat(when)
+            return cls(since if since.tzinfo else since.replace(tzinfo=UTC), frozenset(), int(step))
+        except ValueError:
+            return None
+
+    def token(self) -> str:
+        return f"{_iso(self.since)} {self.step}"
+
+
+def _poll(
+    engine: Engine, scope: frozenset[str], cursor: _Cursor, now: datetime
+) -> tuple[list[dict[str, object]], _Cursor]:
+    """New alerts of `scope` stored since the cursor, then alerts whose state another operator
+    changed (so every open console shows who has taken an alert), and the cursor after them.
+
+    `>=` on `created_at` with the ids already sent at that instant: two alerts stored in the same
+    microsecond are both sent, and none twice.
+    """
+    q = (
+        _query(scope)[0]
+        .where(EventRecord.created_at >= cursor.since)
+        .order_by(EventRecord.created_at)
+        .limit(100)
+    )
+    with engine.connect() as conn:
+        fresh = [r for r in conn.execute(q) if r.id not in cursor.sent]
+        steps = conn.execute(
+            select(AlertStateRecord.event_id, AlertStateRecord.id)
+            .where(AlertStateRecord.id > cursor.step)
+            .order_by(AlertStateRecord.id)
+            .limit(500)
+        ).all()
+        decided = sorted({r.event_id for r in steps} - {r.id for r in fresh})
+        changed = list(conn.execute(_query(scope)[0].where(EventRecord.id.in_(decided)))) if decided else []
+    since, sent = cursor.since, cursor.sent
+    if fresh:
+        last = max(r.created_at for r in fresh)
+        at_last = {r.id for r in fresh if r.created_at == last}
+        sent = frozenset(at_last | (sent if last == since else set()))
+        since = last
+    step = max((r.id for r in steps), default=cursor.step)
+    precisions = _Precisions(engine, now)
+    rows = fresh + changed
+    return [_alert_json(r, precisions) for r in rows], _Cursor(since, sent, step)
 
 
 def alerts_router(cfg: Config, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> APIRouter:
@@ -241,36 +309,20 @@ def alerts_router(cfg: Config, clock: Callable[[], datetime] = lambda: datetime.
         engine = engine_of(request)
         scope = user.scope
 
-        def newer(since: datetime, sent: frozenset[str]) -> list[dict[str, object]]:
-            q = (
-                _query(scope)[0]
-                .where(EventRecord.created_at >= since)
-                .order_by(EventRecord.created_at)
-                .limit(100)
-            )
-            with engine.connect() as conn:
-                rows = [r for r in conn.execute(q) if r.id not in sent]
-            precisions = _Precisions(engine, clock())
-            return [_alert_json(r, precisions) for r in rows]
+        def poll(cursor: _Cursor) -> tuple[list[dict[str, object]], _Cursor]:
+            return _poll(engine, scope, cursor, clock())
 
         async def events() -> AsyncIterator[str]:
-            import json
-
-            # `>=` with the ids already sent at the boundary: two events stored in the same
-            # microsecond are both sent, and none twice.
-            since = datetime.now(UTC)
-            sent: frozenset[str] = frozenset()
+            cursor = _Cursor.resume(request.headers.get("last-event-id"))
+            if cursor is None:
+                cursor = await anyio.to_thread.run_sync(_Cursor.now, engine)
             beat = time.monotonic()
             yield "retry: 1000\n: stream open\n\n"
             while not await request.is_disconnected():
-                fresh = await anyio.to_thread.run_sync(newer, since, sent)
-                for a in fresh:
-                    yield f"event: alert\nid: {a['id']}\ndata: {json.dumps(a, ensure_ascii=False)}\n\n"
-                if fresh:
-                    last = max(datetime.fromisoformat(str(a["stored_at"])) for a in fresh)
-                    at_last = {str(a["id"]) for a in fresh if a["stored_at"] == _iso(last)}
-                    sent = frozenset(at_last | (sent if last == since else set()))
-                    since = last
+                changed, cursor = await anyio.to_thread.run_sync(poll, cursor)
+                for a in changed:
+                    data = json.dumps(a, ensure_ascii=False)
+                    yield f"event: alert\nid: {cursor.token()}\ndata: {data}\n\n"
                 if time.monotonic() - beat >= HEARTBEAT_SECONDS:
                     beat = time.monotonic()
                     yield ": heartbeat\n\n"

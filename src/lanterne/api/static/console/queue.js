@@ -179,6 +179,9 @@ const Lanterne = (() => {
 
   function place(a) {
     const old = list.querySelector(`li[data-id="${CSS.escape(a.id)}"]`);
+    // The stream also repeats this console's own decisions: a card already in that state is left
+    // alone, so a half-filled dismissal form is not wiped.
+    if (old && old.dataset.state === a.state) return;
     if (!visible(a)) { if (old) old.remove(); empty.hidden = list.children.length > 0; return; }
     const c = Lanterne.card(a, place);
     if (old) { old.replaceWith(c); } else {

@@ -21,7 +21,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
-from sqlalchemy import Select, func, select
+from sqlalchemy import Connection, Select, func, select
+from sqlalchemy.orm import aliased
 
 from lanterne.alerts import AlertState
 from lanterne.api.auth import CurrentUser, audit_log, forbid, require_roles
@@ -29,7 +30,7 @@ from lanterne.api.cameras import STATIC
 from lanterne.audit import Action
 from lanterne.config import Config
 from lanterne.precision import latest_state
-from lanterne.store.tables import EventRecord
+from lanterne.store.tables import AlertStateRecord, EventRecord
 from lanterne.types import EventType
 
 ALLOWED = frozenset(
@@ -91,6 +92,30 @@ def _purpose(text: str | None) -> str:
 Searcher = Annotated[CurrentUser, Depends(require_roles("operator", "supervisor"))]
 
 
+COLUMNS = (
+    EventRecord.id,
+    EventRecord.type,
+    EventRecord.camera,
+    EventRecord.zone,
+    EventRecord.start_ts,
+    EventRecord.end_ts,
+    EventRecord.confidence,
+    EventRecord.object_class,
+    EventRecord.mode,
+)
+
+
+def _latest_states(conn: Connection, event_ids: list[str]) -> dict[str, str]:
+    """The latest step of each of these events (no entry: `new`), as `precision.latest_state`
+    defines it: the step with no newer one for the same event."""
+    if not event_ids:
+        return {}
+    step, newer = aliased(AlertStateRecord), aliased(AlertStateRecord)
+    later = select(newer.id).where(newer.event_id == step.event_id, newer.id > step.id).exists()
+    rows = conn.execute(select(step.event_id, step.state).where(step.event_id.in_(event_ids), ~later))
+    return {r.event_id: r.state for r in rows}
+
+
 def router(cfg: Config, clock: Callable[[], datetime]) -> APIRouter:
     api = APIRouter(tags=["search"])
 
@@ -124,36 +149,29 @@ def router(cfg: Config, clock: Callable[[], datetime]) -> APIRouter:
         if camera is not None and not user.sees(camera):
             forbid(request, user, "search_camera", camera, action=Action.SEARCH, object_type="camera")
 
-        s, on = latest_state()
-        q: Select[Any] = select(
-            EventRecord.id,
-            EventRecord.type,
-            EventRecord.camera,
-            EventRecord.zone,
-            EventRecord.start_ts,
-            EventRecord.end_ts,
-            EventRecord.confidence,
-            EventRecord.object_class,
-            EventRecord.mode,
-            s.state,
-        ).select_from(EventRecord)
-        q = q.outerjoin(s, on)
+        conds: list[Any] = []
         if "*" not in user.scope:
-            q = q.where(EventRecord.camera.in_(sorted(user.scope)))
+            conds.append(EventRecord.camera.in_(sorted(user.scope)))
         if camera is not None:
-            q = q.where(EventRecord.camera == camera)
+            conds.append(EventRecord.camera == camera)
         if zone is not None:
-            q = q.where(EventRecord.zone == zone)
+            conds.append(EventRecord.zone == zone)
         if type is not None:
-            q = q.where(EventRecord.type == str(type))
+            conds.append(EventRecord.type == str(type))
         if object_class is not None:
-            q = q.where(EventRecord.object_class == object_class)
+            conds.append(EventRecord.object_class == object_class)
         if since is not None:
-            q = q.where(EventRecord.start_ts >= since)
+            conds.append(EventRecord.start_ts >= since)
         if until is not None:
-            q = q.where(EventRecord.start_ts < until)
+            conds.append(EventRecord.start_ts < until)
+        q: Select[Any] = select(*COLUMNS).select_from(EventRecord)
         if state is not None:
-            q = q.where(s.state.is_(None)) if state is AlertState.NEW else q.where(s.state == str(state))
+            # Only a state filter needs every event's latest step; otherwise the page's states are
+            # read for its rows alone (the join over all matches was most of a search's time).
+            s, on = latest_state()
+            q = q.outerjoin(s, on)
+            conds.append(s.state.is_(None) if state is AlertState.NEW else s.state == str(state))
+        q = q.where(*conds)
 
         order = {
             Sort.START: (EventRecord.start_ts.asc(), EventRecord.id),
@@ -185,6 +203,7 @@ def router(cfg: Config, clock: Callable[[], datetime]) -> APIRouter:
         with request.app.state.store.engine.connect() as conn:
             total = int(conn.execute(select(func.count()).select_from(q.subquery())).scalar_one())
             rows = conn.execute(q.order_by(*order).offset((page - 1) * page_size).limit(page_size)).all()
+            states = _latest_states(conn, [r.id for r in rows])
         return SearchPage(
             total=total,
             page=page,
@@ -200,7 +219,7 @@ def router(cfg: Config, clock: Callable[[], datetime]) -> APIRouter:
                     confidence=float(r.confidence),
                     object_class=r.object_class,
                     mode=r.mode,
-                    state=r.state or str(AlertState.NEW),
+                    state=states.get(r.id, str(AlertState.NEW)),
                 )
                 for r in rows
             ],

@@ -116,7 +116,8 @@ def test_no_server_error(site: dict[str, Any], who: str) -> None:
     failures = fuzz(site["app"], site["auth"] if who == "supervisor" else None, seen)
     assert not failures, "\n\n".join(failures)
     if who == "supervisor":  # the session worked: requests got past the login check
-        for route in ("GET /api/events", "GET /api/cameras", "GET /api/stops", "POST /api/stops"):
+        # Routes without parameters: every request must pass (generated ones may not, by chance).
+        for route in ("GET /api/me", "GET /api/cameras", "GET /api/stops"):
             assert any(200 <= code < 300 for code in seen[route]), (route, seen[route])
     else:
         assert seen["GET /api/cameras"] == {401}

@@ -1,7 +1,8 @@
 """The camera map in a real browser: Debian's chromium through Playwright against a real
 `lanterne serve`. A supervisor logs in, opens the map, and sees the city's outline drawn from the
 configured boundaries (no tile server: the closed-network case), one marker per camera coloured by
-its state, and a popup listing a camera's latest alerts with links to them. Leaflet comes from the
+its state, and a popup listing a camera's latest alerts with links to them; then searches the
+events of one camera with a stated purpose. Leaflet comes from the
 app itself; nothing is loaded from elsewhere and the content-security policy reports nothing. A
 screenshot is left in `test-output/map.png`."""
 
@@ -143,7 +144,21 @@ def test_map_in_chromium(server: str) -> None:
             assert "Gare, quai nord" in popup.inner_text()
             links = popup.locator("a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
             assert links == ["/console/alerts/alert-2", "/console/alerts/alert-1", "/console/alerts/alert-0"]
+            page.wait_for_timeout(400)  # the popup fades in (Leaflet animation) before the picture
             page.screenshot(path=str(OUTPUT / "map.png"), full_page=True)
+
+            # The search page: a purpose is asked for, results link to the alerts.
+            page.goto(base + "/console/search", wait_until="networkidle")
+            page.click("#submit")  # without a purpose the browser's own check stops the form
+            assert page.locator("#results").is_hidden()
+            page.fill("#purpose", "review of the intrusions on the platform, ref 2026-17")
+            page.select_option("#camera", "quai-nord")
+            page.click("#submit")
+            page.wait_for_selector("#results tbody tr")
+            hrefs = page.locator("#results tbody a").evaluate_all("ls => ls.map(a => a.getAttribute('href'))")
+            assert hrefs == ["/console/alerts/alert-2", "/console/alerts/alert-1", "/console/alerts/alert-0"]
+            assert "3 event(s)" in page.locator("#summary").inner_text()
+            page.screenshot(path=str(OUTPUT / "search.png"), full_page=True)
         finally:
             browser.close()
     assert requests and all(u.startswith(base) for u in requests), [

@@ -200,27 +200,45 @@ def config_schema() -> None:
 @user_errors
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("demo-out"),
+    serve: Annotated[bool, typer.Option(help="Serve the console when the clip is analysed.")] = True,
+    port: Annotated[int, typer.Option(help="Console port on 127.0.0.1.")] = 8000,
 ) -> None:
-    """Analyse the PETS 2009 demo clip with the demo configuration (fetched once if needed)."""
-    from lanterne.config import parse_config
-    from lanterne.demo import DEMO_CONFIG
-    from lanterne.models import resolve_demo_clip
-    from lanterne.pipeline.analyze import analyze as run_analysis
+    """Run the PETS 2009 demo clip as a (demonstration) authorised deployment, then serve the
+    console with its alerts. The clip is fetched once if ../shared is absent."""
+    from lanterne.demo import prepare_demo
+    from lanterne.pipeline.runner import Runner
 
-    clip = resolve_demo_clip()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cfg = parse_config(DEMO_CONFIG, base_dir=out_dir.resolve())
-    db = f"sqlite:///{(out_dir / 'lanterne.db').resolve()}"
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), console=console, transient=True
-    ) as bar:
-        task = bar.add_task(clip.name, total=None)
-        result = run_analysis(
-            clip, cfg, out_dir, progress=lambda t, total: bar.update(task, completed=t, total=total or None),
-            store_url=db, user_id=_login(),
-        )  # fmt: skip
-    _summary(result.stats, out_dir)
-    out.print(f"events: {out_dir / 'events.jsonl'}  evidence: {out_dir / 'evidence'}  store: {db}")
+    cfg, site = prepare_demo(out_dir, user_id=_login())
+    out.print(f"configuration: {site}")
+    with console.status("analysing the demo clip (about a minute on 2 cores)…"):
+        Runner(cfg).run_until_finished(timeout=1800)
+    from lanterne.store import Store
+
+    store = Store.open(cfg.store.url)
+    events = store.events(limit=10_000)
+    store.close()
+    counts: dict[str, int] = {}
+    for e in events:
+        counts[str(e.type)] = counts.get(str(e.type), 0) + 1
+    out.print(f"{len(events)} alerts stored ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})")
+    out.print(f"anonymised evidence: {cfg.store.evidence_dir}")
+    if not serve:
+        return
+    from lanterne.accounts import list_accounts
+    from lanterne.api.app import serve as serve_app
+    from lanterne.store import create_engine_for
+
+    engine = create_engine_for(cfg.store.url)
+    has_account = bool(list_accounts(engine))
+    engine.dispose()
+    out.print(f"console: http://127.0.0.1:{port}/console   public page: http://127.0.0.1:{port}/public")
+    if not has_account:
+        out.print(
+            "no account yet: in another terminal run\n"
+            f"  .venv/bin/lanterne users add YOURNAME --role operator --scope '*' --config {site}\n"
+            "then log in at the address above"
+        )
+    serve_app(cfg, host="127.0.0.1", port=port)
 
 
 if __name__ == "__main__":

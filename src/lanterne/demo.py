@@ -4,7 +4,11 @@ foreground, the paved crossroads where people walk."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 LAWN = [[0.0, 0.46], [0.39, 0.55], [0.57, 0.66], [0.78, 0.78], [1.0, 0.91], [1.0, 1.0], [0.0, 1.0]]
 CROSSROADS = [
@@ -48,3 +52,53 @@ DEMO_CONFIG: dict[str, Any] = {
         }
     ],
 }
+
+
+DEMO_AUTHORISATION = "DEMO-NOT-A-LEGAL-AUTHORISATION"
+
+
+def prepare_demo(out_dir: Path, user_id: str) -> tuple[Any, Path]:
+    """Write `out_dir/site.yml` for the demo clip, record a demonstration authorisation (clearly
+    named as not a legal one) and publish the public notice, so that the demo follows the same
+    path as a real deployment: nothing alerts without an authorisation and a published notice."""
+    from lanterne.audit import AuditLog
+    from lanterne.authorisation import Authorisations
+    from lanterne.config import load_config
+    from lanterne.models import resolve_demo_clip
+    from lanterne.transparency import export, notice_published
+    from lanterne.types import EventType
+
+    clip = resolve_demo_clip()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = {
+        **DEMO_CONFIG,
+        "store": {"url": "sqlite:///lanterne.db", "evidence_dir": "evidence"},
+        "public": {
+            "controller": "Lanterne demonstration (no real deployment)",
+            "dpo_contact": "not applicable: demonstration data",
+            "purposes": ["demonstration of the software on a public research clip (PETS 2009)"],
+            "rights": "This is a demonstration on a public research clip; no real camera is involved.",
+        },
+    }
+    data["cameras"] = [{**data["cameras"][0], "source": str(clip)}]
+    site = out_dir.resolve() / "site.yml"
+    site.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    cfg = load_config(site)
+    audit = AuditLog.from_config(cfg)
+    register = Authorisations(audit.engine, audit, cfg.legal_end_date)
+    now = datetime.now(UTC)
+    if not register.covering(cfg.cameras[0].id, EventType.WRONG_WAY, now):
+        register.add(
+            f"{DEMO_AUTHORISATION}-{now:%Y%m%d%H%M%S}",
+            legal_basis="none: demonstration on a public research clip",
+            authority="none",
+            valid_from=now - timedelta(minutes=1),
+            valid_until=now + timedelta(days=7),
+            cameras=[c["id"] for c in data["cameras"]],
+            event_types=sorted({t for z in cfg.cameras[0].zones for t in z.events.enabled()}),
+            user_id=user_id,
+        )
+    if not notice_published(cfg, audit.engine):
+        export(cfg, audit.engine, out_dir.resolve() / "public", user_id, now)
+    audit.close()
+    return cfg, site

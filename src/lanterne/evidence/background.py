@@ -27,8 +27,13 @@ _STOP = object()
 class BackgroundEvidenceWriter:
     """Same calls as `EvidenceWriter` (`push`, `on_event`, `close`), returning nothing."""
 
-    def __init__(self, writer: EvidenceWriter, max_queued_frames: int = 100) -> None:
+    def __init__(
+        self, writer: EvidenceWriter, max_queued_frames: int = 100, block_when_full: bool = False
+    ) -> None:
         self.writer = writer
+        self.block_when_full = block_when_full
+        """True for recorded files, which have no real-time constraint: analysis then waits for
+        the writer rather than lose clip frames. Live cameras never wait."""
         self.dropped_frames = 0
         self.failures = 0
         self._frames_room = threading.BoundedSemaphore(max_queued_frames)
@@ -44,7 +49,7 @@ class BackgroundEvidenceWriter:
         person_boxes: Sequence[PixelBox],
         vehicle_boxes: Sequence[PixelBox],
     ) -> None:
-        if not self._frames_room.acquire(blocking=False):
+        if not self._frames_room.acquire(blocking=self.block_when_full):
             self.dropped_frames += 1
             if self.dropped_frames % 100 == 1:
                 log.warning(

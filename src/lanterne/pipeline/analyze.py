@@ -90,7 +90,7 @@ def analyze(
 
         # Analysis on this thread, anonymisation and encoding on the writer's: both cores work.
         writer = BackgroundEvidenceWriter(
-            EvidenceWriter(out / "evidence", DefaultAnonymizer(cfg.models_dir), store)
+            EvidenceWriter(out / "evidence", DefaultAnonymizer(cfg.models_dir), store), block_when_full=True
         )
 
     events_path = out / "events.jsonl"

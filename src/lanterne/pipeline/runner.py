@@ -164,13 +164,15 @@ class Runner:
         self.retention.start()
         if self.cfg.mode is Mode.ALERTS:
             from lanterne.anonymize.anonymizer import DefaultAnonymizer
+            from lanterne.capture.source import is_live
             from lanterne.evidence.background import BackgroundEvidenceWriter
             from lanterne.evidence.writer import EvidenceWriter
 
             self.writer = BackgroundEvidenceWriter(
                 EvidenceWriter(
                     self.cfg.store.evidence_dir, DefaultAnonymizer(self.cfg.models_dir), self.store
-                )
+                ),
+                block_when_full=not any(is_live(c.source) for c in self.cfg.cameras),
             )
         for cam in self.cfg.cameras:
             w = CameraWorker(cam, self)
@@ -211,6 +213,23 @@ class Runner:
             while not self._stop.is_set():
                 self.watchdog_once()
                 self._stop.wait(poll)
+        finally:
+            self.stop()
+
+    def run_until_finished(self, timeout: float | None = None, poll: float = 0.5) -> bool:
+        """For file sources (the demo, replays): run until every worker has finished its file,
+        restarting crashed ones as usual. Returns False if `timeout` passed first."""
+        self.start()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while not self._stop.is_set():
+                self.watchdog_once()
+                if all(w.state.status == "finished" for w in self.workers.values()):
+                    return True
+                if deadline is not None and time.monotonic() > deadline:
+                    return False
+                self._stop.wait(poll)
+            return False
         finally:
             self.stop()
 

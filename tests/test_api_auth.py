@@ -3,11 +3,6 @@ throttle refusing even the right password, CSRF on logout, a role-protected rout
 and audits, the public page still open, and JSON error bodies without a traceback."""
 
 import json
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +17,7 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import sync_playwright
 from sqlalchemy import select
 
+from browser import CHROMIUM, CHROMIUM_ARGS, OUTPUT, lanterne_serve
 from lanterne import accounts
 from lanterne.accounts import create_account, disable_account
 from lanterne.api.app import create_app
@@ -287,16 +283,6 @@ def test_error_bodies_have_no_traceback(site: Site) -> None:
 
 # --- the login page in a real browser ---------------------------------------------------------
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--no-first-run",
-]
-OUTPUT = Path(__file__).resolve().parents[1] / "test-output"
-
 
 @pytest.fixture
 def server(site: Site, tmp_path: Path) -> Iterator[str]:
@@ -311,31 +297,8 @@ def server(site: Site, tmp_path: Path) -> Iterator[str]:
         ),
         encoding="utf-8",
     )
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lanterne.cli", "serve", "--config", str(config), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/login", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    out = proc.stdout.read().decode() if proc.stdout else ""
-                    pytest.fail(f"lanterne serve did not start: {out[-2000:]}")
-                time.sleep(0.2)
+    with lanterne_serve(config, probe="/login") as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_login_page_in_chromium(server: str) -> None:

@@ -9,7 +9,6 @@ it. Screenshots of the queue and the detail go to `test-output/` for a human to 
 from __future__ import annotations
 
 import hashlib
-import socket
 import subprocess
 import sys
 import time
@@ -27,31 +26,19 @@ import yaml
 from argon2 import PasswordHasher
 from playwright.sync_api import Page, expect, sync_playwright
 
+from browser import CHROMIUM, CHROMIUM_ARGS, OUTPUT, free_port
 from lanterne import accounts
 from lanterne.accounts import create_account
 from lanterne.audit import AuditLog
 from lanterne.store import Store
 from lanterne.types import Event, EventType
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-OUTPUT = Path(__file__).resolve().parents[1] / "test-output"
 SQUARE = [[0.05, 0.05], [0.95, 0.05], [0.95, 0.95], [0.05, 0.95]]
 PASSWORD = "correct horse battery staple"
 REGION = (0.55, 0.35, 0.8, 0.9)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+_free_port = free_port
 
 
 def _frame(w: int = 640, h: int = 360) -> np.ndarray:

@@ -8,10 +8,6 @@ screenshot is left in `test-output/map.png`."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,12 +17,13 @@ import yaml
 from argon2 import PasswordHasher
 from playwright.sync_api import sync_playwright
 
+from browser import CHROMIUM, CHROMIUM_ARGS, OUTPUT, lanterne_serve
 from lanterne.accounts import create_account
 from lanterne.audit import AuditLog
 from lanterne.controls import Stops
 from lanterne.store import Store
 from lanterne.types import Counts, Event, EventType
-from test_public_page_browser import CHROMIUM, CHROMIUM_ARGS, OUTPUT, SQUARE, _free_port
+from test_public_page_browser import SQUARE
 
 BOUNDARIES = Path("/work/shared/data/observatory/boundaries/paris_arrondissements.geojson")
 """Read in place (licence: not copied into the repository); 20 polygons, 200 kB."""
@@ -77,30 +74,8 @@ def _site(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
-    config = _site(tmp_path)
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lanterne.cli", "serve", "--config", str(config), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/public/style.css", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    out = proc.stdout.read().decode() if proc.stdout else ""
-                    pytest.fail(f"lanterne serve did not start: {out[-2000:]}")
-                time.sleep(0.2)
+    with lanterne_serve(_site(tmp_path)) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_map_in_chromium(server: str) -> None:

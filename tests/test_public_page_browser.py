@@ -6,11 +6,6 @@ look at."""
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,29 +14,17 @@ import pytest
 import yaml
 from playwright.sync_api import sync_playwright
 
+from browser import CHROMIUM, CHROMIUM_ARGS, OUTPUT, free_port, lanterne_serve
 from lanterne.alerts import acknowledge, confirm, dismiss
 from lanterne.audit import AuditLog
 from lanterne.authorisation import Authorisations
 from lanterne.store import Store
 from lanterne.types import Event, EventType
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-OUTPUT = Path(__file__).resolve().parents[1] / "test-output"
 SQUARE = [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.1, 0.9]]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+_free_port = free_port
 
 
 def _site(tmp_path: Path) -> tuple[Path, str]:
@@ -108,29 +91,8 @@ def _site(tmp_path: Path) -> tuple[Path, str]:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, str]]:
     config, month = _site(tmp_path)
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lanterne.cli", "serve", "--config", str(config), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/public/style.css", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    out = proc.stdout.read().decode() if proc.stdout else ""
-                    pytest.fail(f"lanterne serve did not start: {out[-2000:]}")
-                time.sleep(0.2)
+    with lanterne_serve(config) as base:
         yield base, month
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_public_page_in_chromium(server: tuple[str, str]) -> None:

@@ -60,3 +60,16 @@ def lanterne_serve(config: Path, probe: str = "/public/style.css") -> Iterator[s
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def wait_until(page: object, expression: str, timeout: float = 5.0) -> None:
+    """Poll a JavaScript expression from Python until it is truthy.
+
+    Playwright's `wait_for_function` re-evaluates its predicate inside the page with `eval`, which
+    the console's CSP (`default-src 'self'`) rightly forbids; `page.evaluate` goes through the
+    DevTools protocol, which the CSP does not govern."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):  # type: ignore[attr-defined]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {expression}")
+        time.sleep(0.05)

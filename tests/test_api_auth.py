@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import sync_playwright
 from sqlalchemy import select
 
-from browser import CHROMIUM, CHROMIUM_ARGS, OUTPUT, lanterne_serve
+from browser import CHROMIUM, CHROMIUM_ARGS, OUTPUT, lanterne_serve, wait_until
 from lanterne import accounts
 from lanterne.accounts import create_account, disable_account
 from lanterne.api.app import create_app
@@ -317,7 +317,7 @@ def test_login_page_in_chromium(server: str) -> None:
             page.fill("#login", "op.one")
             page.fill("#password", "not the password")
             page.click("#submit")
-            page.wait_for_function("document.getElementById('message').textContent.length > 0")
+            wait_until(page, "document.getElementById('message').textContent.length > 0")
             assert page.inner_text("#message") == "Wrong login or password."
             assert page.input_value("#password") == ""  # cleared after a failure
             page.screenshot(path=str(OUTPUT / "login-refused.png"))

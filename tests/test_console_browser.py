@@ -26,7 +26,7 @@ import yaml
 from argon2 import PasswordHasher
 from playwright.sync_api import Page, expect, sync_playwright
 
-from browser import CHROMIUM, CHROMIUM_ARGS, OUTPUT, free_port
+from browser import CHROMIUM, CHROMIUM_ARGS, OUTPUT, free_port, wait_until
 from lanterne import accounts
 from lanterne.accounts import create_account
 from lanterne.audit import AuditLog
@@ -254,7 +254,7 @@ def test_alert_queue_in_chromium(server: Server) -> None:
             with page.expect_response(lambda r: "/clip?purpose=" in r.url) as clip:
                 page.get_by_role("button", name="Play clip").click()
             assert clip.value.status in (200, 206)
-            page.wait_for_function("() => document.getElementById('clip').readyState >= 2", timeout=5000)
+            wait_until(page, "document.getElementById('clip').readyState >= 2", timeout=5)
             assert page.evaluate("document.getElementById('clip').duration") > 1.5
             page.screenshot(path=str(OUTPUT / "console-alert-detail.png"), full_page=True)
 

@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -47,7 +47,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from lanterne.audit import Action, AuditLog
 from lanterne.config.schema import SuspensionSettings
 from lanterne.errors import LanterneError
-from lanterne.store.db import describe_failure
+from lanterne.store.db import locked_write
 from lanterne.store.tables import AlertStateRecord, EventRecord, SuspensionRecord
 from lanterne.types import EventType
 
@@ -136,26 +136,9 @@ class Suspensions:
 
     # --- transactions ---------------------------------------------------------------------
 
-    @contextmanager
-    def _locked(self) -> Iterator[Connection]:
-        """One writer at a time, so two workers measuring the same camera cannot both suspend it
-        (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: a table lock that plain reads do not wait for)."""
-        try:
-            with self.engine.connect() as conn:
-                try:
-                    if conn.dialect.name == "sqlite":
-                        conn.exec_driver_sql("BEGIN IMMEDIATE")
-                    else:
-                        conn.exec_driver_sql("LOCK TABLE suspensions IN SHARE ROW EXCLUSIVE MODE")
-                    yield conn
-                    conn.commit()
-                except BaseException:
-                    conn.rollback()
-                    raise
-        except LanterneError:
-            raise
-        except SQLAlchemyError as exc:
-            raise describe_failure(self.engine, exc) from None
+    def _locked(self) -> AbstractContextManager[Connection]:
+        """One writer at a time, so two workers measuring the same camera cannot both suspend it."""
+        return locked_write(self.engine, "suspensions")
 
     # --- reading --------------------------------------------------------------------------
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from lanterne.audit import signing
 from lanterne.errors import ConfigError, LanterneError
-from lanterne.store.db import check_connection, create_engine_for, describe_failure, migrate
+from lanterne.store.db import check_connection, create_engine_for, describe_failure, locked_write, migrate
 from lanterne.store.tables import AuditCheckpointRecord, AuditRecord, AuditSettingsRecord
 
 if TYPE_CHECKING:
@@ -287,28 +287,10 @@ class AuditLog:
 
     # --- writing --------------------------------------------------------------------------
 
-    @contextmanager
-    def _write_tx(self) -> Iterator[Connection]:
-        """A transaction that holds the audit write lock from its first statement to its commit."""
-        try:
-            with self.engine.connect() as conn:
-                try:
-                    if conn.dialect.name == "sqlite":
-                        # pysqlite would only BEGIN (deferred) at the INSERT, after our read of the
-                        # last record: two writers could read the same last record. IMMEDIATE takes
-                        # the write lock now; the busy timeout makes the others queue.
-                        conn.exec_driver_sql("BEGIN IMMEDIATE")
-                    else:
-                        conn.exec_driver_sql("LOCK TABLE audit_records IN SHARE ROW EXCLUSIVE MODE")
-                    yield conn
-                    conn.commit()
-                except BaseException:
-                    conn.rollback()
-                    raise
-        except IntegrityError:
-            raise
-        except SQLAlchemyError as exc:
-            raise describe_failure(self.engine, exc) from None
+    def _write_tx(self) -> AbstractContextManager[Connection]:
+        """A transaction that holds the audit write lock from its first statement to its commit:
+        two writers must not both read the same last record and fork the chain."""
+        return locked_write(self.engine, "audit_records")
 
     def append(
         self,

@@ -7,12 +7,14 @@ instead of failing. PostgreSQL is for sites with many cameras or several hosts.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from lanterne.errors import LanterneError
@@ -164,5 +166,30 @@ def current_revision(engine: Engine) -> str | None:
     try:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
+    except SQLAlchemyError as exc:
+        raise describe_failure(engine, exc) from None
+
+
+@contextmanager
+def locked_write(engine: Engine, table: str) -> Iterator[Connection]:
+    """A transaction that holds a write lock from its first statement to its commit, for the
+    read-then-write steps that must not interleave (chaining an audit record, deciding whether to
+    suspend): SQLite `BEGIN IMMEDIATE` (pysqlite would otherwise begin only at the first write,
+    after the read), PostgreSQL a table lock that plain reads do not wait for. Integrity errors
+    (bugs) pass through; other database failures become one-line `StoreError`s."""
+    try:
+        with engine.connect() as conn:
+            try:
+                if conn.dialect.name == "sqlite":
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                else:
+                    conn.exec_driver_sql(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
+                yield conn
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+    except (IntegrityError, LanterneError):
+        raise
     except SQLAlchemyError as exc:
         raise describe_failure(engine, exc) from None

@@ -39,8 +39,8 @@ class ZoneRef:
     polygon: tuple[tuple[float, float], ...]
 
     def contains(self, point: tuple[float, float]) -> bool:
-        contour = np.asarray(self.polygon, dtype=np.float32).reshape(-1, 1, 2)
-        return cv2.pointPolygonTest(contour, (float(point[0]), float(point[1])), False) >= 0
+        # Asked for every object of every frame by every rule: build the contour once per zone.
+        return cv2.pointPolygonTest(_contour(self.polygon), (float(point[0]), float(point[1])), False) >= 0
 
     @property
     def bbox(self) -> Box:
@@ -55,8 +55,15 @@ class ZoneRef:
 
 
 @functools.lru_cache(maxsize=256)
-def _cell_mask(polygon: tuple[tuple[float, float], ...], rows: int, cols: int) -> np.ndarray:
+def _contour(polygon: tuple[tuple[float, float], ...]) -> np.ndarray:
     contour = np.asarray(polygon, dtype=np.float32).reshape(-1, 1, 2)
+    contour.flags.writeable = False
+    return contour
+
+
+@functools.lru_cache(maxsize=256)
+def _cell_mask(polygon: tuple[tuple[float, float], ...], rows: int, cols: int) -> np.ndarray:
+    contour = _contour(polygon)
     ys = (np.arange(rows) + 0.5) / rows
     xs = (np.arange(cols) + 0.5) / cols
     mask = np.array(

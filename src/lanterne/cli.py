@@ -20,6 +20,7 @@ from lanterne.alerts_cli import alerts_app, suspensions_app
 from lanterne.audit.cli import audit_app
 from lanterne.authorisation_cli import authorisation_app
 from lanterne.cli_support import ConfigOpt, login_name, user_errors
+from lanterne.observatory.cli import observatory_app
 from lanterne.retention_cli import hold_app, retention_app
 from lanterne.transparency.cli import dpia_app, serve_app, transparency_app
 
@@ -42,6 +43,7 @@ app.add_typer(transparency_app, name="transparency")
 app.add_typer(dpia_app, name="dpia")
 app.add_typer(serve_app, name="serve")
 app.add_typer(users_app, name="users")
+app.add_typer(observatory_app, name="observatory")
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 

@@ -71,6 +71,8 @@ class Action(StrEnum):
     LEGAL_HOLD = "legal_hold"
     AUDIT_EXPORT = "audit_export"
     AUDIT_PURGE = "audit_purge"
+    DATASET_CHANGE = "dataset_change"
+    """An observatory dataset ingested, replaced or deleted."""
 
 
 NEEDS_PURPOSE: frozenset[Action] = frozenset(

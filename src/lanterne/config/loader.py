@@ -84,8 +84,19 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
     console = cfg.console
     if console.boundaries is not None and not console.boundaries.is_absolute():
         console = console.model_copy(update={"boundaries": (base / console.boundaries).resolve()})
+    obs = cfg.observatory
+    obs_store = obs.store
+    if "://" not in obs_store and not Path(obs_store).is_absolute():
+        obs_store = str((base / obs_store).resolve())
+    layers = [
+        layer
+        if layer.file.is_absolute()
+        else layer.model_copy(update={"file": (base / layer.file).resolve()})
+        for layer in obs.layers
+    ]
     return cfg.model_copy(
         update={
+            "observatory": obs.model_copy(update={"store": obs_store, "layers": layers}),
             "console": console,
             "audit": cfg.audit.model_copy(update={"key_path": key_path}),
             "cameras": cameras,

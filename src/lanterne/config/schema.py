@@ -595,6 +595,54 @@ class ConsoleSettings(Strict):
         return v
 
 
+class BoundaryLayer(Strict):
+    id: str = Field(
+        ...,
+        pattern=r"^[a-z0-9_]{1,32}$",
+        title="Layer id",
+        description="Short name used in mapping files (`location.area.layer`) and in the console, e.g. `beats`, `arrondissements`.",
+    )
+    file: Path = Field(
+        ..., title="GeoJSON file", description="Polygons of the areas (WGS84), relative to the config file."
+    )
+    key: str = Field(
+        ...,
+        title="Code property",
+        description="Feature property holding each area's code, the value incident rows carry (e.g. `beat_num`, `c_arinsee`, `code`).",
+    )
+    label: str | None = Field(
+        None, title="Label property", description="Feature property with a readable name (default: the code)."
+    )
+
+
+class ObservatorySettings(Strict):
+    store: str = Field(
+        "observatory.duckdb",
+        title="Observatory store",
+        description="DuckDB file holding ingested datasets and their provenance (relative to the config file).",
+    )
+    min_count: int = Field(
+        10,
+        ge=5,
+        le=100,
+        title="Small-cell threshold k",
+        description="A count below k is never shown outside the analyst role, and enough neighbouring cells are hidden with it that totals cannot recover it. 5 is the legal floor (OB-08); docs/observatory.md explains the default.",
+    )
+    layers: list[BoundaryLayer] = Field(
+        default_factory=list,
+        title="Boundary layers",
+        description="Area polygons for choropleths and for datasets located by an area code.",
+    )
+
+    @model_validator(mode="after")
+    def _unique_layers(self) -> ObservatorySettings:
+        ids = [layer.id for layer in self.layers]
+        dup = {i for i in ids if ids.count(i) > 1}
+        if dup:
+            raise ValueError(f"layer id {sorted(dup)[0]!r} is used twice")
+        return self
+
+
 class Config(Strict):
     mode: Mode = Field(
         Mode.STATISTICS,
@@ -652,6 +700,11 @@ class Config(Strict):
         default_factory=ConsoleSettings,
         title="Console",
         description="Operator console: map base layer, sessions, login throttling.",
+    )
+    observatory: ObservatorySettings = Field(
+        default_factory=ObservatorySettings,
+        title="Observatory",
+        description="Incident and open-data observatory: its store, small-cell threshold and boundary layers.",
     )
     cameras: list[Camera] = Field(..., min_length=1, title="Cameras", description="The cameras analysed.")
 

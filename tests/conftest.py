@@ -18,6 +18,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from lanterne.config.schema import BoundaryLayer
+from lanterne.observatory.store import ObservatoryStore
+
 PG_ADMIN_DSN = os.environ.get("LANTERNE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 """Server used for the PostgreSQL half of `db_url` (trust authentication, user `postgres`)."""
 
@@ -70,3 +73,40 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def sqlite_url(tmp_path: Path) -> str:
     """SQLite only, for what only SQLite needs testing (WAL, concurrent writers in one file)."""
     return f"sqlite:///{tmp_path / 'lanterne.db'}"
+
+
+# --- observatory ------------------------------------------------------------------------------------
+# The shared, published data (never copied into the repository) and the example mappings.
+OBS_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "observatory"
+OBS_EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "observatory"
+
+
+@pytest.fixture(scope="session")
+def obs_layers() -> dict[str, BoundaryLayer]:
+    """The boundary layers of examples/observatory/site.yml, by id (beats, districts,
+    arrondissements, quartiers, departements, communes, marseille)."""
+    from lanterne.config import load_config
+
+    cfg = load_config(OBS_EXAMPLES / "site.yml")
+    return {layer.id: layer for layer in cfg.observatory.layers}
+
+
+@pytest.fixture(scope="session")
+def chicago_store(
+    tmp_path_factory: pytest.TempPathFactory, obs_layers: dict[str, BoundaryLayer]
+) -> Iterator[ObservatoryStore]:
+    """The full Chicago file (1,382,764 rows) ingested once per test process through
+    examples/observatory/chicago_crimes.yml, with layers beats and districts indexed. Read-only."""
+    from lanterne.observatory.ingest import ingest
+    from lanterne.observatory.mapping import load_mapping
+
+    store = ObservatoryStore.open(tmp_path_factory.mktemp("chicago") / "observatory.duckdb")
+    ingest(
+        store,
+        OBS_DATA / "chicago_crimes_2013_2017.parquet",
+        load_mapping(OBS_EXAMPLES / "chicago_crimes.yml"),
+        user_id="test",
+        layers=[obs_layers["beats"], obs_layers["districts"]],
+    )
+    yield store
+    store.close()

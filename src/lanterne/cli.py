@@ -224,6 +224,12 @@ def demo(
         counts[str(e.type)] = counts.get(str(e.type), 0) + 1
     out.print(f"{len(events)} alerts stored ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})")
     out.print(f"anonymised evidence: {cfg.store.evidence_dir}")
+    from lanterne.demo import prepare_observatory
+
+    with console.status("loading the observatory's published datasets (about 10 s)…"):
+        loaded = prepare_observatory(cfg, user_id=_login())
+    if loaded:
+        out.print(f"observatory: {', '.join(loaded)}")
     if not serve:
         return
     from lanterne.accounts import list_accounts
@@ -234,6 +240,8 @@ def demo(
     has_account = bool(list_accounts(engine))
     engine.dispose()
     out.print(f"console: http://127.0.0.1:{port}/console   public page: http://127.0.0.1:{port}/public")
+    if cfg.observatory.layers:
+        out.print(f"observatory: http://127.0.0.1:{port}/console/observatory")
     if not has_account:
         out.print(
             "no account yet: in another terminal run\n"

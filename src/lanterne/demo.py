@@ -56,6 +56,24 @@ DEMO_CONFIG: dict[str, Any] = {
 
 DEMO_AUTHORISATION = "DEMO-NOT-A-LEGAL-AUTHORISATION"
 
+OBSERVATORY_DATASETS: tuple[tuple[str, str], ...] = (
+    ("chicago_crimes_2013_2017.parquet", "chicago_crimes.yml"),
+    ("paris_dansmarue_sample_2023_2024.csv.gz", "paris_dansmarue.yml"),
+)
+"""Published incident data the demo loads into its observatory when `../shared` is present: the
+1.4 M Chicago records (the bias audit's reference case) and the Paris citizen reports."""
+OBSERVATORY_LAYERS: tuple[dict[str, str], ...] = (
+    {"id": "beats", "file": "chicago_police_beats_2012.geojson", "key": "beat_num"},
+    {
+        "id": "districts",
+        "file": "chicago_police_districts_2012.geojson",
+        "key": "district",
+        "label": "dist_label",
+    },
+    {"id": "arrondissements", "file": "paris_arrondissements.geojson", "key": "c_arinsee", "label": "l_ar"},
+)
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "observatory"
+
 
 def prepare_demo(out_dir: Path, user_id: str) -> tuple[Any, Path]:
     """Write `out_dir/site.yml` for the demo clip, record a demonstration authorisation (clearly
@@ -81,6 +99,15 @@ def prepare_demo(out_dir: Path, user_id: str) -> tuple[Any, Path]:
         },
     }
     data["cameras"] = [{**data["cameras"][0], "source": str(clip)}]
+    observatory = _observatory_data()
+    if observatory is not None:
+        data["observatory"] = {
+            "store": "observatory.duckdb",
+            "layers": [
+                {**layer, "file": str(observatory / "boundaries" / layer["file"])}
+                for layer in OBSERVATORY_LAYERS
+            ],
+        }
     site = out_dir.resolve() / "site.yml"
     site.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
     cfg = load_config(site)
@@ -102,3 +129,38 @@ def prepare_demo(out_dir: Path, user_id: str) -> tuple[Any, Path]:
         export(cfg, audit.engine, out_dir.resolve() / "public", user_id, now)
     audit.close()
     return cfg, site
+
+
+def _observatory_data() -> Path | None:
+    """`../shared/data/observatory` when present with the mapping examples of this checkout."""
+    from lanterne.models import default_data_dir
+
+    data = default_data_dir()
+    if data is None or not (data / "observatory").is_dir() or not EXAMPLES.is_dir():
+        return None
+    return data / "observatory"
+
+
+def prepare_observatory(
+    cfg: Any, user_id: str, datasets: tuple[tuple[str, str], ...] = OBSERVATORY_DATASETS
+) -> list[str]:
+    """Ingest the demo's published datasets (once: a dataset already in the store is kept), the
+    way `lanterne observatory ingest` does, audit record included. Returns what was ingested."""
+    from lanterne.observatory.ingest import ingest_recorded
+    from lanterne.observatory.mapping import load_mapping
+    from lanterne.observatory.store import ObservatoryStore
+
+    data = _observatory_data()
+    if data is None or not cfg.observatory.layers:
+        return []
+    store = ObservatoryStore.open(cfg.observatory.store)
+    present = {d["id"] for d in store.datasets()}
+    store.close()
+    done = []
+    for file, mapping_file in datasets:
+        mapping = load_mapping(EXAMPLES / mapping_file)
+        if mapping.id in present:
+            continue
+        report = ingest_recorded(cfg, data / file, mapping, user_id=user_id)
+        done.append(f"{report.dataset} ({report.rows_loaded:,} rows, {report.rows_rejected:,} rejected)")
+    return done

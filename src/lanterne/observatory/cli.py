@@ -33,47 +33,14 @@ def ingest_command(
     reason (`lanterne observatory rejects`), and the file's provenance is recorded."""
     from rich.table import Table
 
-    from lanterne.audit import Action, AuditLog
     from lanterne.config import load_config
-    from lanterne.observatory.ingest import ingest
+    from lanterne.observatory.ingest import ingest_recorded
     from lanterne.observatory.mapping import load_mapping
-    from lanterne.observatory.store import ObservatoryStore
-    from lanterne.store.db import check_connection, create_engine_for, migrate
 
     cfg = load_config(config)
     spec = load_mapping(mapping)
-    who = user_id(user)
-    # The audit log is opened first: an ingest that could not be recorded must not happen.
-    engine = create_engine_for(cfg.store.url)
-    try:
-        check_connection(engine)
-        migrate(engine)
-        audit = AuditLog(engine, key_path=cfg.audit.key_path, checkpoint_every=cfg.audit.checkpoint_every)
-        store = ObservatoryStore.open(cfg.observatory.store)
-        try:
-            with out_console().status(f"ingesting {file.name} as {spec.id}…"):
-                report = ingest(
-                    store, file, spec, user_id=who, layers=cfg.observatory.layers, replace=replace
-                )
-        finally:
-            store.close()
-        audit.append(
-            who,
-            Action.DATASET_CHANGE,
-            object_type="dataset",
-            object_id=report.dataset,
-            details={
-                "change": "replaced" if report.replaced else "ingested",
-                "file": file.name,
-                "sha256": report.sha256,
-                "mapping_sha256": spec.sha256(),
-                "rows_read": report.rows_read,
-                "rows_loaded": report.rows_loaded,
-                "rows_rejected": report.rows_rejected,
-            },
-        )
-    finally:
-        engine.dispose()
+    with out_console().status(f"ingesting {file.name} as {spec.id}…"):
+        report = ingest_recorded(cfg, file, spec, user_id=user_id(user), replace=replace)
 
     console = out_console()
     verb = "replaced" if report.replaced else "ingested"

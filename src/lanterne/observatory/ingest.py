@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 from h3.api import basic_int as h3
 
-from lanterne.config.schema import BoundaryLayer
+from lanterne.config.schema import BoundaryLayer, Config
 from lanterne.observatory.layers import ensure_layer_cells, load_layer
 from lanterne.observatory.mapping import FileFormat, Kind, Mapping, MeasureSpec
 from lanterne.observatory.store import FINEST_RESOLUTION, ObservatoryError, ObservatoryStore
@@ -827,6 +827,47 @@ def ingest(
         rows_outside_filter=outside,
         measures_loaded=measures_loaded,
     )
+
+
+def ingest_recorded(
+    cfg: Config, file: Path, mapping: Mapping, *, user_id: str, replace: bool = False
+) -> IngestReport:
+    """`ingest` into the site's observatory store, indexed for its layers, and recorded in the
+    console's audit log (a dataset change, with the file's hash and row counts). The audit log is
+    reached first: an ingest that could not be recorded does not start."""
+    from lanterne.audit import Action, AuditLog
+    from lanterne.store.db import check_connection, create_engine_for, migrate
+
+    engine = create_engine_for(cfg.store.url)
+    try:
+        check_connection(engine)
+        migrate(engine)
+        audit = AuditLog(engine, key_path=cfg.audit.key_path, checkpoint_every=cfg.audit.checkpoint_every)
+        store = ObservatoryStore.open(cfg.observatory.store)
+        try:
+            report = ingest(
+                store, file, mapping, user_id=user_id, layers=cfg.observatory.layers, replace=replace
+            )
+        finally:
+            store.close()
+        audit.append(
+            user_id,
+            Action.DATASET_CHANGE,
+            object_type="dataset",
+            object_id=report.dataset,
+            details={
+                "change": "replaced" if report.replaced else "ingested",
+                "file": Path(file).name,
+                "sha256": report.sha256,
+                "mapping_sha256": mapping.sha256(),
+                "rows_read": report.rows_read,
+                "rows_loaded": report.rows_loaded,
+                "rows_rejected": report.rows_rejected,
+            },
+        )
+    finally:
+        engine.dispose()
+    return report
 
 
 def _exists(cur: duckdb.DuckDBPyConnection, dataset: str) -> bool:

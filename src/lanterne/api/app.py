@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from lanterne.api import auth
 from lanterne.api import cameras as cameras_api
 from lanterne.api import controls as controls_api
+from lanterne.api import observatory as observatory_api
 from lanterne.api import search as search_api
 from lanterne.api.alerts import alerts_router
 from lanterne.config import Config
@@ -90,6 +91,7 @@ def create_app(cfg: Config, *, clock: Callable[[], datetime] = lambda: datetime.
     app.include_router(cameras_api.router(cfg, clock))  # before /static: serves /static/vendor/leaflet
     app.include_router(controls_api.router(cfg, clock))
     app.include_router(search_api.router(cfg, clock))
+    app.include_router(observatory_api.router(cfg, clock))
     app.mount("/static", StaticFiles(packages=[("lanterne.api", "static")]), name="static")
     app.include_router(alerts_router(cfg, clock))
 

@@ -676,3 +676,14 @@ def test_import_cameras_copies_hourly_counts_above_k(tmp_path: Path) -> None:
     finally:
         audit.close()
     assert (entry.user_id, entry.object_id, entry.details["rows_loaded"]) == ("ana", "camera_counts", 1)
+
+
+def test_docs_observatory_mapping_md_is_generated_from_schema() -> None:
+    from lanterne.observatory.mapping import render_docs
+
+    committed = (Path(__file__).resolve().parents[1] / "docs" / "observatory-mapping.md").read_text(
+        encoding="utf-8"
+    )
+    assert committed == render_docs(), (
+        "docs/observatory-mapping.md is stale: run `lanterne observatory mapping-docs -o docs/observatory-mapping.md`"
+    )

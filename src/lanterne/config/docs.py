@@ -154,6 +154,23 @@ def _models(root: type[BaseModel]) -> list[type[BaseModel]]:
     return seen
 
 
+def model_tables(root: type[BaseModel]) -> list[str]:
+    """One Markdown table per model reachable from `root`: key, type, default, title, description."""
+    lines: list[str] = []
+    for model in _models(root):
+        lines += [f"## {model.__name__}", ""]
+        doc = (model.__doc__ or "").strip()
+        if doc and model.__doc__ is not BaseModel.__doc__:
+            lines += [doc.splitlines()[0], ""]
+        lines += ["| key | type | default | title | description |", "|---|---|---|---|---|"]
+        for name, f in model.model_fields.items():
+            lines.append(
+                f"| `{name}` | {_type_name(f.annotation)} | {_default(f)} | {f.title or ''} | {f.description or ''} |"
+            )
+        lines.append("")
+    return lines
+
+
 def render() -> str:
     lines = [
         "# Configuration reference",
@@ -174,17 +191,7 @@ def render() -> str:
         "```",
         "",
     ]
-    for model in _models(Config):
-        lines += [f"## {model.__name__}", ""]
-        doc = (model.__doc__ or "").strip()
-        if doc and model.__doc__ is not BaseModel.__doc__:
-            lines += [doc.splitlines()[0], ""]
-        lines += ["| key | type | default | title | description |", "|---|---|---|---|---|"]
-        for name, f in model.model_fields.items():
-            lines.append(
-                f"| `{name}` | {_type_name(f.annotation)} | {_default(f)} | {f.title or ''} | {f.description or ''} |"
-            )
-        lines.append("")
+    lines += model_tables(Config)
     lines += ["## Worked examples, one per event type", ""]
     for name in ZoneEvents.model_fields:
         f = ZoneEvents.model_fields[name]

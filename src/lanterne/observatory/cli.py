@@ -15,6 +15,20 @@ observatory_app = typer.Typer(
 )
 
 
+@observatory_app.command("mapping-docs")
+@user_errors
+def mapping_docs_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Markdown file to write.")] = Path(
+        "docs/observatory-mapping.md"
+    ),
+) -> None:
+    """Write the mapping-file reference, generated from the schema."""
+    from lanterne.observatory.mapping import render_docs
+
+    out.write_text(render_docs(), encoding="utf-8")
+    out_console().print(f"wrote {out}", highlight=False)
+
+
 # --- ingest, datasets, rejects ----------------------------------------------------------------------
 
 

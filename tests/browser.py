@@ -11,8 +11,12 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -60,6 +64,38 @@ def lanterne_serve(config: Path, probe: str = "/public/style.css") -> Iterator[s
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    """Debian's chromium, headless, through Playwright; closed however the test ends."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def watch(page: Page, requests: list[str], problems: list[str]) -> None:
+    """Collect every URL `page` asks for (to check nothing comes from outside the app) and every
+    console error or warning, uncaught exception and HTTP error (a page that works reports none,
+    including content-security-policy violations)."""
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+
+
+def log_in(page: Page, base: str, login: str, password: str) -> None:
+    """Log in through the console's own form, as a person would, and wait to be sent on."""
+    page.goto(base + "/login", wait_until="networkidle")
+    page.fill("#login", login)
+    page.fill("#password", password)
+    page.click("#submit")
+    page.wait_for_url(lambda url: "/login" not in url)
 
 
 def wait_until(page: object, expression: str, timeout: float = 5.0) -> None:

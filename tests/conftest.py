@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+import observatory_data
 from lanterne.config.schema import BoundaryLayer
 from lanterne.observatory.store import ObservatoryStore
 
@@ -77,8 +78,7 @@ def sqlite_url(tmp_path: Path) -> str:
 
 # --- observatory ------------------------------------------------------------------------------------
 # The shared, published data (never copied into the repository) and the example mappings.
-OBS_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "observatory"
-OBS_EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "observatory"
+OBS_DATA, OBS_EXAMPLES = observatory_data.DATA, observatory_data.EXAMPLES
 
 
 @pytest.fixture(scope="session")

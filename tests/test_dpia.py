@@ -16,7 +16,7 @@ import yaml
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from lanterne import dpia
+from lanterne import dpia, pdf_fonts
 from lanterne.alerts import acknowledge, confirm, dismiss
 from lanterne.audit import Action, AuditLog
 from lanterne.authorisation import Authorisations
@@ -129,7 +129,7 @@ def test_pdf_is_valid_and_audited(site: Site, tmp_path: Path) -> None:
 
 def test_pdf_without_unicode_font_falls_back_to_latin1(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg, store, _ = site
-    monkeypatch.setattr(dpia, "_font_files", lambda: None)
+    monkeypatch.setattr(pdf_fonts, "font_files", lambda: None)
     pdf = dpia.render_pdf(dpia.dpia_draft(cfg, store.engine, NOW))
     assert pdf.startswith(b"%PDF-") and b"Helvetica" in pdf and b"DejaVu" not in pdf
 

@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 from argon2 import PasswordHasher
-from playwright.sync_api import sync_playwright
 
-from browser import CHROMIUM, CHROMIUM_ARGS, OUTPUT, lanterne_serve
+from browser import OUTPUT, chromium, lanterne_serve, log_in, watch
 from lanterne.accounts import create_account
 from lanterne.audit import AuditLog
 from lanterne.controls import Stops
@@ -83,59 +82,47 @@ def test_map_in_chromium(server: str) -> None:
     OUTPUT.mkdir(exist_ok=True)
     requests: list[str] = []
     problems: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.on("request", lambda r: requests.append(r.url))
-            page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        watch(page, requests, problems)
+        log_in(page, base, "chef", PASSWORD)
+        problems.clear()  # the login page asks /api/me first (401 before logging in): not the map's
 
-            page.goto(base + "/login", wait_until="networkidle")
-            page.fill("#login", "chef")
-            page.fill("#password", PASSWORD)
-            page.click("#submit")
-            page.wait_for_url(lambda url: "/login" not in url)
-            problems.clear()  # the login page asks /api/me first (401 before logging in): not the map's
+        response = page.goto(base + "/console/map", wait_until="networkidle")
+        assert response is not None and response.status == 200
+        page.wait_for_selector("path.cam-marker")
+        assert page.evaluate("typeof L") == "object", "Leaflet loaded from the app"
+        assert page.locator("path.boundary").count() == 20, "the 20 arrondissements are drawn"
+        assert page.locator("path.cam-marker").count() == 3
+        states = {
+            cam: page.locator(f'#cameras tr[data-camera="{cam}"]').get_attribute("data-state")
+            for cam in CAMERAS
+        }
+        assert states == {"quai-nord": "running", "parvis": "offline", "depot": "stopped"}
+        assert page.locator("path.cam-marker.state-stopped").get_attribute("fill") == "#ff6b6b"
+        assert "lens cleaning" in page.locator("#stops").inner_text()
 
-            response = page.goto(base + "/console/map", wait_until="networkidle")
-            assert response is not None and response.status == 200
-            page.wait_for_selector("path.cam-marker")
-            assert page.evaluate("typeof L") == "object", "Leaflet loaded from the app"
-            assert page.locator("path.boundary").count() == 20, "the 20 arrondissements are drawn"
-            assert page.locator("path.cam-marker").count() == 3
-            states = {
-                cam: page.locator(f'#cameras tr[data-camera="{cam}"]').get_attribute("data-state")
-                for cam in CAMERAS
-            }
-            assert states == {"quai-nord": "running", "parvis": "offline", "depot": "stopped"}
-            assert page.locator("path.cam-marker.state-stopped").get_attribute("fill") == "#ff6b6b"
-            assert "lens cleaning" in page.locator("#stops").inner_text()
+        page.locator("path.cam-marker.state-running").click()
+        popup = page.locator(".leaflet-popup-content")
+        popup.wait_for()
+        assert "Gare, quai nord" in popup.inner_text()
+        links = popup.locator("a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
+        assert links == ["/console/alerts/alert-2", "/console/alerts/alert-1", "/console/alerts/alert-0"]
+        page.wait_for_timeout(400)  # the popup fades in (Leaflet animation) before the picture
+        page.screenshot(path=str(OUTPUT / "map.png"), full_page=True)
 
-            page.locator("path.cam-marker.state-running").click()
-            popup = page.locator(".leaflet-popup-content")
-            popup.wait_for()
-            assert "Gare, quai nord" in popup.inner_text()
-            links = popup.locator("a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
-            assert links == ["/console/alerts/alert-2", "/console/alerts/alert-1", "/console/alerts/alert-0"]
-            page.wait_for_timeout(400)  # the popup fades in (Leaflet animation) before the picture
-            page.screenshot(path=str(OUTPUT / "map.png"), full_page=True)
-
-            # The search page: a purpose is asked for, results link to the alerts.
-            page.goto(base + "/console/search", wait_until="networkidle")
-            page.click("#submit")  # without a purpose the browser's own check stops the form
-            assert page.locator("#results").is_hidden()
-            page.fill("#purpose", "review of the intrusions on the platform, ref 2026-17")
-            page.select_option("#camera", "quai-nord")
-            page.click("#submit")
-            page.wait_for_selector("#results tbody tr")
-            hrefs = page.locator("#results tbody a").evaluate_all("ls => ls.map(a => a.getAttribute('href'))")
-            assert hrefs == ["/console/alerts/alert-2", "/console/alerts/alert-1", "/console/alerts/alert-0"]
-            assert "3 event(s)" in page.locator("#summary").inner_text()
-            page.screenshot(path=str(OUTPUT / "search.png"), full_page=True)
-        finally:
-            browser.close()
+        # The search page: a purpose is asked for, results link to the alerts.
+        page.goto(base + "/console/search", wait_until="networkidle")
+        page.click("#submit")  # without a purpose the browser's own check stops the form
+        assert page.locator("#results").is_hidden()
+        page.fill("#purpose", "review of the intrusions on the platform, ref 2026-17")
+        page.select_option("#camera", "quai-nord")
+        page.click("#submit")
+        page.wait_for_selector("#results tbody tr")
+        hrefs = page.locator("#results tbody a").evaluate_all("ls => ls.map(a => a.getAttribute('href'))")
+        assert hrefs == ["/console/alerts/alert-2", "/console/alerts/alert-1", "/console/alerts/alert-0"]
+        assert "3 event(s)" in page.locator("#summary").inner_text()
+        page.screenshot(path=str(OUTPUT / "search.png"), full_page=True)
     assert requests and all(u.startswith(base) for u in requests), [
         u for u in requests if not u.startswith(base)
     ]

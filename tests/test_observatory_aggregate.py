@@ -35,19 +35,10 @@ from lanterne.observatory.aggregate import (
 )
 from lanterne.observatory.layers import ensure_layer_cells, load_layer
 from lanterne.observatory.store import ObservatoryError, ObservatoryStore
+from observatory_data import BEATS, BOUNDARIES, DATA, DISTRICTS, K
+from observatory_data import CHICAGO as PARQUET
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "observatory"
-PARQUET = DATA / "chicago_crimes_2013_2017.parquet"
-BOUNDARIES = DATA / "boundaries"
-BEATS = BoundaryLayer(id="beats", file=BOUNDARIES / "chicago_police_beats_2012.geojson", key="beat_num")
-DISTRICTS = BoundaryLayer(
-    id="districts",
-    file=BOUNDARIES / "chicago_police_districts_2012.geojson",
-    key="district",
-    label="dist_label",
-)
 JULY_2016 = {"start": datetime(2016, 7, 1), "end": datetime(2016, 8, 1)}
-K = 10
 
 
 @pytest.fixture

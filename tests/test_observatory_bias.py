@@ -14,13 +14,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from h3.api import basic_int as h3int
 
 from lanterne.config.schema import BoundaryLayer
 from lanterne.observatory.aggregate import Filters
@@ -38,28 +36,7 @@ from lanterne.observatory.bias import (
 from lanterne.observatory.feedback import Allocation, Update, feedback_loop
 from lanterne.observatory.layers import Layer, load_layer
 from lanterne.observatory.store import ObservatoryError, ObservatoryStore
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "observatory"
-BAAC = DATA / "fr_road_injury_accidents_baac_2005_2020.parquet"
-K = 10
-
-
-def _cells(lat: np.ndarray, lon: np.ndarray) -> pa.Array:
-    located = ~(np.isnan(lat) | np.isnan(lon))
-    cells = np.zeros(lat.size, dtype=np.int64)
-    cells[located] = [
-        h3int.latlng_to_cell(a, b, 10)
-        for a, b in zip(lat[located].tolist(), lon[located].tolist(), strict=True)
-    ]
-    return pa.array(cells, mask=~located)
-
-
-def _register(store: ObservatoryStore, dataset: str, rows: int) -> None:
-    store.query(
-        """INSERT INTO datasets VALUES ($id, $id, 'incidents', 'test', 'test', 'test', 'test', 'test',
-           '{}', 'Europe/Paris', 'minute', $rows, $rows, 0, 'test', now(), 'test')""",
-        {"id": dataset, "rows": rows},
-    )
+from observatory_data import BAAC, K, h3_cells, register_dataset
 
 
 @pytest.fixture(scope="module")
@@ -235,8 +212,10 @@ def test_chicago_coverage_by_year(beats_audit) -> None:
 @pytest.fixture(scope="module")
 def baac_store() -> Iterator[ObservatoryStore]:
     table = pq.read_table(BAAC, columns=["datetime_local", "com_insee", "lat", "lon"])
-    cells = _cells(table["lat"].to_numpy(zero_copy_only=False), table["lon"].to_numpy(zero_copy_only=False))
-    source = table.select(["datetime_local", "com_insee"]).append_column("h3", cells)
+    cells, located = h3_cells(
+        table["lat"].to_numpy(zero_copy_only=False), table["lon"].to_numpy(zero_copy_only=False)
+    )
+    source = table.select(["datetime_local", "com_insee"]).append_column("h3", pa.array(cells, mask=~located))
     store = ObservatoryStore.open(":memory:")
     cur = store.cursor()
     cur.register("source", source)
@@ -244,8 +223,8 @@ def baac_store() -> Iterator[ObservatoryStore]:
         """INSERT INTO incidents SELECT 'fr_road_accidents', datetime_local, 'Accident corporel',
            'citizen_report', h3, 'communes', com_insee, 1 FROM source"""
     )
+    register_dataset(cur, "fr_road_accidents", rows=table.num_rows)
     cur.close()
-    _register(store, "fr_road_accidents", table.num_rows)
     yield store
     store.close()
 
@@ -346,6 +325,27 @@ def test_feedback_loop_refuses_what_it_cannot_simulate() -> None:
 # --- hotspots ---------------------------------------------------------------------------------------
 
 
+def test_hotspots_refuse_a_discovered_category_unless_asked(chicago_store, beats) -> None:
+    """Research note §6.1: a category mostly found by police activity is left out of rankings by
+    default, since its ranking maps where police looked (OB-05)."""
+    narcotics = Filters("chicago_crimes", category="NARCOTICS")
+    with pytest.raises(ObservatoryError) as refused:
+        hotspots(chicago_store, narcotics, "layer:beats", top=10, k=K, layers={"beats": beats})
+    assert str(refused.value) == (
+        "NARCOTICS is 99.6 % police-initiated: a ranking would map where police looked; "
+        "pass include_discovered to rank it anyway, with the audit"
+    )
+    # Also for analysts: exact counts do not make police activity a map of crime.
+    with pytest.raises(ObservatoryError, match=r"PROSTITUTION is 99\.7 % police-initiated"):
+        hotspots(
+            chicago_store,
+            Filters("chicago_crimes", category="PROSTITUTION"),
+            "h3:8",
+            k=K,
+            analyst=True,
+        )
+
+
 def test_hotspots_of_a_discovered_category_come_with_warning_audit_and_loop(
     chicago_store, beats, beats_audit
 ) -> None:
@@ -356,6 +356,7 @@ def test_hotspots_of_a_discovered_category_come_with_warning_audit_and_loop(
         top=10,
         k=K,
         layers={"beats": beats},
+        include_discovered=True,
     )
     assert result.audit == beats_audit.category("NARCOTICS")
     assert result.warning is not None and "99.6 %" in result.warning and "police activity" in result.warning

@@ -23,15 +23,8 @@ from lanterne.observatory.ingest import IngestReport, ingest, personal_identifie
 from lanterne.observatory.layers import load_layer
 from lanterne.observatory.mapping import Mapping, load_mapping, parse_mapping
 from lanterne.observatory.store import ObservatoryError, ObservatoryStore
+from observatory_data import AUCKLAND, BAAC, BIKES, CHICAGO, DANSMARUE, DATA, EXAMPLES, SSMSI
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "observatory"
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "observatory"
-CHICAGO = DATA / "chicago_crimes_2013_2017.parquet"
-BAAC = DATA / "fr_road_injury_accidents_baac_2005_2020.parquet"
-SSMSI = DATA / "fr_ssmsi_delinquance_departements_2016_2022.csv.gz"
-DANSMARUE = DATA / "paris_dansmarue_sample_2023_2024.csv.gz"
-BIKES = DATA / "paris_bike_counts_weather_hourly_2019_2022.csv.gz"
-AUCKLAND = DATA / "auckland_pedestrian_counts_hourly_2019_2025.csv.gz"
 AUCKLAND_SITES = DATA / "auckland_pedestrian_sensor_locations.csv"
 
 runner = CliRunner()
@@ -566,32 +559,11 @@ def test_cli_ingest_datasets_rejects_and_audit(tmp_path: Path, obs_layers: dict[
     assert "15 rows read, 2 loaded, 13 rejected" in r.output
     assert "category looks like" in r.output and "jean.dupont" not in r.output
 
-    r = runner.invoke(
-        app,
-        [
-            "observatory",
-            "ingest",
-            str(DANSMARUE),
-            "-m",
-            str(EXAMPLES / "paris_dansmarue.yml"),
-            "-c",
-            str(cfg),
-        ],
-    )
+    ingest_dansmarue = ["observatory", "ingest", str(DANSMARUE), "-m", str(EXAMPLES / "paris_dansmarue.yml")]
+    r = runner.invoke(app, [*ingest_dansmarue, "-c", str(cfg)])
     assert r.exit_code == 0, r.output
     assert "10,000 rows read, 10,000 loaded, 0 rejected" in r.output
-    r = runner.invoke(
-        app,
-        [
-            "observatory",
-            "ingest",
-            str(DANSMARUE),
-            "-m",
-            str(EXAMPLES / "paris_dansmarue.yml"),
-            "-c",
-            str(cfg),
-        ],
-    )
+    r = runner.invoke(app, [*ingest_dansmarue, "-c", str(cfg)])
     assert r.exit_code == 2 and "pass --replace" in r.output
 
     r = runner.invoke(app, ["observatory", "datasets", "--config", str(cfg)], env={"COLUMNS": "200"})

@@ -270,3 +270,23 @@ def test_poisson_interval_brackets_the_count() -> None:
     # Garwood's exact 95 % interval for 10 is 4.80-18.39.
     low, high = rep.poisson_interval(10)
     assert abs(low - 4.80) < 0.05 and abs(high - 18.39) < 0.05
+
+
+def test_a_police_activity_category_is_reported_without_a_ranking(
+    chicago_store: ObservatoryStore, obs_layers: dict
+) -> None:
+    """NARCOTICS is 99.6 % police-initiated: the report maps it and audits it, but ranks no area
+    (OB-05), and says why in the ranking's place."""
+    settings = ObservatorySettings(layers=[obs_layers["beats"], obs_layers["districts"]])
+    report = rep.build_report(
+        chicago_store,
+        settings,
+        dataset="chicago_crimes",
+        category="NARCOTICS",
+        period=(datetime(2016, 1, 1), datetime(2017, 1, 1)),
+        level="layer:beats",
+    )
+    assert not report.ranking
+    assert any("No ranking of areas: NARCOTICS is 99.6 % police-initiated" in n for n in report.ranking_notes)
+    assert report.audit_rows and report.audit_rows[0].discovered
+    assert "No ranking of areas" in rep.render_html(report)

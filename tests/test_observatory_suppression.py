@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
 import duckdb
 import numpy as np
 import pytest
 from h3.api import basic_int as h3int
 
-from lanterne.config.schema import BoundaryLayer
 from lanterne.observatory.aggregate import (
     AreaMap,
     Filters,
@@ -23,16 +21,8 @@ from lanterne.observatory.aggregate import (
 from lanterne.observatory.layers import load_layer
 from lanterne.observatory.store import ObservatoryStore
 from lanterne.observatory.suppression import group_is_safe, suppress
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "observatory"
-PARQUET = DATA / "chicago_crimes_2013_2017.parquet"
-BEATS = BoundaryLayer(
-    id="beats", file=DATA / "boundaries" / "chicago_police_beats_2012.geojson", key="beat_num"
-)
-DISTRICTS = BoundaryLayer(
-    id="districts", file=DATA / "boundaries" / "chicago_police_districts_2012.geojson", key="district"
-)
-K = 10
+from observatory_data import BEATS, DISTRICTS, K
+from observatory_data import CHICAGO as PARQUET
 
 ALL = None  # marker: the whole vector is the only group
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import duckdb
 import h3.api.basic_int as h3
@@ -28,22 +27,7 @@ from lanterne.observatory.timeseries import (
     find_anomalies,
     pearson,
 )
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "observatory"
-CHICAGO = DATA / "chicago_crimes_2013_2017.parquet"
-BAAC = DATA / "fr_road_injury_accidents_baac_2005_2020.parquet"
-BIKES = DATA / "paris_bike_counts_weather_hourly_2019_2022.csv.gz"
-AUCKLAND = DATA / "auckland_pedestrian_counts_hourly_2019_2025.csv.gz"
-K = 10
-
-
-def _dataset_row(
-    con: duckdb.DuckDBPyConnection, dataset: str, kind: str, source: Path, zone: str, precision: str
-) -> None:
-    con.execute(
-        "INSERT INTO datasets VALUES (?, ?, ?, 'test', 'test', ?, '-', '-', '{}', ?, ?, 0, 0, 0, 'test', now(), 'test')",
-        [dataset, dataset, kind, source.name, zone, precision],
-    )
+from observatory_data import AUCKLAND, BAAC, BIKES, CHICAGO, K, h3_cells, register_dataset
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +40,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObservatoryStore
             f"SELECT datetime_local, primary_type, arrest, lat, lon FROM '{CHICAGO}' "
             "WHERE primary_type IN ('THEFT', 'BATTERY')"
         ).fetchnumpy()
-        lat = np.ma.filled(rows["lat"].astype(float), np.nan)
-        lon = np.ma.filled(rows["lon"].astype(float), np.nan)
-        located = ~np.isnan(lat)
-        cells = np.zeros(len(lat), dtype=np.int64)
-        cells[located] = [
-            h3.latlng_to_cell(y, x, 10)
-            for y, x in zip(lat[located].tolist(), lon[located].tolist(), strict=True)
-        ]
+        cells, located = h3_cells(
+            np.ma.filled(rows["lat"].astype(float), np.nan), np.ma.filled(rows["lon"].astype(float), np.nan)
+        )
         con.register(
             "chicago",
             {
@@ -78,13 +57,13 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObservatoryStore
             "INSERT INTO incidents SELECT 'chicago_crimes', date_trunc('minute', ts), category, channel, "
             "CASE WHEN located THEN h3 END, NULL, NULL, 1 FROM chicago"
         )
-        _dataset_row(con, "chicago_crimes", "incidents", CHICAGO, "America/Chicago", "minute")
+        register_dataset(con, "chicago_crimes", source=CHICAGO.name, time_zone="America/Chicago")
         con.execute(
             f"INSERT INTO incidents SELECT 'fr_road_accidents', date_trunc('minute', datetime_local), "
             f"'accident', 'police_initiated', NULL, 'communes', com_insee, 1 FROM '{BAAC}' "
             "WHERE com_insee LIKE '751%' AND year >= 2019"
         )
-        _dataset_row(con, "fr_road_accidents", "incidents", BAAC, "Europe/Paris", "minute")
+        register_dataset(con, "fr_road_accidents", source=BAAC.name)
         for variable, expression in (
             ("bike_count", "comptage_h"),
             ("temperature_c", "temp"),
@@ -95,7 +74,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObservatoryStore
                 f"(date_heure_comptage AT TIME ZONE 'Europe/Paris'), '{variable}', NULL, NULL, NULL, NULL, "
                 f"{expression} FROM read_csv('{BIKES}') WHERE {expression} IS NOT NULL"
             )
-        _dataset_row(con, "paris_bikes_weather", "measures", BIKES, "Europe/Paris", "hour")
+        register_dataset(con, "paris_bikes_weather", kind="measures", source=BIKES.name, precision="hour")
     yield obs
     obs.close()
 
@@ -298,7 +277,7 @@ def test_source_gap_is_not_an_anomaly_but_a_real_zero_is(store: ObservatoryStore
             "AND NOT (ts >= '2015-06-01' AND ts < '2015-07-01') "
             "AND NOT (category = 'THEFT' AND ts >= '2016-06-01' AND ts < '2016-07-01')"
         )
-        _dataset_row(con, "chicago_gap", "incidents", CHICAGO, "America/Chicago", "minute")
+        register_dataset(con, "chicago_gap", source=CHICAGO.name, time_zone="America/Chicago")
     gap = Filters("chicago_gap", category="THEFT")
     found = {a.start: a for a in anomalies(store, gap, Grain.MONTH, k=K, analyst=True)}
     before = {

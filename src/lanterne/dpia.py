@@ -18,6 +18,7 @@ from pathlib import Path
 from sqlalchemy import Engine, select
 
 from lanterne.config import Config, config_hash
+from lanterne.pdf_fonts import set_up_fonts
 from lanterne.store.tables import NoticeRecord
 from lanterne.transparency.data import EVENT_TITLES, PublicData, public_data
 from lanterne.types import EventType
@@ -25,11 +26,6 @@ from lanterne.types import EventType
 TO_COMPLETE = "TO BE COMPLETED BY THE CONTROLLER"
 MD_FILE = "dpia-draft.md"
 PDF_FILE = "dpia-draft.pdf"
-
-FONT_DIRS: tuple[Path, ...] = (Path("/usr/share/fonts/truetype/dejavu"),)
-"""Debian's fonts-dejavu-core. OpenCV's wheel (a dependency already) ships the same DejaVu Sans in
-`cv2/qt/fonts`, which is looked up next; only without either does the PDF fall back to the core
-Helvetica, whose Latin-1 still covers French accents but not every character."""
 
 
 @dataclass(frozen=True)
@@ -385,22 +381,6 @@ def dpia_draft(cfg: Config, engine: Engine, now: datetime) -> DpiaDraft:
     )
 
 
-def _font_files() -> tuple[Path, Path] | None:
-    """(regular, bold) DejaVu Sans, from Debian or from OpenCV's wheel, or None."""
-    dirs = list(FONT_DIRS)
-    try:
-        import cv2
-
-        dirs.append(Path(cv2.__file__).parent / "qt" / "fonts")
-    except ImportError:  # pragma: no cover - cv2 is a dependency
-        pass
-    for d in dirs:
-        regular, bold = d / "DejaVuSans.ttf", d / "DejaVuSans-Bold.ttf"
-        if regular.is_file() and bold.is_file():
-            return regular, bold
-    return None
-
-
 def render_pdf(draft: DpiaDraft) -> bytes:
     """The same content as `markdown()`, laid out for print (A4, landscape tables where wide)."""
     from fpdf import FPDF
@@ -410,27 +390,11 @@ def render_pdf(draft: DpiaDraft) -> bytes:
     pdf.set_auto_page_break(auto=True, margin=15)
     pdf.set_title(draft.title)
     pdf.set_creator("Lanterne")
-    fonts = _font_files()
-    if fonts is not None:
-        pdf.add_font("DejaVu", "", str(fonts[0]))
-        pdf.add_font("DejaVu", "B", str(fonts[1]))
-        family = "DejaVu"
+    family, spell = set_up_fonts(pdf, {"–": "-", "÷": "/", "•": "-"})
 
-        def text(s: str) -> str:
-            return s.replace("`", "")
-    else:
-        family = "Helvetica"
-
-        def text(s: str) -> str:
-            # Core fonts are Latin-1: French accents survive, anything else becomes "?".
-            return (
-                s.replace("`", "")
-                .replace("–", "-")
-                .replace("÷", "/")
-                .replace("•", "-")
-                .encode("latin-1", "replace")
-                .decode("latin-1")
-            )
+    def text(s: str) -> str:
+        # Backticks mark code in the Markdown draft; on paper they are noise.
+        return spell(s.replace("`", ""))
 
     pdf.add_page()
     pdf.set_font(family, "B", 16)

@@ -538,7 +538,9 @@ def _truncate(moment: datetime, grain: Grain) -> datetime:
     return moment if grain is Grain.MONTH else moment.replace(month=1)
 
 
-def _next(moment: datetime, grain: Grain) -> datetime:
+def period_end(moment: datetime, grain: Grain) -> datetime:
+    """The end of the period that starts at `moment` (the next one's start): calendar months and
+    years, not fixed lengths, so February and leap years end where a reader expects."""
     if grain is Grain.HOUR:
         return moment + timedelta(hours=1)
     if grain is Grain.DAY:
@@ -556,7 +558,7 @@ def periods(first: datetime, last: datetime, grain: Grain) -> list[datetime]:
     moment, stop = _truncate(first, grain), _truncate(last, grain)
     while moment <= stop:
         out.append(moment)
-        moment = _next(moment, grain)
+        moment = period_end(moment, grain)
     return out
 
 

@@ -17,7 +17,8 @@ category and per area level (OB-04 to OB-07):
 
 Everything is an aggregate over areas and years; nothing is computed about a person and nothing
 here scores anything (OB-03). `hotspots` is the only ranking of areas the observatory produces,
-and it never comes without the category's audit and a feedback-loop simulation (OB-05).
+and it never comes without the category's audit and a feedback-loop simulation (OB-05); a
+discovered category is not ranked at all unless the caller asks for it explicitly.
 
 Which areas count: the areas of the level that hold at least one record of the dataset (any
 category, any year). A category's Gini and top-decile share are computed over all of them, zeros
@@ -80,6 +81,10 @@ CAVEAT = (
 """OB-07: shown beside every audit, map and ranking."""
 
 CHANNELS: tuple[str, ...] = tuple(c.value for c in Channel)
+
+
+class DiscoveredCategoryError(ObservatoryError):
+    """A ranking of a category mostly found by police activity, not asked for explicitly (OB-05)."""
 
 
 @dataclass(frozen=True)
@@ -651,12 +656,18 @@ def hotspots(
     k: int,
     layers: Mapping[str, Layer] | None = None,
     analyst: bool = False,
+    include_discovered: bool = False,
     rounds: int = 365,
     seed: int = 0,
 ) -> Hotspots:
     """Rank the areas of `level` by `filters.category`'s count, bundled with the category's audit
     and a feedback-loop simulation seeded from the data. Outside the analyst role, areas with
     fewer than k records are never ranked.
+
+    A discovered category (mostly police-initiated) is refused unless `include_discovered`:
+    its ranking maps where police looked, and sending patrols there is the loop Ensign et al.
+    describe, so it is left out of rankings by default (research note §6.1, OB-05). Asked for
+    anyway, it comes with the same audit, warning and simulation as any other.
 
     The simulation sends `top` areas' worth of patrols to the `top` ranked areas for `rounds`
     days, with the category's own police-initiated share as the share of incidents that only a
@@ -678,6 +689,11 @@ def hotspots(
         raise ObservatoryError(f"category {category!r} has no records in {filters.dataset}")
     c = whole.categories.index(category)
     row = _category_audit(whole, c)
+    if row.discovered and not include_discovered:
+        raise DiscoveredCategoryError(
+            f"{category} is {row.police_initiated_share * 100:.1f} % police-initiated: a ranking would "
+            "map where police looked; pass include_discovered to rank it anyway, with the audit"
+        )
 
     ranked = _cube(store, filters, lvl)
     by_area = ranked.counts[0, :-1].sum(axis=(1, 2)) if ranked.categories else np.zeros(0, dtype=np.int64)

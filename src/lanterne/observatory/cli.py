@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from lanterne.cli_support import ConfigOpt, UserOpt, out_console, user_errors, user_id
+
+if TYPE_CHECKING:
+    from lanterne.observatory.store import ObservatoryStore
 
 observatory_app = typer.Typer(
     help="Incident and open data: ingest with a mapping file, inspect provenance and rejects, write reports.",
@@ -30,6 +35,20 @@ def mapping_docs_command(
 
 
 # --- ingest, datasets, rejects ----------------------------------------------------------------------
+
+
+@contextmanager
+def _site_store(config: Path) -> Iterator[ObservatoryStore]:
+    """The site's observatory store opened read-only for as long as a command inspects it: looking
+    at provenance or rejects never holds the write lock an ingest needs."""
+    from lanterne.config import load_config
+    from lanterne.observatory.store import ObservatoryStore
+
+    store = ObservatoryStore.open(load_config(config).observatory.store, read_only=True)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 @observatory_app.command("ingest")
@@ -86,15 +105,8 @@ def datasets_command(config: ConfigOpt) -> None:
     """List the ingested datasets with their provenance (origin, licence, file hash, who, when)."""
     from rich.table import Table
 
-    from lanterne.config import load_config
-    from lanterne.observatory.store import ObservatoryStore
-
-    cfg = load_config(config)
-    store = ObservatoryStore.open(cfg.observatory.store, read_only=True)
-    try:
+    with _site_store(config) as store:
         rows = store.datasets()
-    finally:
-        store.close()
     console = out_console()
     if not rows:
         console.print(
@@ -144,12 +156,9 @@ def rejects_command(
 
     from rich.table import Table
 
-    from lanterne.config import load_config
-    from lanterne.observatory.store import ObservatoryError, ObservatoryStore
+    from lanterne.observatory.store import ObservatoryError
 
-    cfg = load_config(config)
-    store = ObservatoryStore.open(cfg.observatory.store, read_only=True)
-    try:
+    with _site_store(config) as store:
         known = store.query("SELECT rows_read, rows_rejected FROM datasets WHERE id = $d", {"d": dataset})
         if not known:
             ids = ", ".join(r[0] for r in store.query("SELECT id FROM datasets ORDER BY id")) or "none"
@@ -163,8 +172,6 @@ def rejects_command(
             "SELECT row_number, field, reason FROM rejects WHERE dataset = $d ORDER BY row_number",
             {"d": dataset},
         )
-    finally:
-        store.close()
     console = out_console()
     read, rejected = known[0]
     console.print(
@@ -206,9 +213,9 @@ def import_cameras_command(
     (observatory.min_count) are not copied. No track, no frame."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    from lanterne.audit import Action, AuditLog
+    from lanterne.audit import AuditLog
     from lanterne.config import load_config
-    from lanterne.observatory.ingest import import_camera_counts
+    from lanterne.observatory.ingest import import_camera_counts, record_dataset_change
     from lanterne.observatory.store import ObservatoryError, ObservatoryStore
     from lanterne.store import Store
 
@@ -238,20 +245,7 @@ def import_cameras_command(
             )
         finally:
             store.close()
-        audit.append(
-            who,
-            Action.DATASET_CHANGE,
-            object_type="dataset",
-            object_id=report.dataset,
-            details={
-                "change": "replaced" if report.replaced else "ingested",
-                "file": "zone_counts",
-                "sha256": report.sha256,
-                "rows_read": report.rows_read,
-                "rows_loaded": report.rows_loaded,
-                "rows_rejected": report.rows_rejected,
-            },
-        )
+        record_dataset_change(audit, who, report, "zone_counts")
     finally:
         video.close()
     out_console().print(

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
@@ -33,6 +33,9 @@ from lanterne.config.schema import BoundaryLayer, Config
 from lanterne.observatory.layers import ensure_layer_cells, load_layer
 from lanterne.observatory.mapping import FileFormat, Kind, Mapping, MeasureSpec
 from lanterne.observatory.store import FINEST_RESOLUTION, ObservatoryError, ObservatoryStore
+
+if TYPE_CHECKING:
+    from lanterne.audit import AuditLog
 
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
                  "UBIGINT", "FLOAT", "DOUBLE", "DECIMAL")  # fmt: skip
@@ -829,13 +832,38 @@ def ingest(
     )
 
 
+def record_dataset_change(
+    audit: AuditLog, user_id: str, report: IngestReport, source: str, **hashes: str
+) -> None:
+    """The audit record of a dataset loaded or replaced, in one shape whether it came from a file
+    (`source` is its name, `hashes` its mapping's) or from the cameras' counts, so that an auditor
+    reads every change to the observatory the same way."""
+    from lanterne.audit import Action
+
+    audit.append(
+        user_id,
+        Action.DATASET_CHANGE,
+        object_type="dataset",
+        object_id=report.dataset,
+        details={
+            "change": "replaced" if report.replaced else "ingested",
+            "file": source,
+            "sha256": report.sha256,
+            **hashes,
+            "rows_read": report.rows_read,
+            "rows_loaded": report.rows_loaded,
+            "rows_rejected": report.rows_rejected,
+        },
+    )
+
+
 def ingest_recorded(
     cfg: Config, file: Path, mapping: Mapping, *, user_id: str, replace: bool = False
 ) -> IngestReport:
     """`ingest` into the site's observatory store, indexed for its layers, and recorded in the
     console's audit log (a dataset change, with the file's hash and row counts). The audit log is
     reached first: an ingest that could not be recorded does not start."""
-    from lanterne.audit import Action, AuditLog
+    from lanterne.audit import AuditLog
     from lanterne.store.db import check_connection, create_engine_for, migrate
 
     engine = create_engine_for(cfg.store.url)
@@ -850,21 +878,7 @@ def ingest_recorded(
             )
         finally:
             store.close()
-        audit.append(
-            user_id,
-            Action.DATASET_CHANGE,
-            object_type="dataset",
-            object_id=report.dataset,
-            details={
-                "change": "replaced" if report.replaced else "ingested",
-                "file": Path(file).name,
-                "sha256": report.sha256,
-                "mapping_sha256": mapping.sha256(),
-                "rows_read": report.rows_read,
-                "rows_loaded": report.rows_loaded,
-                "rows_rejected": report.rows_rejected,
-            },
-        )
+        record_dataset_change(audit, user_id, report, Path(file).name, mapping_sha256=mapping.sha256())
     finally:
         engine.dispose()
     return report

@@ -21,7 +21,7 @@ from typing import Literal
 
 import numpy as np
 
-from lanterne.observatory.aggregate import AreaRef, Filters, Grain, series
+from lanterne.observatory.aggregate import AreaRef, Filters, Grain, period_end, series
 from lanterne.observatory.store import ObservatoryError, ObservatoryStore
 
 Aggregation = Literal["sum", "mean"]
@@ -154,18 +154,6 @@ class CrossSource:
 
 # ---------------------------------------------------------------------------------------------
 # Pure functions
-
-
-def _period_end(start: datetime, grain: Grain) -> datetime:
-    if grain is Grain.HOUR:
-        return start + timedelta(hours=1)
-    if grain is Grain.DAY:
-        return start + timedelta(days=1)
-    if grain is Grain.WEEK:
-        return start + timedelta(days=7)
-    if grain is Grain.MONTH:
-        return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
-    return start.replace(year=start.year + 1)
 
 
 def _moving_average(x: np.ndarray, window: int) -> np.ndarray:
@@ -600,11 +588,11 @@ def _covered(
         end = min(end, filters.end)
     rows = store.query(
         f"SELECT DISTINCT date_trunc('{grain.value}', ts) FROM incidents WHERE dataset = $d AND ts >= $a AND ts < $b",
-        {"d": filters.dataset, "a": starts[0], "b": _period_end(starts[-1], grain)},
+        {"d": filters.dataset, "a": starts[0], "b": period_end(starts[-1], grain)},
     )
     present = {row[0] for row in rows}
     for i, start in enumerate(starts):
-        ok[i] = start >= begin and _period_end(start, grain) <= end and start in present
+        ok[i] = start >= begin and period_end(start, grain) <= end and start in present
     return ok
 
 
@@ -684,7 +672,7 @@ def _measure_values(
     rows = store.query(
         f"SELECT date_trunc('{grain.value}', ts) AS period, {function}(value) FROM measures "
         "WHERE dataset = $d AND variable = $v AND ts >= $a AND ts < $b GROUP BY period",
-        {"d": dataset, "v": variable, "a": starts[0], "b": _period_end(starts[-1], grain)},
+        {"d": dataset, "v": variable, "a": starts[0], "b": period_end(starts[-1], grain)},
     )
     found = {period: float(value) for period, value in rows if value is not None}
     return [found.get(start) for start in starts]

@@ -13,9 +13,14 @@ store, not timed), filters with boolean masks and groups; it applies the same su
 the two sides return the same numbers (checked before timing).
 
     .venv/bin/python benchmarks/observatory_queries.py [--store chicago.duckdb] [--runs 50]
+        [--postgres postgresql://user@host:5432/database?options=-csearch_path%3Dobservatory]
 
 Without --store, Chicago is ingested into a temporary store first (`lanterne.observatory.ingest`
 with examples/observatory/chicago_crimes.yml, layers beats and districts).
+
+With --postgres, Chicago is also ingested (timed, replacing any earlier copy) into that
+PostgreSQL store, checked to give the same answers as the DuckDB file, and the same two queries
+are timed on it: what a deployment pays for keeping the observatory in PostgreSQL.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ SERIES_FILTERS = Filters("chicago_crimes")
 DISTRICT = AreaRef("layer:districts", "11")
 
 
-def build_store(path: Path) -> ObservatoryStore:
+def build_store(path: Path | str) -> ObservatoryStore:
     cfg = load_config(ROOT / "examples" / "observatory" / "site.yml")
     layers = [layer for layer in cfg.observatory.layers if layer.id in ("beats", "districts")]
     store = ObservatoryStore.open(path)
@@ -58,8 +63,9 @@ def build_store(path: Path) -> ObservatoryStore:
         load_mapping(ROOT / "examples" / "observatory" / "chicago_crimes.yml"),
         user_id="benchmark",
         layers=layers,
+        replace=True,
     )
-    print(f"ingested {report.rows_loaded:,} rows in {report.seconds:.1f} s")
+    print(f"ingested {report.rows_loaded:,} rows into {store.path} in {report.seconds:.1f} s")
     return store
 
 
@@ -134,6 +140,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", type=Path, help="an existing store with chicago_crimes ingested")
     parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--postgres", help="also ingest into and time this postgresql:// observatory store")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -176,7 +183,39 @@ def main() -> None:
             print(
                 f"{name:44} {d50:8.1f}ms {d95:5.1f}ms {p50:9.1f}ms {p95:5.1f}ms {p50 / d50:8.1f}x  {verdict}"
             )
+        if args.postgres:
+            time_postgres(args.postgres, store, cases, args.runs)
         store.close()
+
+
+def time_postgres(url: str, file_store: ObservatoryStore, cases: list[Any], runs: int) -> None:
+    """The same queries through the same functions, with the rows in PostgreSQL."""
+    started = time.perf_counter()
+    ObservatoryStore.open(url).close()
+    print(f"first open (loads the extension, attaches): {time.perf_counter() - started:.2f} s")
+    build_store(url).close()
+    started = time.perf_counter()
+    store = ObservatoryStore.open(url, read_only=True)
+    print(
+        f"read-only open (the console's, extension loaded): {(time.perf_counter() - started) * 1000:.0f} ms"
+    )
+    assert counts_by_h3(store, MAP_FILTERS, 8, k=K) == counts_by_h3(file_store, MAP_FILTERS, 8, k=K)
+    assert series(store, SERIES_FILTERS, Grain.WEEK, area=DISTRICT, k=K) == series(
+        file_store, SERIES_FILTERS, Grain.WEEK, area=DISTRICT, k=K
+    )
+    queries = [
+        (name, lambda: counts_by_h3(store, MAP_FILTERS, 8, k=K))
+        if name.startswith("(a)")
+        else (name, lambda: series(store, SERIES_FILTERS, Grain.WEEK, area=DISTRICT, k=K))
+        for name, _, _ in cases
+    ]
+    print(f"{'query':44} {'PostgreSQL p50':>14} {'p95':>7} {'file p50':>9} {'ratio':>6}")
+    for (name, duck, _), (_, pg) in zip(cases, queries, strict=True):
+        f50, _f95 = timed(duck, runs)
+        g50, g95 = timed(pg, runs)
+        verdict = "ok" if g95 <= 100 else "over 100 ms"
+        print(f"{name:44} {g50:12.1f}ms {g95:5.1f}ms {f50:7.1f}ms {g50 / f50:5.1f}x  {verdict}")
+    store.close()
 
 
 if __name__ == "__main__":

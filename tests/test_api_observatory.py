@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
@@ -32,6 +33,8 @@ DANSMARUE = DATA / "paris_dansmarue_sample_2023_2024.csv.gz"
 ARRONDISSEMENTS = DATA / "boundaries" / "paris_arrondissements.geojson"
 DEPARTEMENTS = DATA / "boundaries" / "france_departements_simplified.geojson"
 SSMSI = DATA / "fr_ssmsi_delinquance_departements_2016_2022.csv.gz"
+BAAC = DATA / "fr_road_injury_accidents_baac_2005_2020.parquet"
+BIKES = DATA / "paris_bike_counts_weather_hourly_2019_2022.csv.gz"
 K = 10
 ROLES = {"oper": "operator", "sup": "supervisor", "audi": "auditor", "adm": "admin", "ana": "analyst"}
 PURPOSE = {"purpose": "check of the graffiti reports in the 18th, ref OBS-2026-04"}
@@ -49,10 +52,32 @@ LAYERS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def obs_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One ingest per module (0.7 s): the tests only read it, as the console does."""
-    path = tmp_path_factory.mktemp("obs") / "observatory.duckdb"
+def paris_accidents_mapping(directory: Path) -> Path:
+    """The shipped road-accident mapping narrowed by its own `filter` to Paris in 2019-2020 (10,336
+    of the 1.07 M rows, 0.3 s), with the commune codes (75101-75120) placed on the arrondissements:
+    the years the Paris bike counts and weather cover. Written for the test only; the shipped
+    mapping and data are unchanged."""
+    spec = yaml.safe_load((EXAMPLES / "fr_road_accidents.yml").read_text(encoding="utf-8"))
+    spec["id"] = "paris_road_accidents"
+    spec["title"] = "Road injury accidents, Paris 2019-2020 (BAAC extract)"
+    spec["location"]["area"] = {"column": "com_insee", "layer": "arrondissements"}
+    spec["filter"] = [{"column": "dep", "values": ["75"]}, {"column": "year", "values": ["2019", "2020"]}]
+    path = directory / "paris_road_accidents.yml"
+    path.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def ingest_paris_accidents_and_bikes(store: ObservatoryStore, directory: Path) -> None:
+    """Incidents and measures that overlap in time and place, for the cross-source view."""
+    mapping = load_mapping(paris_accidents_mapping(directory))
+    ingest(store, BAAC, mapping, user_id="u-ingest", layers=layers())
+    ingest(store, BIKES, load_mapping(EXAMPLES / "paris_bikes_weather.yml"), user_id="u-ingest")
+
+
+def ingest_samples(path: Path) -> None:
+    """The observatory file the API tests and the browser test read: DansMaRue on the
+    arrondissements, SSMSI counts and population by département, and Paris road accidents beside
+    the bike counts and weather."""
     store = ObservatoryStore.open(path)
     try:
         ingest(
@@ -72,13 +97,22 @@ def obs_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 user_id="u-ingest",
                 layers=departements,
             )
+        ingest_paris_accidents_and_bikes(store, path.parent)
     finally:
         store.close()
+
+
+@pytest.fixture(scope="module")
+def obs_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One ingest per module (0.7 s): the tests only read it, as the console does."""
+    path = tmp_path_factory.mktemp("obs") / "observatory.duckdb"
+    ingest_samples(path)
     return path
 
 
-def site(tmp_path: Path, obs_store: Path) -> Config:
-    data = {
+def site_settings(tmp_path: Path, obs_store: Path) -> dict[str, Any]:
+    """A one-camera site with its database in `tmp_path` and `obs_store` as its observatory."""
+    return {
         "site": "Ville d'Exemple",
         "store": {"url": f"sqlite:///{tmp_path / 'lanterne.db'}"},
         "audit": {"key_path": str(tmp_path / "audit.key")},
@@ -96,7 +130,10 @@ def site(tmp_path: Path, obs_store: Path) -> Config:
             "layers": LAYERS,
         },
     }
-    return parse_config(data, base_dir=tmp_path)
+
+
+def site(tmp_path: Path, obs_store: Path) -> Config:
+    return parse_config(site_settings(tmp_path, obs_store), base_dir=tmp_path)
 
 
 @dataclass
@@ -233,9 +270,11 @@ def test_datasets_give_provenance_to_every_role(obs: Obs) -> None:
         assert [d["id"] for d in body["datasets"]] == [
             "fr_ssmsi_departements",
             "fr_ssmsi_population",
+            "paris_bikes_weather",
             "paris_dansmarue",
+            "paris_road_accidents",
         ]
-        d = body["datasets"][2]
+        d = body["datasets"][3]
         assert d["id"] == "paris_dansmarue" and d["kind"] == "incidents"
         assert d["sha256"] == "8c19b5ba5d02ae96c24ad43615c9a99009f8ade6dc4f4ad2943a0b6ebfd2bf64"
         assert (d["rows_read"], d["rows_loaded"], d["rows_rejected"]) == (10_000, 10_000, 0)
@@ -395,6 +434,8 @@ HOSTILE: list[tuple[str, dict[str, str]]] = [
     ("cross", {**D, "measure": "a:b;DROP TABLE incidents"}),
     ("audit", {**D, "level": "h3:0"}),
     ("hotspots", {**D, "top": "100000"}),
+    ("hotspots", {**D, "category": "Propreté", "include_discovered": "perhaps"}),
+    ("cross", {**D, "measure": ["paris_bikes_weather:bike_count"] * 5}),
     ("rows", {**D, **PURPOSE, "limit": "1000000"}),
     ("rows", {**D, "purpose": "x" * 1001}),
 ]
@@ -469,6 +510,106 @@ def test_audit_and_hotspots_come_together(obs: Obs) -> None:
     assert small_counts(r.json()) == []
     without = obs.client.get("/api/observatory/hotspots", params={**D, "level": "layer:arrondissements"})
     assert without.status_code == 422, "a ranking is of one category"
+
+
+STUPS = "Usage de stupéfiants"
+DRUGS = {"dataset": "fr_ssmsi_departements", "category": STUPS, "level": "layer:departements", "top": 5}
+
+
+def test_hotspots_refuse_police_activity_unless_asked_and_say_so(obs: Obs) -> None:
+    """Research note §6.1: categories mostly found by police activity are left out of rankings by
+    default (OB-05). Asking for one anyway is possible, recorded, and comes with the audit."""
+    obs.as_user("audi")
+    r = obs.client.get("/api/observatory/hotspots", params=DRUGS)
+    assert r.status_code == 400
+    assert r.json()["detail"] == (
+        f"{STUPS} is 100.0 % police-initiated: a ranking would map where police looked; "
+        "pass include_discovered to rank it anyway, with the audit"
+    )
+    assert obs.searches()[-1].details["include_discovered"] is False, "the refused request is recorded"
+
+    r = obs.client.get("/api/observatory/hotspots", params={**DRUGS, "include_discovered": "true"})
+    assert r.status_code == 200, r.text
+    h = r.json()["hotspots"]
+    assert h["audit"]["category"] == STUPS and h["audit"]["discovered"] is True
+    assert "police activity" in h["warning"] and len(h["ranking"]) == 5
+    assert h["naive"]["discovered_share"] == 1.0
+    last = obs.searches()[-1]
+    assert last.object_id == "hotspots" and last.details["include_discovered"] is True
+    assert last.details["category"] == STUPS
+
+    # A category reported by victims is ranked without being asked twice.
+    burglaries = {**DRUGS, "category": "Cambriolages de logement"}
+    r = obs.client.get("/api/observatory/hotspots", params=burglaries)
+    assert r.status_code == 200 and r.json()["hotspots"]["warning"] is None
+
+
+CROSS: dict[str, Any] = {
+    "dataset": "paris_road_accidents",
+    "measure": [
+        "paris_bikes_weather:bike_count",
+        "paris_bikes_weather:temperature_c",
+        "paris_bikes_weather:rain_mm",
+    ],
+    "grain": "week",
+}
+
+
+def test_cross_puts_road_accidents_beside_bikes_and_weather(obs: Obs) -> None:
+    obs.as_user("audi")
+    r = obs.client.get("/api/observatory/cross", params=CROSS)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    c = body["cross"]
+    assert c["grain"] == "week" and body["analyst"] is False
+    # ISO weeks from the one holding 1 January 2019 to the one holding 31 December 2020.
+    assert c["starts"][0].startswith("2018-12-31") and c["starts"][-1].startswith("2020-12-28")
+    assert len(c["starts"]) == len(c["incidents"]) == 105
+    assert sum(n or 0 for n in c["incidents"]) == 10_336
+    measures = {m["variable"]: m for m in c["measures"]}
+    assert [m["aggregation"] for m in c["measures"]] == ["sum", "mean", "sum"]
+    bikes, temperature = measures["bike_count"], measures["temperature_c"]
+    assert len(bikes["values"]) == 105 and bikes["periods"] >= 100
+    # Weeks with more cycling have more accidents (the spring 2020 lockdown emptied both).
+    assert 0.3 < bikes["correlation"] < 0.6
+    temps = [t for t in temperature["values"] if t is not None]
+    assert -5 < min(temps) < 8 < 20 < max(temps) < 32, "weekly means of Paris temperature"
+    assert "not causation" in c["caveat"] and "not true crime rates" in body["caveat"]
+    last = obs.searches()[-1]
+    assert last.object_id == "cross" and last.details["measure"] == CROSS["measure"]
+    assert last.details["dataset"] == "paris_road_accidents" and last.details["grain"] == "week"
+
+
+def test_cross_hides_small_counts_and_keeps_them_out_of_the_correlation(obs: Obs) -> None:
+    # The 16th arrondissement: about ten accidents a week, so some weeks fall below k.
+    params = {
+        **CROSS,
+        "measure": "paris_bikes_weather:bike_count",
+        "area_level": "layer:arrondissements",
+        "area_key": "75116",
+    }
+    obs.as_user("oper")
+    hidden = obs.client.get("/api/observatory/cross", params=params).json()["cross"]
+    shown = [n for n in hidden["incidents"] if n is not None]
+    assert None in hidden["incidents"] and all(n == 0 or n >= K for n in shown), "0 < n < k never shown"
+    assert hidden["measures"][0]["periods"] <= len(shown) < 105
+    assert any("whole dataset" in note for note in hidden["notes"])
+    obs.as_user("ana")
+    exact = obs.client.get("/api/observatory/cross", params=params).json()["cross"]
+    assert None not in exact["incidents"] and any(0 < n < K for n in exact["incidents"])
+    assert exact["measures"][0]["periods"] > hidden["measures"][0]["periods"]
+
+
+def test_cross_without_a_common_period_has_no_correlation(obs: Obs) -> None:
+    """DansMaRue (2023-2024) and the bike counts (2019-2022) never overlap: nothing to compare."""
+    obs.as_user("audi")
+    r = obs.client.get(
+        "/api/observatory/cross", params={**D, "measure": "paris_bikes_weather:bike_count", "grain": "month"}
+    )
+    assert r.status_code == 200, r.text
+    m = r.json()["cross"]["measures"][0]
+    assert m["values"] and all(v is None for v in m["values"])
+    assert m["correlation"] is None and m["periods"] == 0
 
 
 def test_page_is_served_without_inline_code(obs: Obs) -> None:

@@ -619,7 +619,7 @@ class ObservatorySettings(Strict):
     store: str = Field(
         "observatory.duckdb",
         title="Observatory store",
-        description="DuckDB file holding ingested datasets and their provenance (relative to the config file).",
+        description="DuckDB file holding ingested datasets and their provenance (relative to the config file), or for large deployments a PostgreSQL URL, `postgresql://user@host:5432/database` (schema other than `public`: `?options=-csearch_path%3Dobservatory`), which must not be the console store's database. The same queries run in either case (docs/observatory.md, PostgreSQL).",
     )
     min_count: int = Field(
         10,

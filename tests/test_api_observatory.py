@@ -248,7 +248,13 @@ def test_map_is_geojson_with_hexagons_or_polygons(obs: Obs) -> None:
     assert len(ring) == 7 and ring[0] == ring[-1], "a closed hexagon"
     assert all(2.2 < lon < 2.5 and 48.8 < lat < 48.95 for lon, lat in ring), "[lon, lat] order, in Paris"
     props = hexes["features"][0]["properties"]
-    assert set(props) == {"key", "label", "count", "suppressed", "rate"}
+    assert set(props) == {"key", "label", "count", "interval", "suppressed", "rate"}
+    for f in hexes["features"]:  # OB-07: each shown count with its 95 % Poisson interval
+        p = f["properties"]
+        if p["suppressed"]:
+            assert p["count"] is None and p["interval"] is None
+        else:
+            assert p["interval"][0] <= p["count"] <= p["interval"][1]
 
     r = obs.client.get("/api/observatory/map", params={**D, "level": "layer:arrondissements"})
     areas = r.json()

@@ -64,7 +64,7 @@ from lanterne.observatory.bias import audit as bias_audit
 from lanterne.observatory.bias import hotspots as rank_hotspots
 from lanterne.observatory.feedback import FeedbackResult
 from lanterne.observatory.layers import Layer, load_layer
-from lanterne.observatory.report import build_report, render_html, render_pdf
+from lanterne.observatory.report import build_report, poisson_interval, render_html, render_pdf
 from lanterne.observatory.store import (
     Channel,
     ObservatoryError,
@@ -886,14 +886,27 @@ def router(cfg: Config, clock: Callable[[], datetime]) -> APIRouter:
     return api
 
 
+def _interval(count: int | None) -> list[float] | None:
+    """The count's 95 % Poisson interval (OB-07: every indicator shows its uncertainty)."""
+    if count is None:
+        return None
+    low, high = poisson_interval(count)
+    return [round(low, 1), round(high, 1)]
+
+
 def _area_properties(key: str, label: str | None, c: Any) -> dict[str, Any]:
     if c is None:
         # An area of the layer with no incident under the filters: a true zero, shown as such.
-        return {"key": key, "label": label or key, "count": 0, "suppressed": False, "rate": None}
+        return {
+            "key": key, "label": label or key, "count": 0, "interval": _interval(0),
+            "suppressed": False, "rate": None,
+        }  # fmt: skip
+    count = None if c.suppressed else c.count
     return {
         "key": key,
         "label": c.label or label or key,
-        "count": None if c.suppressed else c.count,
+        "count": count,
+        "interval": _interval(count),
         "suppressed": bool(c.suppressed),
         "rate": None if c.suppressed else c.rate,
     }

@@ -1,8 +1,15 @@
-// Login page: posts JSON to /api/login, keeps the CSRF token for this tab, goes to the console.
+// Login page: posts JSON to /api/login, keeps the CSRF token for this tab, goes to the console
+// page of the user's role.
 // No inline script: the page's Content-Security-Policy forbids it.
 "use strict";
 
 const CSRF_KEY = "lanterne.csrf";
+
+// Where each role starts: the alert queue is for operators and supervisors only; the other roles
+// (analyst, auditor, admin) would meet a refusal there, and every role may open the observatory.
+function home(user) {
+  return user && (user.role === "operator" || user.role === "supervisor") ? "/console" : "/console/observatory";
+}
 
 document.addEventListener("DOMContentLoaded", () => {
   const form = document.getElementById("login-form");
@@ -15,7 +22,7 @@ document.addEventListener("DOMContentLoaded", () => {
     .then((me) => {
       if (me) {
         sessionStorage.setItem(CSRF_KEY, me.csrf_token);
-        window.location.replace("/console");
+        window.location.replace(home(me.user));
       }
     })
     .catch(() => {});
@@ -43,7 +50,7 @@ document.addEventListener("DOMContentLoaded", () => {
       }
       if (response.ok) {
         sessionStorage.setItem(CSRF_KEY, body.csrf_token);
-        window.location.assign("/console");
+        window.location.assign(home(body.user));
         return;
       }
       password.value = "";

@@ -196,6 +196,15 @@ def test_observatory_in_chromium(server: str) -> None:
         page.wait_for_selector("#rows tbody tr")
         times = page.locator("#rows tbody tr td:first-child").all_inner_texts()
         assert 0 < len(times) <= 100 and all(t.startswith("2024-09") for t in times), "the slider's month"
+
+        # The report leaves as a file: a PDF of the month on the screen, suppressed whoever asks.
+        page.fill("#export-purpose", "monthly report to the district council")
+        page.fill("#export-recipient", "Conseil du 11e arrondissement")
+        page.select_option("#export-format", "pdf")
+        with page.expect_download() as download:
+            page.click("#export-form button[type=submit]")
+        pdf = Path(download.value.path()).read_bytes()
+        assert pdf.startswith(b"%PDF-") and b"DansMaRue" in pdf
     assert requests and all(u.startswith(base) for u in requests), [
         u for u in requests if not u.startswith(base)
     ]

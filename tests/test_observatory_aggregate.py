@@ -400,3 +400,19 @@ def test_user_mistakes_raise_one_line_errors(store: ObservatoryStore, call, mess
     with pytest.raises(ObservatoryError, match=message) as err:
         call(store)
     assert "\n" not in str(err.value)
+
+
+def test_a_series_too_long_for_its_grain_is_refused(
+    chicago_store: ObservatoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hourly over five years is 43,824 periods; past the cap the request is refused in words, not
+    computed (a client asking for hours up to the year 9999 is cut to the data first)."""
+    from lanterne.observatory import aggregate
+
+    hourly = Filters("chicago_crimes", category="NARCOTICS")
+    assert len(series(chicago_store, hourly, Grain.HOUR, k=K)) == 43_824
+    far = Filters("chicago_crimes", start=datetime(2013, 1, 1), end=datetime(9999, 12, 31))
+    assert series(chicago_store, far, Grain.WEEK, k=K)[-1].start == datetime(2017, 12, 25)
+    monkeypatch.setattr(aggregate, "MAX_PERIODS", 40_000)
+    with pytest.raises(ObservatoryError, match="more than 40,000 periods; choose a coarser grain"):
+        series(chicago_store, hourly, Grain.HOUR, k=K)

@@ -240,20 +240,19 @@ class Scope:
         start: datetime | None,
         end: datetime | None,
     ) -> None:
-        if start is not None and end is not None and start >= end:
-            raise HTTPException(422, "'from' must be before 'to'")
         self.dataset = dataset
         self.category = _text(category, "category")
         self.channels = tuple(sorted({str(c) for c in channels})) if channels else None
         self.start, self.end = start, end
 
     def filters(self, zone: str) -> Filters:
+        # Compared once both are in the dataset's wall clock: one may carry an offset and the
+        # other not (a naive time is already local).
+        start, end = _local(self.start, zone, "from"), _local(self.end, zone, "to")
+        if start is not None and end is not None and start >= end:
+            raise HTTPException(422, "'from' must be before 'to'")
         return Filters(
-            dataset=self.dataset,
-            category=self.category,
-            channels=self.channels,
-            start=_local(self.start, zone, "from"),
-            end=_local(self.end, zone, "to"),
+            dataset=self.dataset, category=self.category, channels=self.channels, start=start, end=end
         )
 
     def details(self) -> dict[str, Any]:

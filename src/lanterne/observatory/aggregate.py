@@ -538,6 +538,12 @@ def _truncate(moment: datetime, grain: Grain) -> datetime:
     return moment if grain is Grain.MONTH else moment.replace(month=1)
 
 
+MAX_PERIODS = 100_000
+"""Longest dense series served: hourly over eleven years."""
+_PERIOD_SECONDS = {Grain.HOUR: 3600, Grain.DAY: 86400, Grain.WEEK: 7 * 86400, Grain.MONTH: 0, Grain.YEAR: 0}
+"""Months and years cannot exceed the cap within datetime's range; only fixed lengths are checked."""
+
+
 def period_end(moment: datetime, grain: Grain) -> datetime:
     """The end of the period that starts at `moment` (the next one's start): calendar months and
     years, not fixed lengths, so February and leap years end where a reader expects."""
@@ -589,6 +595,19 @@ def series(
         if low is None or high is None:
             return []
         first, last = first or low, last or high
+    # A window reaching past the dataset's own span is cut to it: outside, no record means no
+    # data, not zero incidents (and a window to the year 9999 would be millions of periods).
+    span_low, span_high = _bounds(store, Filters(filters.dataset), info)
+    if span_low is None or span_high is None:
+        return []
+    first, last = max(first, _truncate(span_low, grain)), min(last, span_high)
+    if first > last:
+        return []
+    if _PERIOD_SECONDS[grain] and (last - first).total_seconds() / _PERIOD_SECONDS[grain] > MAX_PERIODS:
+        raise ObservatoryError(
+            f"a {grain.value} series from {first:%Y-%m-%d} to {last:%Y-%m-%d} has more than "
+            f"{MAX_PERIODS:,} periods; choose a coarser grain or a shorter window"
+        )
     rows_sql, params = _rows(store, filters, info, area, analyst)
     rows = store.query(
         f"SELECT date_trunc('{grain.value}', ts) AS period, sum(n)::BIGINT FROM ({rows_sql}) GROUP BY period",

@@ -47,6 +47,8 @@ PARAMS: dict[str, st.SearchStrategy[Any]] = {
     ),
     "top": st.sampled_from(["1", "10", "0", "100000", "-3"]),
     "include_discovered": st.sampled_from(["true", "false", "maybe"]),
+    "purpose": st.sampled_from(["check of the March reports, ref OBS-1", "", " ", "x" * 1001, "a\x00b"]),
+    "limit": st.sampled_from(["1", "100", "0", "-1", "100000000", "ten"]),
 }
 ROUTES: dict[str, tuple[str, ...]] = {
     "categories": ("dataset",),
@@ -57,6 +59,7 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "cross": ("dataset", "category", "channel", "from", "to", "grain", "measure"),
     "audit": ("dataset", "level"),
     "hotspots": ("dataset", "category", "channel", "from", "to", "level", "top", "include_discovered"),
+    "rows": ("dataset", "category", "channel", "from", "to", "purpose", "limit"),
 }
 
 

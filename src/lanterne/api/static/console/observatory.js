@@ -477,15 +477,17 @@ function drawSeries() {
       node.appendChild(svg("rect", { class: "selected", x: x0, y: f.top, width: Math.max(x1 - x0, 3), height: plotH }));
     }
   }
-  // Year ticks on the x axis.
-  let lastYear = null;
+  // Year ticks on the x axis. A first week that starts on 31 December would print its year over
+  // the next one's: a label too close to the next is left out.
+  const years = [];
   pts.forEach((p, i) => {
     const year = p.start.slice(0, 4);
-    if (year !== lastYear) {
-      node.appendChild(svg("line", { class: "axis", x1: x(i), x2: x(i), y1: f.top + plotH, y2: f.top + plotH + 5 }));
-      node.appendChild(svg("text", { class: "tick", x: x(i) + 2, y: f.height - 8 }, year));
-      lastYear = year;
-    }
+    if (!years.length || years[years.length - 1].year !== year) years.push({ year: year, x: x(i) });
+  });
+  years.forEach((t, j) => {
+    if (j + 1 < years.length && years[j + 1].x - t.x < 36) return;
+    node.appendChild(svg("line", { class: "axis", x1: t.x, x2: t.x, y1: f.top + plotH, y2: f.top + plotH + 5 }));
+    node.appendChild(svg("text", { class: "tick", x: t.x + 2, y: f.height - 8 }, t.year));
   });
   // Observed counts as a line broken at suppressed periods, which are marked at the base.
   let d = "";

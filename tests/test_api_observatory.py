@@ -336,6 +336,9 @@ def test_series_has_trend_and_seasonality(obs: Obs) -> None:
     assert all(p["count"] is None for p in hidden) and len(hidden) != 1, "never one hidden period alone"
     dec = body["decomposition"]
     assert len(dec["trend"]) == len(points) and all(t is None or t > 0 for t in dec["trend"])
+    # OB-07: a 95 % interval beside each shown count, none beside a hidden one.
+    for p, band in zip(points, body["intervals"], strict=True):
+        assert band is None if p["suppressed"] else band[0] <= p["count"] <= band[1]
     obs.as_user("ana")
     exact = obs.client.get("/api/observatory/series", params={**D, "grain": "week"}).json()
     assert sum(p["count"] for p in exact["points"]) == 10_000

@@ -94,6 +94,7 @@ def test_observatory_in_chromium(server: str) -> None:
         # Series with its trend, and the audit beside the map.
         page.wait_for_selector("#series-chart path.observed")
         assert page.locator("#series-chart path.trend").count() == 1
+        assert page.locator("#series-chart path.interval").count() >= 1, "the counts' 95 % interval"
         assert page.locator("#series-chart rect.selected").count() == 1, "the map's month is marked"
         assert page.locator("#dow-chart rect.bar").count() == 7
         assert "records days only" in page.locator("#hour-note").inner_text()

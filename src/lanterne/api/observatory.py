@@ -569,6 +569,8 @@ def router(cfg: Config, clock: Callable[[], datetime]) -> APIRouter:
                 "k": k,
                 "analyst": exact,
                 "points": points,
+                # OB-07: each shown count's 95 % Poisson interval (none for a suppressed one).
+                "intervals": [_interval(p.count) for p in points],
                 "decomposition": decomposition,
                 "note": None if decomposition is not None or not points else "too few periods for a trend",
                 "caveat": CAVEAT,

@@ -460,7 +460,10 @@ function drawSeries() {
     return;
   }
   const trend = data.decomposition ? data.decomposition.trend : [];
-  const top = niceMax(Math.max(...pts.map((p) => p.count || 0), ...trend.filter((t) => t !== null)));
+  const intervals = data.intervals || [];
+  const top = niceMax(
+    Math.max(...pts.map((p) => p.count || 0), ...trend.filter((t) => t !== null), ...intervals.map((b) => (b ? b[1] : 0)))
+  );
   yAxis(node, f, 0, top, (v) => num(Math.round(v)));
   const plotW = f.width - f.left - f.right;
   const plotH = f.height - f.top - f.bottom;
@@ -489,6 +492,18 @@ function drawSeries() {
     node.appendChild(svg("line", { class: "axis", x1: t.x, x2: t.x, y1: f.top + plotH, y2: f.top + plotH + 5 }));
     node.appendChild(svg("text", { class: "tick", x: t.x + 2, y: f.height - 8 }, t.year));
   });
+  // Each shown count's 95 % interval as a band, broken where a count is hidden.
+  let segment = [];
+  const band = () => {
+    if (segment.length > 1) {
+      const upper = segment.map((i) => x(i).toFixed(1) + " " + y(intervals[i][1]).toFixed(1));
+      const lower = segment.slice().reverse().map((i) => x(i).toFixed(1) + " " + y(intervals[i][0]).toFixed(1));
+      node.appendChild(svg("path", { class: "interval", d: "M" + upper.join(" L") + " L" + lower.join(" L") + " Z" }));
+    }
+    segment = [];
+  };
+  pts.forEach((p, i) => (intervals[i] ? segment.push(i) : band()));
+  band();
   // Observed counts as a line broken at suppressed periods, which are marked at the base.
   let d = "";
   let pen = false;
@@ -524,7 +539,7 @@ function drawSeries() {
     node.appendChild(dot);
   }
   const notes = [];
-  notes.push("Blue: counts per " + data.grain + "; yellow: trend (moving average over a year); red dots: unusual periods.");
+  notes.push("Blue: counts per " + data.grain + ", with their 95 % interval shaded; yellow: trend (moving average over a year); red dots: unusual periods.");
   if (pts.some((p) => p.suppressed)) notes.push("Hatched marks: periods with fewer than " + data.k + " (suppressed).");
   if (data.note) notes.push(data.note);
   if (data.decomposition && data.decomposition.notes) notes.push(...data.decomposition.notes);

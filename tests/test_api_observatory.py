@@ -248,7 +248,7 @@ def test_map_is_geojson_with_hexagons_or_polygons(obs: Obs) -> None:
     assert len(ring) == 7 and ring[0] == ring[-1], "a closed hexagon"
     assert all(2.2 < lon < 2.5 and 48.8 < lat < 48.95 for lon, lat in ring), "[lon, lat] order, in Paris"
     props = hexes["features"][0]["properties"]
-    assert set(props) == {"key", "label", "count", "interval", "suppressed", "rate"}
+    assert set(props) == {"key", "label", "count", "interval", "suppressed", "rate", "rate_interval"}
     for f in hexes["features"]:  # OB-07: each shown count with its 95 % Poisson interval
         p = f["properties"]
         if p["suppressed"]:
@@ -310,6 +310,9 @@ def test_rates_per_population_on_a_layer(obs: Obs) -> None:
     rates = {f["properties"]["key"]: f["properties"]["rate"] for f in body["features"]}
     # Burglaries per 1,000 dwellings in 2021: a few per thousand everywhere (SSMSI publishes 0.5-9).
     assert all(0.1 < v < 20 for v in rates.values() if v is not None) and rates["75"] is not None
+    paris = next(f["properties"] for f in body["features"] if f["properties"]["key"] == "75")
+    low, high = paris["rate_interval"]  # OB-07: the count's interval, over the same dwellings
+    assert low < paris["rate"] < high and high / low < 1.1, "thousands of burglaries: a narrow interval"
     assert (
         obs.client.get(
             "/api/observatory/map",

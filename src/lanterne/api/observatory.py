@@ -900,16 +900,22 @@ def _area_properties(key: str, label: str | None, c: Any) -> dict[str, Any]:
         # An area of the layer with no incident under the filters: a true zero, shown as such.
         return {
             "key": key, "label": label or key, "count": 0, "interval": _interval(0),
-            "suppressed": False, "rate": None,
+            "suppressed": False, "rate": None, "rate_interval": None,
         }  # fmt: skip
     count = None if c.suppressed else c.count
+    rate = None if c.suppressed else c.rate
+    band = _interval(count)
     return {
         "key": key,
         "label": c.label or label or key,
         "count": count,
-        "interval": _interval(count),
+        "interval": band,
         "suppressed": bool(c.suppressed),
-        "rate": None if c.suppressed else c.rate,
+        "rate": rate,
+        # The rate's interval is the count's, over the same exposure.
+        "rate_interval": (
+            [round(rate * b / count, 3) for b in band] if rate is not None and band and count else None
+        ),
     }
 
 

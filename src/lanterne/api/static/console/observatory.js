@@ -366,7 +366,11 @@ function tooltipText(p, k) {
   if (p.suppressed) return p.label + ": fewer than " + k + " (suppressed)";
   let text = p.label + ": " + num(p.count);
   if (p.interval) text += " (95 % interval " + num(Math.floor(p.interval[0])) + "–" + num(Math.ceil(p.interval[1])) + ")";
-  if (p.rate !== null && p.rate !== undefined) text += " (rate " + Number(p.rate).toFixed(2) + ")";
+  if (p.rate !== null && p.rate !== undefined) {
+    text += " (rate " + Number(p.rate).toFixed(2);
+    if (p.rate_interval) text += ", 95 % interval " + p.rate_interval[0].toFixed(2) + "–" + p.rate_interval[1].toFixed(2);
+    text += ")";
+  }
   return text;
 }
 

@@ -257,7 +257,7 @@ def _rows(
         ),
     )
     if not known:
-        _MEMO.pop((store.path, id(store), info.version, "indexed", layer_id), None)  # may be indexed later
+        _MEMO.pop((store.cache_key, info.version, "indexed", layer_id), None)  # may be indexed later
         raise ObservatoryError(
             f"layer {layer_id!r} is not indexed in the store; configure it and ingest again"
         )
@@ -286,7 +286,7 @@ def _memo(
 ) -> Any:
     """Facts about a dataset that cost a full scan and change only with an ingest (its time span,
     the layers its rows carry codes for), kept per dataset version."""
-    full = (store.path, id(store), info.version, *key)
+    full = (store.cache_key, info.version, *key)
     with _MEMO_LOCK:
         if full in _MEMO:
             return _MEMO[full]

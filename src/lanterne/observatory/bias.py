@@ -372,8 +372,7 @@ def _dataset_cube(store: ObservatoryStore, dataset: str, level: _Level) -> _Cube
     version = _dataset(store, dataset).version
     if level.layer is not None:
         _check_indexed(store, level.layer, dataset)
-    # id(store) as well as the path: two in-memory stores share the path ':memory:'.
-    key = (id(store), store.path, dataset, level.text, level.layer.sha256 if level.layer else None, *version)
+    key = (store.cache_key, dataset, level.text, level.layer.sha256 if level.layer else None, *version)
     with _CUBES_LOCK:
         if key in _CUBES:
             _CUBES.move_to_end(key)

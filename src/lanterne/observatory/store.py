@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -290,6 +291,11 @@ class ObservatoryStore:
     ) -> None:
         self._con = con
         self.path = path
+        self.cache_key = path if path != ":memory:" else f":memory:{secrets.token_hex(8)}"
+        """What caches of derived figures (a dataset's time span, the audit's cube) are kept under:
+        the file or database, so they outlive the console's reopening of the store between bursts
+        of requests (their keys also hold the dataset's version, which every ingest changes); an
+        in-memory store is its own."""
         self._default = default
         self._detach = detach
         self._lock = threading.Lock()

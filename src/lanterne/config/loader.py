@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from lanterne.config.schema import Config
-from lanterne.errors import ConfigError
+from lanterne.errors import ConfigError, LanterneError
 from lanterne.types import EventType
 
 
@@ -106,17 +106,23 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
     )
 
 
-def load_config(path: Path) -> Config:
+def read_yaml(path: Path, what: str, option: str, error: type[LanterneError] = ConfigError) -> Any:
+    """A YAML file's content, or `error` with one line naming the file and the fix (`what` is
+    the kind of file, `option` the command-line option that names it)."""
     if not path.is_file():
-        raise ConfigError(f"{path}: configuration file not found; pass an existing YAML file with --config")
+        raise error(f"{path}: {what} file not found; pass an existing YAML file with {option}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{where}; fix the syntax") from None
+        raise error(f"{path}: not valid YAML{where}; fix the syntax") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a UTF-8 text file; save the configuration as UTF-8") from None
+        raise error(f"{path}: not a UTF-8 text file; save the {what} as UTF-8") from None
+
+
+def load_config(path: Path) -> Config:
+    data = read_yaml(path, "configuration", "--config")
     return parse_config(data, base_dir=path.parent.resolve())
 
 

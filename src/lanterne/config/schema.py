@@ -36,6 +36,12 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _refuse_duplicates(what: str, ids: list[str]) -> None:
+    dup = {i for i in ids if ids.count(i) > 1}
+    if dup:
+        raise ValueError(f"{what} {sorted(dup)[0]!r} is used twice")
+
+
 def _check_classes(classes: list[str]) -> list[str]:
     unknown = [c for c in classes if c not in COCO_CLASSES]
     if unknown:
@@ -351,10 +357,7 @@ class Camera(Strict):
 
     @model_validator(mode="after")
     def _unique_zones(self) -> Camera:
-        ids = [z.id for z in self.zones]
-        dup = {i for i in ids if ids.count(i) > 1}
-        if dup:
-            raise ValueError(f"zone id {sorted(dup)[0]!r} is used twice")
+        _refuse_duplicates("zone id", [z.id for z in self.zones])
         return self
 
 
@@ -636,10 +639,7 @@ class ObservatorySettings(Strict):
 
     @model_validator(mode="after")
     def _unique_layers(self) -> ObservatorySettings:
-        ids = [layer.id for layer in self.layers]
-        dup = {i for i in ids if ids.count(i) > 1}
-        if dup:
-            raise ValueError(f"layer id {sorted(dup)[0]!r} is used twice")
+        _refuse_duplicates("layer id", [layer.id for layer in self.layers])
         return self
 
 
@@ -710,8 +710,5 @@ class Config(Strict):
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> Config:
-        ids = [c.id for c in self.cameras]
-        dup = {i for i in ids if ids.count(i) > 1}
-        if dup:
-            raise ValueError(f"camera id {sorted(dup)[0]!r} is used twice")
+        _refuse_duplicates("camera id", [c.id for c in self.cameras])
         return self

@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from lanterne.config.loader import format_validation_error
+from lanterne.config.loader import format_validation_error, read_yaml
 from lanterne.observatory.store import Channel, ObservatoryError
 
 
@@ -470,16 +469,7 @@ def parse_mapping(data: Any, base_dir: Path | None = None, *, name: str = "mappi
 
 
 def load_mapping(path: Path) -> Mapping:
-    if not path.is_file():
-        raise ObservatoryError(f"{path}: mapping file not found; pass an existing YAML file with --mapping")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ObservatoryError(f"{path}: not valid YAML{where}; fix the syntax") from None
-    except UnicodeDecodeError:
-        raise ObservatoryError(f"{path}: not a UTF-8 text file; save the mapping as UTF-8") from None
+    data = read_yaml(path, "mapping", "--mapping", ObservatoryError)
     return parse_mapping(data, path.parent.resolve(), name=path.name)
 
 

@@ -3,7 +3,6 @@
 // style (CSP): element styles are set through the DOM, which the policy allows.
 "use strict";
 
-const CSRF_KEY = "lanterne.csrf";
 const REFRESH_MS = 15000;
 const COLOURS = { running: "#7ee081", suspended: "#ffd166", stopped: "#ff6b6b", offline: "#9aa5b1" };
 const LABELS = {
@@ -17,52 +16,6 @@ let user = null;
 let map = null;
 let markers = null;
 let fitted = false;
-
-function el(tag, text, attrs) {
-  const node = document.createElement(tag);
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
-  return node;
-}
-
-function say(text) {
-  document.getElementById("message").textContent = text;
-}
-
-async function api(path, options) {
-  const response = await fetch(path, Object.assign({ credentials: "same-origin" }, options || {}));
-  if (response.status === 401) {
-    window.location.assign("/login");
-    throw new Error("login required");
-  }
-  return response;
-}
-
-async function csrf() {
-  let token = sessionStorage.getItem(CSRF_KEY);
-  if (!token) {
-    const me = await (await api("/api/me")).json();
-    token = me.csrf_token;
-    sessionStorage.setItem(CSRF_KEY, token);
-  }
-  return token;
-}
-
-async function post(path, body) {
-  const response = await api(path, {
-    method: "POST",
-    headers: { "Content-Type": "application/json", "X-CSRF-Token": await csrf() },
-    body: JSON.stringify(body || {}),
-  });
-  let payload = {};
-  try {
-    payload = await response.json();
-  } catch (_) {
-    payload = {};
-  }
-  if (!response.ok) throw new Error(payload.detail ? String(payload.detail) : "refused (" + response.status + ")");
-  return payload;
-}
 
 function when(iso) {
   return new Date(iso).toLocaleString();

@@ -4,7 +4,6 @@
 // are set through the DOM or classes in observatory.css. Every request is recorded server-side.
 "use strict";
 
-const CSRF_KEY = "lanterne.csrf";
 const SVG_NS = "http://www.w3.org/2000/svg";
 // Five steps of viridis: ordered light-to-dark for colour-blind readers and legible on the dark
 // console background. Suppressed areas are hatched (#hatch in the page), zeros left unfilled.
@@ -38,22 +37,11 @@ const state = {
 
 // --- small helpers ---------------------------------------------------------------------------
 
-function el(tag, text, attrs) {
-  const node = document.createElement(tag);
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
-  return node;
-}
-
 function svg(tag, attrs, text) {
   const node = document.createElementNS(SVG_NS, tag);
   for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
   if (text !== undefined && text !== null) node.textContent = String(text);
   return node;
-}
-
-function say(text) {
-  document.getElementById("message").textContent = text || "";
 }
 
 function num(n) {
@@ -75,15 +63,6 @@ function when(iso, withTime) {
   return withTime && t ? d + " " + t.slice(0, 5) : d;
 }
 
-async function api(path, options) {
-  const response = await fetch(path, Object.assign({ credentials: "same-origin" }, options || {}));
-  if (response.status === 401) {
-    window.location.assign("/login");
-    throw new Error("login required");
-  }
-  return response;
-}
-
 async function getJSON(path, params) {
   const query = new URLSearchParams();
   for (const [k, v] of Object.entries(params || {})) {
@@ -91,25 +70,7 @@ async function getJSON(path, params) {
     for (const item of Array.isArray(v) ? v : [v]) query.append(k, item);
   }
   const qs = query.toString();
-  const response = await api(path + (qs ? "?" + qs : ""));
-  let payload = {};
-  try {
-    payload = await response.json();
-  } catch (_) {
-    payload = {};
-  }
-  if (!response.ok) throw new Error(payload.detail ? String(payload.detail) : "refused (" + response.status + ")");
-  return payload;
-}
-
-async function csrf() {
-  let token = sessionStorage.getItem(CSRF_KEY);
-  if (!token) {
-    const me = await (await api("/api/me")).json();
-    token = me.csrf_token;
-    sessionStorage.setItem(CSRF_KEY, token);
-  }
-  return token;
+  return answer(await api(path + (qs ? "?" + qs : "")));
 }
 
 // --- filters ---------------------------------------------------------------------------------

@@ -6,22 +6,6 @@ const PAGE_SIZE = 50;
 const FIELDS = ["purpose", "from", "to", "camera", "zone", "type", "object_class", "state", "sort"];
 let page = 1;
 
-function el(tag, text, attrs) {
-  const node = document.createElement(tag);
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
-  return node;
-}
-
-async function api(path) {
-  const response = await fetch(path, { credentials: "same-origin" });
-  if (response.status === 401) {
-    window.location.assign("/login");
-    throw new Error("login required");
-  }
-  return response;
-}
-
 function localToIso(value) {
   // datetime-local has no zone: read it in the browser's zone, send UTC.
   return value ? new Date(value).toISOString() : "";

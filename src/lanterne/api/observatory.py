@@ -58,6 +58,7 @@ from lanterne.observatory.aggregate import (
     counts_by_layer,
     profile,
     series,
+    where_clause,
 )
 from lanterne.observatory.bias import CAVEAT, Hotspots
 from lanterne.observatory.bias import audit as bias_audit
@@ -774,27 +775,12 @@ def router(cfg: Config, clock: Callable[[], datetime]) -> APIRouter:
         with open_store(cfg) as store:
             ds = _dataset(store, dataset)
             f = scope.filters(ds["time_zone"])
-            where = ["dataset = $dataset"]
-            params: dict[str, Any] = {"dataset": dataset, "limit": limit}
-            if f.category is not None:
-                where.append("category = $category")
-                params["category"] = f.category
-            if f.channels:
-                where.append("list_contains($channels, channel)")
-                params["channels"] = list(f.channels)
-            if f.start is not None:
-                where.append("ts >= $start")
-                params["start"] = f.start
-            if f.end is not None:
-                where.append("ts < $end")
-                params["end"] = f.end
-            cond = " AND ".join(where)
-            counted = {name: v for name, v in params.items() if name != "limit"}
-            total = store.query(f"SELECT count(*) FROM incidents WHERE {cond}", counted)[0][0]
+            where, counted = where_clause(f)
+            total = store.query(f"SELECT count(*) FROM incidents WHERE {where}", counted)[0][0]
             found = store.query(
-                f"SELECT ts, category, channel, h3, area_layer, area_code, n FROM incidents WHERE {cond} "
+                f"SELECT ts, category, channel, h3, area_layer, area_code, n FROM incidents WHERE {where} "
                 "ORDER BY ts, category LIMIT $limit",
-                params,
+                {**counted, "limit": limit},
             )
         return _json(
             {

@@ -169,7 +169,8 @@ def _resolution(resolution: int, analyst: bool) -> int:
     return resolution
 
 
-def _where(filters: Filters) -> tuple[str, dict[str, Any]]:
+def where_clause(filters: Filters) -> tuple[str, dict[str, Any]]:
+    """The SQL condition on `incidents` selecting the filter's rows, with its bound parameters."""
     clauses = ["dataset = $dataset"]
     params: dict[str, Any] = {"dataset": filters.dataset}
     if filters.category is not None:
@@ -226,7 +227,7 @@ def _rows(
     """A subquery of the filter's rows (`ts`, `n`) inside one area, any H3 resolution or any
     layer's area (same rule as `counts_by_layer`: the recorded code wins, the polygon holding the
     cell is the fallback)."""
-    where, params = _where(filters)
+    where, params = where_clause(filters)
     if area is None:
         return f"SELECT ts, n FROM incidents WHERE {where}", params
     if area.level.startswith("h3:"):
@@ -304,7 +305,7 @@ def _bounds(
     """First and last time of the filter's rows (a scan of `ts` costing as much as the series)."""
 
     def compute() -> tuple[datetime | None, datetime | None]:
-        where, params = _where(filters)
+        where, params = where_clause(filters)
         low, high = store.query(f"SELECT min(ts), max(ts) FROM incidents WHERE {where}", params)[0]
         return low, high
 
@@ -396,7 +397,7 @@ def counts_by_h3(
     _check_k(k, analyst)
     _dataset(store, filters.dataset)
     resolution = _resolution(resolution, analyst)
-    where, params = _where(filters)
+    where, params = where_clause(filters)
     cur = store.cursor()
     try:
         result = cur.execute(
@@ -465,7 +466,7 @@ def counts_by_layer(
     _check_k(k, analyst)
     _dataset(store, filters.dataset)
     _check_indexed(store, layer, filters.dataset)
-    where, params = _where(filters)
+    where, params = where_clause(filters)
     params |= {"layer": layer.id, "sha": layer.sha256}
     rows = store.query(
         f"""SELECT {_AREA_SQL} AS area, sum(t.n)::BIGINT

@@ -47,7 +47,7 @@ from lanterne.observatory.aggregate import (
     _check_k,
     _dataset,
     _resolution,
-    _where,
+    where_clause,
 )
 from lanterne.observatory.feedback import Allocation, FeedbackResult, Update, feedback_loop
 from lanterne.observatory.store import (
@@ -313,7 +313,7 @@ def _encode(column: pa.ChunkedArray) -> tuple[list[str], np.ndarray]:
 
 
 def _cube(store: ObservatoryStore, filters: Filters, level: _Level) -> _Cube:
-    where, params = _where(filters)
+    where, params = where_clause(filters)
     area, join, area_params = _area_sql(level)
     params |= area_params
     cur = store.cursor()

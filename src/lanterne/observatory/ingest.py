@@ -30,6 +30,7 @@ import pyarrow as pa
 from h3.api import basic_int as h3
 
 from lanterne.config.schema import BoundaryLayer, Config
+from lanterne.models import sha256_file
 from lanterne.observatory.layers import ensure_layer_cells, load_layer
 from lanterne.observatory.mapping import FileFormat, Kind, Mapping, MeasureSpec
 from lanterne.observatory.store import FINEST_RESOLUTION, ObservatoryError, ObservatoryStore
@@ -121,14 +122,6 @@ class _Plan:
     derived: dict[str, str] = field(default_factory=dict)
     """Computed from `exprs` (the channel of a category), in a second step."""
     checks: list[_Check] = field(default_factory=list)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def lanterne_version() -> str:
@@ -632,7 +625,7 @@ def ingest(
             f"mapping {mapping.id}: area layer {area.layer!r} is not in observatory.layers of the site config"
         )
     fmt = mapping.file_format(file)
-    sha = file_sha256(file)
+    sha = sha256_file(file)
     dataset = mapping.id
 
     cur = store.cursor()

@@ -31,10 +31,10 @@ import av
 import cv2
 import numpy as np
 
-from lanterne.anonymize import DefaultAnonymizer, anonymize_clip
 from lanterne.config.schema import DetectorSettings
-from lanterne.detectors import create_detector
-from lanterne.models import default_data_dir
+from lanterne.core.assets import default_data_dir
+from lanterne.video.anonymize import DefaultAnonymizer, anonymize_clip
+from lanterne.video.detectors import create_detector
 
 CLIPS = {"TUD-Stadtmitte.mp4": "TUD-Stadtmitte.gt.txt", "vtest.avi": "vtest.PETS09-S2L1.gt.txt"}
 

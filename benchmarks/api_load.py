@@ -41,12 +41,12 @@ import httpx
 import yaml
 from argon2 import PasswordHasher
 
-import lanterne.accounts
-from lanterne.accounts import create_account
-from lanterne.alerts import acknowledge, confirm, dismiss
+import lanterne.accountability.accounts
+from lanterne.accountability.accounts import create_account
+from lanterne.accountability.alerts import acknowledge, confirm, dismiss
 from lanterne.audit import AuditLog
+from lanterne.core.types import Event, EventType
 from lanterne.store import Store
-from lanterne.types import Event, EventType
 
 PASSWORD = "lanterns carry light slowly"
 CAMERAS = [f"cam-{i:02d}" for i in range(20)]
@@ -126,7 +126,7 @@ def seed(url: str, tmp: Path, events: int, clients: int) -> Path:
             dismiss(store.engine, audit, eid, "u-seed", now, reason="reflection_or_light")
     # The benchmark measures requests, not argon2: cheap parameters for its own accounts (the
     # server verifies with the parameters stored in each hash).
-    lanterne.accounts.HASHER = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)  # type: ignore[misc]
+    lanterne.accountability.accounts.HASHER = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)  # type: ignore[misc]
     for c in range(clients):
         create_account(store.engine, audit, f"load{c:03d}", "operator", ["*"], PASSWORD, "bench")
     store.close()
@@ -139,7 +139,7 @@ def server(config: Path) -> Iterator[str]:
     log = (config.parent / "server.log").open("wb")
     # The server's log goes to a file: a pipe nobody reads would fill and block the server.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lanterne.cli", "serve", "--config", str(config), "--port", str(port)],
+        [sys.executable, "-m", "lanterne.cli.main", "serve", "--config", str(config), "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
     )

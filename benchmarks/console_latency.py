@@ -28,11 +28,11 @@ import yaml
 from argon2 import PasswordHasher
 from playwright.sync_api import sync_playwright
 
-from lanterne import accounts
-from lanterne.accounts import create_account
+from lanterne.accountability import accounts
+from lanterne.accountability.accounts import create_account
 from lanterne.audit import AuditLog
+from lanterne.core.types import Event, EventType
 from lanterne.store import Store
-from lanterne.types import Event, EventType
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
@@ -87,7 +87,7 @@ def main() -> None:
         [
             sys.executable,
             "-m",
-            "lanterne.cli",
+            "lanterne.cli.main",
             "serve",
             "--config",
             str(tmp / "site.yaml"),

@@ -24,9 +24,9 @@ import numpy as np
 import supervision as sv
 
 from lanterne.config.schema import DetectorSettings, MotionSettings
-from lanterne.detectors import create_detector
-from lanterne.detectors.base import Detector, PixelBox
-from lanterne.motion.gate import MotionGate
+from lanterne.video.detectors import create_detector
+from lanterne.video.detectors.base import Detector, PixelBox
+from lanterne.video.motion.gate import MotionGate
 
 VIDEO = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "video"
 CLIPS: dict[str, tuple[Path, Path | None]] = {

@@ -2,7 +2,7 @@
 + rules at 5 fps).
 
 (a) Real footage with MOT ground truth: the pipeline's events against the events the same rules
-    raise on the annotated boxes (`lanterne.evaluation`): PETS09-S2L1 (`vtest.avi`) with the zones
+    raise on the annotated boxes (`lanterne.video.evaluation`): PETS09-S2L1 (`vtest.avi`) with the zones
     of `tests/test_scenes_mot.py`, and TUD-Stadtmitte with a crowd-density and an intrusion zone.
 (b) Semi-synthetic scenes for abandoned_object and person_down, composited from real footage by
     `tests/scenes.py` (several backgrounds, walkers, objects, positions, speeds): a positive counts
@@ -23,21 +23,24 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
-from lanterne.evaluation import Score, load_mot, match_events, reference_events  # noqa: E402
-from lanterne.types import Event  # noqa: E402
-from scenes import BagScene, FallScene, Scene, abandoned_scene, person_down_scene  # noqa: E402
-from test_scenes_mot import PETS, VIDEO, run_pipeline  # noqa: E402
-from test_scenes_synthetic import (  # noqa: E402
+from tests.support.pipeline import (  # noqa: E402  # noqa: E402
     ABANDONED,
     ABANDONED_SECONDS,
     BAG_TOLERANCE,
     DOWN,
     DOWN_SECONDS,
     DOWN_TOLERANCE,
+    PETS,
     run,
+    run_pipeline,
 )
+from tests.support.scenes import BagScene, FallScene, Scene, abandoned_scene, person_down_scene  # noqa: E402
+from tests.support.video import VIDEO  # noqa: E402
+
+from lanterne.core.types import Event  # noqa: E402
+from lanterne.video.evaluation import Score, load_mot, match_events, reference_events  # noqa: E402
 
 TUD = {
     "mode": "alerts",

@@ -16,11 +16,11 @@ import argparse
 import time
 from pathlib import Path
 
-from lanterne.capture.source import FileSource
 from lanterne.config import config_hash, parse_config
-from lanterne.demo import DEMO_CONFIG
-from lanterne.detectors import create_detector
-from lanterne.pipeline.camera import CameraAnalyser
+from lanterne.runtime.demo import DEMO_CONFIG
+from lanterne.video.analyser import CameraAnalyser
+from lanterne.video.capture.source import FileSource
+from lanterne.video.detectors import create_detector
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,6 @@ skipped backend is an untested backend.
 from __future__ import annotations
 
 import itertools
-import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,33 +17,26 @@ import psycopg
 import pytest
 from psycopg import sql
 
-import observatory_data
 from lanterne.config.schema import BoundaryLayer
 from lanterne.observatory.store import ObservatoryStore
-
-PG_ADMIN_DSN = os.environ.get("LANTERNE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-"""Server used for the PostgreSQL half of `db_url` (trust authentication, user `postgres`)."""
+from tests.support import observatory_data
+from tests.support.postgres import PG_ADMIN_DSN, admin_connection
 
 _SESSION_TAG = secrets.token_hex(4)
 _NUMBERS = itertools.count()
 
-
-def _admin() -> psycopg.Connection:
-    try:
-        return psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL test server {PG_ADMIN_DSN} unreachable: {str(exc).splitlines()[0]}")
+pytest_plugins = ["tests.support.console", "tests.support.observatory_api"]
 
 
 @pytest.fixture(scope="session")
 def _pg_database() -> Iterator[str]:
     """One database for the test session (`lanterne_test_<random>`), dropped at the end."""
     name = f"lanterne_test_{_SESSION_TAG}"
-    with _admin() as conn:
+    with admin_connection() as conn:
         conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
     base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
     yield f"{base}/{name}"
-    with _admin() as conn:
+    with admin_connection() as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 

@@ -15,16 +15,23 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from lanterne.api import auth
-from lanterne.api import cameras as cameras_api
-from lanterne.api import controls as controls_api
-from lanterne.api import observatory as observatory_api
-from lanterne.api import search as search_api
-from lanterne.api.alerts import alerts_router
+from lanterne.accountability.transparency.data import PublicData, public_data
+from lanterne.accountability.transparency.render import (
+    SERVED,
+    render_geojson,
+    render_html,
+    render_json,
+    stylesheet,
+)
+from lanterne.api import deps
+from lanterne.api.routes import auth
+from lanterne.api.routes import cameras as cameras_api
+from lanterne.api.routes import observatory as observatory_api
+from lanterne.api.routes import search as search_api
+from lanterne.api.routes import stops as controls_api
+from lanterne.api.routes.alerts import alerts_router
 from lanterne.config import Config
 from lanterne.store import Store
-from lanterne.transparency.data import PublicData, public_data
-from lanterne.transparency.render import SERVED, render_geojson, render_html, render_json, stylesheet
 
 PUBLIC_CSP = (
     "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; object-src 'none'"
@@ -87,7 +94,8 @@ def create_app(cfg: Config, *, clock: Callable[[], datetime] = lambda: datetime.
         csp = f"{PUBLIC_CSP}; img-src 'self' data: {parts.scheme}://{parts.netloc}"
 
     # --- console routers: one include line per area -------------------------------------
-    app.include_router(auth.install(app, cfg, clock))  # first: sets app.state.cfg/clock, audit, throttle
+    deps.install(app, cfg, clock)  # first: sets app.state.cfg/clock, audit, throttle
+    app.include_router(auth.router)
     app.include_router(cameras_api.router(cfg, clock))  # before /static: serves /static/vendor/leaflet
     app.include_router(controls_api.router(cfg, clock))
     app.include_router(search_api.router(cfg, clock))

@@ -31,7 +31,7 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from lanterne.audit import signing
-from lanterne.errors import ConfigError, LanterneError
+from lanterne.core.errors import ConfigError, LanterneError
 from lanterne.store.db import check_connection, create_engine_for, describe_failure, locked_write, migrate
 from lanterne.store.tables import AuditCheckpointRecord, AuditRecord, AuditSettingsRecord
 
@@ -82,7 +82,15 @@ NEEDS_PURPOSE: frozenset[Action] = frozenset(
 NEEDS_RECIPIENT: frozenset[Action] = frozenset({Action.EXPORT, Action.AUDIT_EXPORT})
 """A disclosure is logged with who received it (LED art. 25)."""
 
-_MAX_LEN = {"user_id": 128, "object_type": 32, "object_id": 128, "purpose": 1000, "recipient": 256}
+PURPOSE_MAX_LENGTH = 1000
+"""The longest purpose the log keeps: every way in (console, API, CLI) checks against this one."""
+_MAX_LEN = {
+    "user_id": 128,
+    "object_type": 32,
+    "object_id": 128,
+    "purpose": PURPOSE_MAX_LENGTH,
+    "recipient": 256,
+}
 """Column widths: PostgreSQL would refuse a longer value with a driver error; SQLite would keep it.
 Checking here gives one clear message on both."""
 

@@ -24,7 +24,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from lanterne.errors import LanterneError
+from lanterne.core.errors import LanterneError
 
 CHECKPOINT_DOMAIN = b"lanterne-audit-checkpoint-v1\n"
 """Prefixed to every signed message so that a checkpoint signature can never be replayed as a

@@ -12,8 +12,8 @@ import yaml
 from pydantic import ValidationError
 
 from lanterne.config.schema import Config
-from lanterne.errors import ConfigError, LanterneError
-from lanterne.types import EventType
+from lanterne.core.errors import ConfigError, LanterneError
+from lanterne.core.types import EventType
 
 
 def _path(loc: tuple[int | str, ...]) -> str:

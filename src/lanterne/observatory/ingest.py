@@ -30,7 +30,7 @@ import pyarrow as pa
 from h3.api import basic_int as h3
 
 from lanterne.config.schema import BoundaryLayer, Config
-from lanterne.models import sha256_file
+from lanterne.core.assets import sha256_file
 from lanterne.observatory.layers import ensure_layer_cells, load_layer
 from lanterne.observatory.mapping import FileFormat, Kind, Mapping, MeasureSpec
 from lanterne.observatory.store import FINEST_RESOLUTION, ObservatoryError, ObservatoryStore

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lanterne.core.pdf_fonts import set_up_fonts
 from lanterne.observatory.report_layout import (
     Chart,
     Frame,
@@ -22,7 +23,6 @@ from lanterne.observatory.report_layout import (
     natural_order,
     report_charts,
 )
-from lanterne.pdf_fonts import set_up_fonts
 
 if TYPE_CHECKING:
     from lanterne.observatory.report import Report

@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 import duckdb
 
-from lanterne.errors import LanterneError
+from lanterne.core.errors import LanterneError
 
 FINEST_RESOLUTION = 10
 """H3 resolution kept at ingest (edge about 66 m, 0.015 km²): coarser views are computed from it

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lanterne.errors import ConfigError
+from lanterne.core.errors import ConfigError
+from lanterne.core.types import EventType
 from lanterne.rules import (
     abandoned_object,
     crowd_density,
@@ -20,7 +21,6 @@ from lanterne.rules import (
     zone_intrusion,
 )
 from lanterne.rules.base import RuleSpec
-from lanterne.types import EventType
 
 RULES: dict[EventType, RuleSpec[Any, Any]] = {
     m.SPEC.type: m.SPEC
@@ -34,6 +34,19 @@ RULES: dict[EventType, RuleSpec[Any, Any]] = {
         fire,
     )
 }
+
+
+EVENT_TITLES: dict[EventType, str] = {
+    EventType.ABANDONED_OBJECT: "Abandoned object",
+    EventType.WEAPON: "Weapon",
+    EventType.WRONG_WAY: "Wrong way",
+    EventType.ZONE_INTRUSION: "Zone intrusion",
+    EventType.PERSON_DOWN: "Person down",
+    EventType.CROWD_MOVEMENT: "Crowd movement",
+    EventType.CROWD_DENSITY: "Crowd density",
+    EventType.FIRE: "Fire (experimental)",
+}
+"""What the console, the public page and the DPIA call each event type."""
 
 
 def rule_for(t: EventType) -> RuleSpec[Any, Any]:

@@ -22,8 +22,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from lanterne.config.schema import AbandonedObjectParams
+from lanterne.core.types import Box, Event, EventType, Observation, TrackedObject
 from lanterne.rules.base import Pending, RuleSpec, ZoneRef, make_event
-from lanterne.types import Box, Event, EventType, Observation, TrackedObject
 
 TYPE = EventType.ABANDONED_OBJECT
 
@@ -117,7 +117,7 @@ def _close(c: Candidate, zone: ZoneRef) -> list[Event]:
 def step(
     state: State, obs: Observation, zone: ZoneRef, params: AbandonedObjectParams
 ) -> tuple[State, list[Event]]:
-    """>>> from lanterne.types import TrackedObject
+    """>>> from lanterne.core.types import TrackedObject
     >>> z = ZoneRef("cam", "z", ((0, 0), (1, 0), (1, 1), (0, 1)))
     >>> p = AbandonedObjectParams(min_seconds=10)
     >>> bag = TrackedObject(4, "suitcase", (0.50, 0.70, 0.56, 0.80), 0.4)

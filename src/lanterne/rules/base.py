@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from pydantic import BaseModel
 
-from lanterne.types import Box, Event, EventType, Observation
+from lanterne.core.types import Box, Event, EventType, Observation
 
 Need = Literal["objects", "motion", "fire"]
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from lanterne.config.schema import CrowdDensityParams
+from lanterne.core.types import Event, EventType, Observation
 from lanterne.rules.base import Pending, RuleSpec, ZoneRef, advance, close_all, union_box
-from lanterne.types import Event, EventType, Observation
 
 TYPE = EventType.CROWD_DENSITY
 
@@ -36,7 +36,7 @@ def count_confidence(confidences: list[float], max_people: int) -> float:
 def step(
     state: State, obs: Observation, zone: ZoneRef, params: CrowdDensityParams
 ) -> tuple[State, list[Event]]:
-    """>>> from lanterne.types import TrackedObject
+    """>>> from lanterne.core.types import TrackedObject
     >>> z = ZoneRef("cam", "z", ((0, 0), (1, 0), (1, 1), (0, 1)))
     >>> p = CrowdDensityParams(max_people=1, min_seconds=1)
     >>> people = tuple(TrackedObject(i, "person", (0.1 * i, 0.2, 0.1 * i + 0.05, 0.5), 0.8) for i in range(3))

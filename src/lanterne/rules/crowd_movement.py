@@ -1,6 +1,6 @@
 """Crowd movement: a large part of a zone suddenly moves fast, and mostly one way.
 
-The rule reads only the aggregate `MotionField` (see `lanterne.motion.flow`): a grid of mean
+The rule reads only the aggregate `MotionField` (see `lanterne.video.motion.flow`): a grid of mean
 motions with no notion of who moves. Three conditions must hold together for `min_seconds`:
 
 - share: enough of the zone's cells move, so that one cyclist or one running child (a few
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from lanterne.config.schema import CrowdMovementParams
+from lanterne.core.types import Box, Event, EventType, MotionField, Observation
 from lanterne.rules.base import Pending, RuleSpec, ZoneRef, advance, close_all
-from lanterne.types import Box, Event, EventType, MotionField, Observation
 
 TYPE = EventType.CROWD_MOVEMENT
 

@@ -1,7 +1,7 @@
 """Fire (experimental): flame-like, flickering cells cover part of a zone for `min_seconds`.
 
 Reads only `Observation.fire`, the per-cell likelihood grid of
-`lanterne.detectors.fire_classic.FireEstimator`, whose cues and their limits are documented
+`lanterne.video.detectors.fire_classic.FireEstimator`, whose cues and their limits are documented
 there and in `docs/events/fire.md`. The rule adds two zone-level checks:
 
 - area: cells with likelihood ≥ `LEVEL` cover at least `min_area` of the zone's cells;
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from lanterne.config.schema import FireParams
+from lanterne.core.types import Box, Event, EventType, Observation
 from lanterne.rules.base import Pending, RuleSpec, ZoneRef, advance, close_all
-from lanterne.types import Box, Event, EventType, Observation
 
 TYPE = EventType.FIRE
 

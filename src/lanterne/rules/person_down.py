@@ -17,8 +17,8 @@ from enum import Enum
 from typing import Any
 
 from lanterne.config.schema import PersonDownParams
+from lanterne.core.types import Box, Event, EventType, Observation, TrackedObject
 from lanterne.rules.base import Pending, RuleSpec, ZoneRef, advance, close_all
-from lanterne.types import Box, Event, EventType, Observation, TrackedObject
 
 TYPE = EventType.PERSON_DOWN
 
@@ -128,7 +128,7 @@ def _update(
 def step(
     state: State, obs: Observation, zone: ZoneRef, params: PersonDownParams
 ) -> tuple[State, list[Event]]:
-    """>>> from lanterne.types import TrackedObject
+    """>>> from lanterne.core.types import TrackedObject
     >>> z = ZoneRef("cam", "z", ((0, 0), (1, 0), (1, 1), (0, 1)))
     >>> p = PersonDownParams(min_seconds=2)
     >>> standing = TrackedObject(1, "person", (0.40, 0.30, 0.45, 0.60), 0.9)

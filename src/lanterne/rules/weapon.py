@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import NoReturn
 
-from lanterne.errors import ConfigError
+from lanterne.core.errors import ConfigError
 
 MESSAGE = (
     "weapon: no validated weapon-detection model is installed (none with a permissive "

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from lanterne.config.schema import WrongWayParams
+from lanterne.core.types import Event, EventType, Observation, TrackedObject
 from lanterne.rules.base import Pending, RuleSpec, ZoneRef, advance, close_all
-from lanterne.types import Event, EventType, Observation, TrackedObject
 
 TYPE = EventType.WRONG_WAY
 
@@ -95,7 +95,7 @@ def is_wrong_way(v: tuple[float, float], frame_size: tuple[int, int], params: Wr
 
 
 def step(state: State, obs: Observation, zone: ZoneRef, params: WrongWayParams) -> tuple[State, list[Event]]:
-    """>>> from lanterne.types import TrackedObject
+    """>>> from lanterne.core.types import TrackedObject
     >>> z = ZoneRef("cam", "z", ((0, 0), (1, 0), (1, 1), (0, 1)))
     >>> p = WrongWayParams(direction=(1, 0), min_seconds=1)
     >>> s, events = State(), []

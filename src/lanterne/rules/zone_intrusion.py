@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lanterne.config.schema import ZoneIntrusionParams
+from lanterne.core.types import Event, EventType, Observation
 from lanterne.rules.base import Pending, RuleSpec, ZoneRef, advance, close_all
-from lanterne.types import Event, EventType, Observation
 
 TYPE = EventType.ZONE_INTRUSION
 
@@ -23,7 +23,7 @@ class State:
 def step(
     state: State, obs: Observation, zone: ZoneRef, params: ZoneIntrusionParams
 ) -> tuple[State, list[Event]]:
-    """>>> from lanterne.types import TrackedObject
+    """>>> from lanterne.core.types import TrackedObject
     >>> z = ZoneRef("cam", "z", ((0, 0), (1, 0), (1, 1), (0, 1)))
     >>> p = ZoneIntrusionParams(min_seconds=1)
     >>> o = TrackedObject(7, "person", (0.4, 0.2, 0.5, 0.6), 0.9)

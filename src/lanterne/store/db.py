@@ -17,7 +17,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from lanterne.errors import LanterneError
+from lanterne.core.errors import LanterneError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, Select, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from lanterne.core.types import Box, Counts, Event, EventType
 from lanterne.store.db import create_engine_for, describe_failure
 from lanterne.store.tables import (
     EVENT_MODES,
@@ -28,7 +29,6 @@ from lanterne.store.tables import (
     EvidenceRecord,
     ZoneCountRecord,
 )
-from lanterne.types import Box, Counts, Event, EventType
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,7 +291,7 @@ class Store:
                 for r in conn.execute(q)
             ]
 
-    # --- retention (lanterne.retention) -----------------------------------------------------
+    # --- retention (lanterne.accountability.retention) -----------------------------------------------------
 
     def _unheld_overdue(self, cutoff: datetime) -> Select[Any]:
         from lanterne.store.tables import LegalHoldRecord

@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from lanterne.types import EventType
+from lanterne.core.types import EventType
 
 EVENT_TYPES: tuple[str, ...] = tuple(str(t) for t in EventType)
 EVENT_MODES: tuple[str, ...] = ("alerts", "evaluation")

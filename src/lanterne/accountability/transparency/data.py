@@ -1,0 +1,388 @@
+"""What the public is told (TR-01, TR-02, TR-04, PM-04): one immutable snapshot, built from the
+configuration and the store, that the HTML page, the JSON and the GeoJSON all render.
+
+Only facts about the *system* go in: where the cameras are, what they watch, under which
+authorisation, which algorithms with which known limits, and monthly counts of alerts and of the
+operators' verdicts per event type, all cameras together. Nothing about individuals: no event
+rows, no images, no user ids (an authorisation's author or revoker is an agent's id, so the
+register leaves it out), no free text an operator typed.
+
+>>> from datetime import UTC, datetime
+>>> from lanterne.config import parse_config
+>>> from lanterne.store import Store
+>>> cfg = parse_config({"cameras": [{"id": "c1", "source": "a.mp4", "location": {"lat": 48.85, "lon": 2.35}}]})
+>>> data = public_data(cfg, Store.open("sqlite://").engine, datetime(2026, 6, 1, tzinfo=UTC))
+>>> data.cameras[0].status
+'statistics only'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from lanterne.config import Config, config_hash
+from lanterne.config.schema import Mode
+from lanterne.core.assets import MODELS
+from lanterne.core.types import EventType
+from lanterne.rules import EVENT_TITLES
+from lanterne.store.tables import SuspensionRecord
+
+STATISTICS_ONLY = "statistics only"
+ALERTS = "alerts"
+
+DETECTOR_TYPES: frozenset[EventType] = frozenset(
+    {
+        EventType.ZONE_INTRUSION,
+        EventType.WRONG_WAY,
+        EventType.CROWD_DENSITY,
+        EventType.ABANDONED_OBJECT,
+        EventType.PERSON_DOWN,
+    }
+)
+"""Event types whose rule reads the object detector's boxes; crowd movement and fire read pixels
+through a classical method and use no learned model."""
+
+METHODS: dict[EventType, str] = {
+    EventType.ZONE_INTRUSION: "Object detector boxes; a person is placed by their feet inside a zone drawn on the picture.",
+    EventType.WRONG_WAY: "Object detector boxes followed for a few seconds on one camera; the direction of travel is compared with the allowed one.",
+    EventType.CROWD_DENSITY: "Object detector boxes; people whose feet are inside the zone are counted, frame by frame.",
+    EventType.ABANDONED_OBJECT: "Object detector boxes; a bag that stays still with nobody near it for the configured time.",
+    EventType.PERSON_DOWN: "Object detector boxes; the shape of a person's box changes from upright to lying within a short time and stays so.",
+    EventType.CROWD_MOVEMENT: "Optical flow (Farneback) averaged over a coarse grid: no person is detected, counted or followed.",
+    EventType.FIRE: "Classical colour, brightness and flicker cues on a coarse grid; no trained fire model exists with a licence we can ship.",
+}
+
+KNOWN_LIMITS: dict[EventType, tuple[str, ...]] = {
+    # A short, curated reading of each docs/events/<type>.md "Known limits" section: the docs are
+    # not shipped inside the package, so the page cannot read them at run time on an installed
+    # system. tests/test_transparency.py checks that each summary's key terms are in its doc.
+    EventType.ZONE_INTRUSION: (
+        "The zone is a polygon on the picture, not on the ground.",
+        "A person hidden up to the waist is placed too high, since feet are guessed from the box bottom.",
+        "A tracker id change while the object stays inside may open a new event.",
+    ),
+    EventType.WRONG_WAY: (
+        "An event starts at the earliest 0.4 s after the object entered the view.",
+        "Perspective: far-away objects look slower and may be missed.",
+        "In a dense crowd, occluded people give short tracks, hence late events.",
+    ),
+    EventType.CROWD_DENSITY: (
+        "Heavily occluded people are missed: in a dense crowd the count is an underestimate, often by a third or more.",
+        "People below about 15 pixels high are not detected at all.",
+    ),
+    EventType.CROWD_MOVEMENT: (
+        "Camera motion (PTZ, wind) looks like a rush of the whole frame: fixed cameras only.",
+        "Vehicles, trams, escalators and moving water move like a crowd.",
+        "Opposite flows (two groups crossing) pass unnoticed.",
+    ),
+    EventType.ABANDONED_OBJECT: (
+        "Bags smaller than about 20 pixels, or dark bags in shade, are missed.",
+        "If the detector misses a person lying next to their belongings, the belongings can be flagged.",
+        "Someone standing beside the bag resets the timer as the owner would.",
+    ),
+    EventType.PERSON_DOWN: (
+        "A fall towards or away from the camera barely changes the box's shape and is missed.",
+        "From a high camera looking down, standing people look squat.",
+        "Lying people are detected less reliably than standing ones.",
+    ),
+    EventType.FIRE: (
+        "Colour-based: sodium lighting, neon, sunsets and car tail-lights are the classic false alarms.",
+        "No depth: a small fire near the camera and a large one far away look the same.",
+    ),
+}
+
+
+def doc_path(event_type: EventType) -> str:
+    """Where the full description of an event type lies in the Lanterne source."""
+    return f"docs/events/{event_type}.md"
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class AuthorisationRef:
+    """An authorisation as the public sees it: the act, not the agents who recorded it."""
+
+    reference: str
+    legal_basis: str
+    authority: str
+    valid_from: str
+    valid_until: str
+    """Exclusive end, ISO 8601 UTC."""
+    event_types: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CameraInfo:
+    id: str
+    name: str
+    lat: float
+    lon: float
+    watched: tuple[str, ...]
+    """Event types its zones are configured to watch."""
+    alerting: tuple[str, ...]
+    """Of those, the ones that may raise alerts now: mode `alerts`, covered by an authorisation in
+    force, not suspended. Everything else on this camera only counts."""
+    suspended: tuple[str, ...]
+    """Detectors switched off on this camera pending a supervisor's review (HO-04, PM-05)."""
+    authorisations: tuple[AuthorisationRef, ...]
+    """The authorisations in force now that name this camera."""
+    zones: tuple[str, ...]
+
+    @property
+    def status(self) -> str:
+        return ALERTS if self.alerting else STATISTICS_ONLY
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    file: str
+    sha256: str
+    origin: str
+    """The pinned public address the file comes from (a commit, so the version is fixed)."""
+    licence: str
+    role: str
+
+
+@dataclass(frozen=True)
+class AlgorithmInfo:
+    event_type: str
+    title: str
+    method: str
+    model: str | None
+    """Name of the learned model the rule reads, None for the classical methods."""
+    known_limits: tuple[str, ...]
+    doc: str
+
+
+@dataclass(frozen=True)
+class MonthFigure:
+    month: str
+    event_type: str
+    alerts: int
+    confirmed: int
+    dismissed: int
+    pending: int
+    """Alerts nobody has confirmed or dismissed yet."""
+    confirmed_share: float | None
+    """confirmed ÷ (confirmed + dismissed); None when nothing was decided."""
+    interval: tuple[float, float] | None
+    """95 % Wilson interval of the confirmed share: with few decisions the share alone overstates
+    what is known (PM-02)."""
+    reasons: dict[str, int]
+    """Dismissals per reason code."""
+
+
+@dataclass(frozen=True)
+class RegisterEntry:
+    reference: str
+    legal_basis: str
+    authority: str
+    valid_from: str
+    valid_until: str
+    cameras: tuple[str, ...]
+    camera_count: int
+    event_types: tuple[str, ...]
+    impact_assessments: tuple[str, ...]
+    state: str
+    """`active`, `upcoming`, `expired` or `revoked`, as of the page's time."""
+    revoked_at: str | None
+
+
+@dataclass(frozen=True)
+class PublicData:
+    site: str
+    generated_at: str
+    config_sha256: str
+    mode: str
+    controller: str
+    dpo_contact: str
+    purposes: tuple[str, ...]
+    rights: str
+    evidence_retention_days: int
+    audit_retention_days: int
+    legal_end_date: str | None
+    cameras: tuple[CameraInfo, ...]
+    algorithms: tuple[AlgorithmInfo, ...]
+    models: tuple[ModelInfo, ...]
+    monthly: tuple[MonthFigure, ...]
+    register: tuple[RegisterEntry, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON types; camera status is a property, so it is added here."""
+        out = dataclasses.asdict(self)
+        for cam, info in zip(out["cameras"], self.cameras, strict=True):
+            cam["status"] = info.status
+        return out
+
+
+def _watched(cfg: Config) -> dict[str, tuple[EventType, ...]]:
+    out: dict[str, tuple[EventType, ...]] = {}
+    for cam in cfg.cameras:
+        types: dict[EventType, None] = {}
+        for zone in cam.zones:
+            types.update(dict.fromkeys(zone.events.enabled()))
+        out[cam.id] = tuple(t for t in EventType if t in types)
+    return out
+
+
+def _suspended(engine: Engine) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(SuspensionRecord.camera, SuspensionRecord.type).where(SuspensionRecord.lifted_at.is_(None))
+        ).all()
+    for r in rows:
+        out.setdefault(r.camera, set()).add(r.type)
+    return out
+
+
+def _models(cfg: Config) -> tuple[ModelInfo, ...]:
+    roles = {
+        cfg.detector.model: "Object detector (persons, vehicles, bags): boxes with a class and a score, nothing else.",
+        "yunet": "Finds faces only to pixelate them in saved snapshots and clips; never recognises anyone.",
+        "lpd_yunet": "Finds licence plates only to pixelate them in saved snapshots and clips; never reads them.",
+    }
+    return tuple(
+        ModelInfo(name=a.name, file=a.filename, sha256=a.sha256, origin=a.url, licence=a.licence, role=role)
+        for name, role in roles.items()
+        if (a := MODELS.get(name)) is not None
+    )
+
+
+def _algorithms(cfg: Config, types: set[EventType]) -> tuple[AlgorithmInfo, ...]:
+    return tuple(
+        AlgorithmInfo(
+            event_type=str(t),
+            title=EVENT_TITLES[t],
+            method=METHODS[t],
+            model=cfg.detector.model if t in DETECTOR_TYPES else None,
+            known_limits=KNOWN_LIMITS[t],
+            doc=doc_path(t),
+        )
+        for t in EventType
+        if t in types
+    )
+
+
+def _rounded(interval: tuple[float, float] | None) -> tuple[float, float] | None:
+    return None if interval is None else (round(interval[0], 4), round(interval[1], 4))
+
+
+def _monthly(engine: Engine, now: datetime) -> tuple[MonthFigure, ...]:
+    from lanterne.accountability.precision import monthly_stats, wilson_interval
+
+    out = []
+    for m in monthly_stats(engine, now):
+        decided = m.confirmed + m.dismissed
+        out.append(
+            MonthFigure(
+                month=m.month,
+                event_type=str(m.type),
+                alerts=m.alerts,
+                confirmed=m.confirmed,
+                dismissed=m.dismissed,
+                pending=max(m.alerts - decided, 0),
+                confirmed_share=round(m.confirmed / decided, 4) if decided else None,
+                interval=_rounded(wilson_interval(m.confirmed, decided)),
+                reasons=dict(m.reasons),
+            )
+        )
+    # Newest month first: the page is read for what happens now.
+    return tuple(sorted(out, key=lambda f: (f.month, f.event_type), reverse=True))
+
+
+def public_data(cfg: Config, engine: Engine, now: datetime) -> PublicData:
+    """The public notice as of `now` (timezone-aware), read live from the configuration and the store."""
+    from lanterne.accountability.authorisation import Authorisations
+    from lanterne.audit import AuditLog
+
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware (e.g. datetime.now(UTC))")
+    # Reading the register never writes the audit log: the AuditLog here is only the
+    # constructor's required companion, used by add/revoke.
+    register = Authorisations(engine, AuditLog(engine), cfg.legal_end_date)
+    everything = register.list()
+    in_force = register.active(now)
+    suspended = _suspended(engine)
+    watched = _watched(cfg)
+
+    cameras = []
+    for cam in cfg.cameras:
+        covering = [a for a in in_force if cam.id in a.cameras]
+        paused = suspended.get(cam.id, set())
+        alerting = (
+            tuple(
+                str(t)
+                for t in watched[cam.id]
+                if str(t) not in paused and any(t in a.event_types for a in covering)
+            )
+            if cfg.mode is Mode.ALERTS
+            else ()
+        )
+        cameras.append(
+            CameraInfo(
+                id=cam.id,
+                name=cam.name or cam.id,
+                lat=cam.location.lat,
+                lon=cam.location.lon,
+                watched=tuple(str(t) for t in watched[cam.id]),
+                alerting=alerting,
+                suspended=tuple(sorted(paused)),
+                authorisations=tuple(
+                    AuthorisationRef(
+                        reference=a.reference,
+                        legal_basis=a.legal_basis,
+                        authority=a.authority,
+                        valid_from=_iso(a.valid_from),
+                        valid_until=_iso(a.valid_until),
+                        event_types=tuple(str(t) for t in a.event_types),
+                    )
+                    for a in sorted(covering, key=lambda a: (a.valid_until, a.reference))
+                ),
+                zones=tuple(z.id for z in cam.zones),
+            )
+        )
+
+    all_watched = {t for types in watched.values() for t in types}
+    return PublicData(
+        site=cfg.site,
+        generated_at=_iso(now),
+        config_sha256=config_hash(cfg),
+        mode=str(cfg.mode),
+        controller=cfg.public.controller,
+        dpo_contact=cfg.public.dpo_contact,
+        purposes=tuple(cfg.public.purposes),
+        rights=cfg.public.rights,
+        evidence_retention_days=cfg.retention.evidence_days,
+        audit_retention_days=cfg.audit.retention_days,
+        legal_end_date=cfg.legal_end_date.isoformat() if isinstance(cfg.legal_end_date, date) else None,
+        cameras=tuple(cameras),
+        algorithms=_algorithms(cfg, all_watched),
+        models=_models(cfg),
+        monthly=_monthly(engine, now),
+        register=tuple(
+            RegisterEntry(
+                reference=a.reference,
+                legal_basis=a.legal_basis,
+                authority=a.authority,
+                valid_from=_iso(a.valid_from),
+                valid_until=_iso(a.valid_until),
+                cameras=a.cameras,
+                camera_count=len(a.cameras),
+                event_types=tuple(str(t) for t in a.event_types),
+                impact_assessments=a.impact_assessments,
+                state=a.state(now),
+                revoked_at=_iso(a.revoked_at) if a.revoked_at is not None and a.revoked_at <= now else None,
+            )
+            for a in everything
+        ),
+    )

@@ -1,0 +1,1 @@
+"""One module per console area, each with a module-level `router` that calls services only."""

@@ -1,0 +1,168 @@
+"""`lanterne audit …`: prove the log intact, hand an extract to an auditor, purge, publish the key.
+
+Exit codes: 0 intact (or done), 1 the log or extract is broken, 2 a user mistake (bad config, no
+purpose, unreadable file). A broken log is a finding, not a usage error, so it gets its own code
+that a monitoring job can alert the DPO on.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from lanterne.cli.common import ConfigOpt, login_name, user_errors
+from lanterne.core.errors import LanterneError
+
+audit_app = typer.Typer(
+    help="Prove the audit log intact, export extracts for auditors, purge, publish the signing key.",
+    no_args_is_help=True,
+)
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True, highlight=False)
+
+UserOpt = Annotated[
+    str, typer.Option("--user", help="Your user id, recorded in the audit log (default: your login).")
+]
+
+
+_default_user = login_name
+
+
+def _parse_when(value: str, *, end: bool) -> datetime:
+    """A date (whole day; `--to` includes that day) or an ISO datetime (UTC unless it says otherwise)."""
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return start + timedelta(days=1) if end else start
+        ts = datetime.fromisoformat(value)
+    except ValueError:
+        raise LanterneError(f"{value!r} is not a date; use YYYY-MM-DD or an ISO date-time") from None
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+@audit_app.command("verify")
+@user_errors
+def verify_cmd(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Verify the site's log (YAML configuration).")
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="Verify an extract offline instead.")
+    ] = None,
+    public_key: Annotated[
+        list[Path] | None,
+        typer.Option("--public-key", help="Trusted public key (PEM); repeat for rotated keys."),
+    ] = None,
+) -> None:
+    """Check every record's hash and link and every signed checkpoint; exit 1 at the first break."""
+    from lanterne.audit import signing
+    from lanterne.audit.verify import verify_extract, verify_log
+
+    if (config is None) == (file is None):
+        raise LanterneError(
+            "pass either --config (the site's log) or --file (an extract), not both or neither"
+        )
+    keys = [signing.load_public_key(p) for p in public_key or []]
+    if file is not None:
+        result = verify_extract(file, keys or None)
+        if result.ok and not keys:
+            out.print(
+                f"extract signed by key {_extract_key_id(file)}: compare it with the key the site published"
+            )
+    else:
+        from lanterne.audit.log import AuditLog
+        from lanterne.config import load_config
+
+        assert config is not None
+        cfg = load_config(config)
+        if cfg.audit.key_path.exists():
+            keys.append(signing.load_private_key(cfg.audit.key_path).public_key())
+        log = AuditLog.open(cfg.store.url)
+        try:
+            result = verify_log(log.engine, keys)
+        finally:
+            log.close()
+    if result.ok:
+        out.print(result.summary())
+        return
+    out.print(f"[bold red]{result.summary()}[/]")
+    raise typer.Exit(1)
+
+
+def _extract_key_id(path: Path) -> str:
+    import json
+
+    return str(json.loads(path.read_text(encoding="utf-8")).get("key_id", "?"))
+
+
+@audit_app.command("export")
+@user_errors
+def export_cmd(
+    config: ConfigOpt,
+    from_: Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD) or ISO date-time, UTC.")],
+    to: Annotated[
+        str, typer.Option("--to", help="Last day, included (YYYY-MM-DD), or ISO date-time (excluded).")
+    ],
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="Extract file to write (JSON).")],
+    purpose: Annotated[str | None, typer.Option(help="Why the extract is made (required).")] = None,
+    recipient: Annotated[str | None, typer.Option(help="Who receives it (required).")] = None,
+    user: UserOpt = "",
+) -> None:
+    """Write the records of a period with their chain proof, verifiable offline with `verify --file`."""
+    from lanterne.audit.log import AuditLog
+    from lanterne.audit.verify import export_extract
+    from lanterne.config import load_config
+
+    cfg = load_config(config)
+    log = AuditLog.from_config(cfg)
+    try:
+        n = export_extract(
+            log.engine,
+            _parse_when(from_, end=False),
+            _parse_when(to, end=True),
+            out_path,
+            user or _default_user(),
+            cfg.audit.key_path,
+            purpose=purpose,
+            recipient=recipient,
+        )
+    finally:
+        log.close()
+    out.print(f"{n} records written to {out_path}; the export is recorded in the audit log")
+
+
+@audit_app.command("purge")
+@user_errors
+def purge_cmd(config: ConfigOpt, user: UserOpt = "") -> None:
+    """Delete audit records older than audit.retention_days (the purge itself is recorded)."""
+    from lanterne.audit.log import AuditLog
+    from lanterne.config import load_config
+
+    cfg = load_config(config)
+    log = AuditLog.from_config(cfg)
+    try:
+        n = log.purge(user_id=user or _default_user())
+        keep = log.keep_days()
+    finally:
+        log.close()
+    out.print(f"{n} audit records older than {keep} days purged")
+
+
+@audit_app.command("public-key")
+@user_errors
+def public_key_cmd(config: ConfigOpt) -> None:
+    """Print the checkpoint public key (PEM), creating the key pair on first use; give it to auditors."""
+    # The public key is what lets the DPO and auditors verify the log and extracts without
+    # trusting the operator: publish it before the first checkpoint, keep a copy off-site.
+    from lanterne.audit import signing
+    from lanterne.config import load_config
+
+    cfg = load_config(config)
+    key = signing.load_or_create_key(cfg.audit.key_path)
+    console.print(f"key id {signing.key_id(key.public_key())} ({cfg.audit.key_path})", highlight=False)
+    out.print(signing.public_key_pem(key), end="")

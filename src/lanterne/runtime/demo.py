@@ -1,0 +1,166 @@
+"""The demo deployment used by the README's main job: the PETS 2009 S2.L1 campus crossroads
+(`vtest.avi`, 768x576, 10 fps). Zones are drawn on what that camera sees: the lawn in the
+foreground, the paved crossroads where people walk."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+LAWN = [[0.0, 0.46], [0.39, 0.55], [0.57, 0.66], [0.78, 0.78], [1.0, 0.91], [1.0, 1.0], [0.0, 1.0]]
+CROSSROADS = [
+    [0.0, 0.3],
+    [0.55, 0.26],
+    [0.92, 0.2],
+    [1.0, 0.3],
+    [1.0, 0.84],
+    [0.75, 0.72],
+    [0.45, 0.5],
+    [0.0, 0.44],
+]
+
+DEMO_CONFIG: dict[str, Any] = {
+    "mode": "alerts",
+    "site": "Demo: PETS 2009 campus crossroads",
+    "cameras": [
+        {
+            "id": "pets-crossroads",
+            "name": "Campus crossroads (PETS 2009 S2.L1, view 1)",
+            "source": "vtest.avi",
+            "location": {"lat": 51.4417, "lon": -0.9403},
+            "fps": 5,
+            "zones": [
+                {
+                    "id": "lawn",
+                    "polygon": LAWN,
+                    "events": {"zone_intrusion": {"classes": ["person"], "min_seconds": 2}},
+                },
+                {
+                    "id": "crossroads",
+                    "polygon": CROSSROADS,
+                    "events": {
+                        "crowd_density": {"max_people": 5, "min_seconds": 2},
+                        "wrong_way": {"direction": [1, 0], "classes": ["person"], "min_seconds": 1.5},
+                        "person_down": {"min_seconds": 5},
+                        "abandoned_object": {"min_seconds": 20},
+                    },
+                },
+            ],
+        }
+    ],
+}
+
+
+DEMO_AUTHORISATION = "DEMO-NOT-A-LEGAL-AUTHORISATION"
+
+OBSERVATORY_DATASETS: tuple[tuple[str, str], ...] = (
+    ("chicago_crimes_2013_2017.parquet", "chicago_crimes.yml"),
+    ("paris_dansmarue_sample_2023_2024.csv.gz", "paris_dansmarue.yml"),
+)
+"""Published incident data the demo loads into its observatory when `../shared` is present: the
+1.4 M Chicago records (the bias audit's reference case) and the Paris citizen reports."""
+OBSERVATORY_LAYERS: tuple[dict[str, str], ...] = (
+    {"id": "beats", "file": "chicago_police_beats_2012.geojson", "key": "beat_num"},
+    {
+        "id": "districts",
+        "file": "chicago_police_districts_2012.geojson",
+        "key": "district",
+        "label": "dist_label",
+    },
+    {"id": "arrondissements", "file": "paris_arrondissements.geojson", "key": "c_arinsee", "label": "l_ar"},
+)
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "observatory"
+
+
+def prepare_demo(out_dir: Path, user_id: str) -> tuple[Any, Path]:
+    """Write `out_dir/site.yml` for the demo clip, record a demonstration authorisation (clearly
+    named as not a legal one) and publish the public notice, so that the demo follows the same
+    path as a real deployment: nothing alerts without an authorisation and a published notice."""
+    from lanterne.accountability.authorisation import Authorisations
+    from lanterne.accountability.transparency import export, notice_published
+    from lanterne.audit import AuditLog
+    from lanterne.config import load_config
+    from lanterne.core.assets import resolve_demo_clip
+    from lanterne.core.types import EventType
+
+    clip = resolve_demo_clip()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = {
+        **DEMO_CONFIG,
+        "store": {"url": "sqlite:///lanterne.db", "evidence_dir": "evidence"},
+        "public": {
+            "controller": "Lanterne demonstration (no real deployment)",
+            "dpo_contact": "not applicable: demonstration data",
+            "purposes": ["demonstration of the software on a public research clip (PETS 2009)"],
+            "rights": "This is a demonstration on a public research clip; no real camera is involved.",
+        },
+    }
+    data["cameras"] = [{**data["cameras"][0], "source": str(clip)}]
+    observatory = _observatory_data()
+    if observatory is not None:
+        data["observatory"] = {
+            "store": "observatory.duckdb",
+            "layers": [
+                {**layer, "file": str(observatory / "boundaries" / layer["file"])}
+                for layer in OBSERVATORY_LAYERS
+            ],
+        }
+    site = out_dir.resolve() / "site.yml"
+    site.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    cfg = load_config(site)
+    audit = AuditLog.from_config(cfg)
+    register = Authorisations(audit.engine, audit, cfg.legal_end_date)
+    now = datetime.now(UTC)
+    if not register.covering(cfg.cameras[0].id, EventType.WRONG_WAY, now):
+        register.add(
+            f"{DEMO_AUTHORISATION}-{now:%Y%m%d%H%M%S}",
+            legal_basis="none: demonstration on a public research clip",
+            authority="none",
+            valid_from=now - timedelta(minutes=1),
+            valid_until=now + timedelta(days=7),
+            cameras=[c["id"] for c in data["cameras"]],
+            event_types=sorted({t for z in cfg.cameras[0].zones for t in z.events.enabled()}),
+            user_id=user_id,
+        )
+    if not notice_published(cfg, audit.engine):
+        export(cfg, audit.engine, out_dir.resolve() / "public", user_id, now)
+    audit.close()
+    return cfg, site
+
+
+def _observatory_data() -> Path | None:
+    """`../shared/data/observatory` when present with the mapping examples of this checkout."""
+    from lanterne.core.assets import default_data_dir
+
+    data = default_data_dir()
+    if data is None or not (data / "observatory").is_dir() or not EXAMPLES.is_dir():
+        return None
+    return data / "observatory"
+
+
+def prepare_observatory(
+    cfg: Any, user_id: str, datasets: tuple[tuple[str, str], ...] = OBSERVATORY_DATASETS
+) -> list[str]:
+    """Ingest the demo's published datasets (once: a dataset already in the store is kept), the
+    way `lanterne observatory ingest` does, audit record included. Returns what was ingested."""
+    from lanterne.observatory.ingest import ingest_recorded
+    from lanterne.observatory.mapping import load_mapping
+    from lanterne.observatory.store import ObservatoryStore
+
+    data = _observatory_data()
+    if data is None or not cfg.observatory.layers:
+        return []
+    store = ObservatoryStore.open(cfg.observatory.store)
+    present = {d["id"] for d in store.datasets()}
+    store.close()
+    done = []
+    for file, mapping_file in datasets:
+        mapping = load_mapping(EXAMPLES / mapping_file)
+        if mapping.id in present:
+            continue
+        report = ingest_recorded(cfg, data / file, mapping, user_id=user_id)
+        done.append(f"{report.dataset} ({report.rows_loaded:,} rows, {report.rows_rejected:,} rejected)")
+    return done

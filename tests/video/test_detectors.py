@@ -1,0 +1,253 @@
+"""YOLOX-Nano backend on real footage (PETS09 = vtest.avi, TUD-Stadtmitte) against MOT ground truth."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from lanterne.config.schema import DetectorSettings, MotionSettings
+from lanterne.core import assets as models
+from lanterne.core.errors import ModelError
+from lanterne.video.detectors import create_detector, onnx_yolox
+from lanterne.video.detectors.onnx_yolox import YoloxOnnxDetector, nms, square_crop
+from lanterne.video.motion.gate import MotionGate
+
+VIDEO = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "video"
+VTEST = VIDEO / "vtest.avi"
+VTEST_GT = VIDEO / "vtest.PETS09-S2L1.gt.txt"
+TUD = VIDEO / "TUD-Stadtmitte.mp4"
+SHARED_MODEL = Path(__file__).resolve().parents[2] / ".." / "shared" / "models" / "yolox_nano.onnx"
+
+
+def frames(path: Path, wanted: set[int]) -> Iterator[tuple[int, np.ndarray]]:
+    """Decoded BGR frames whose 0-based index is in `wanted`, in order."""
+    last = max(wanted)
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i in wanted:
+                yield i, frame.to_ndarray(format="bgr24")
+            if i >= last:
+                return
+
+
+def ground_truth(path: Path) -> dict[int, np.ndarray]:
+    """Considered GT boxes (xyxy) by 0-based frame index (MOT line frame=N is decoded frame N-1)."""
+    rows = np.loadtxt(path, delimiter=",")
+    rows = rows[rows[:, 6] == 1]
+    out: dict[int, np.ndarray] = {}
+    for f in np.unique(rows[:, 0]).astype(int):
+        r = rows[rows[:, 0] == f]
+        out[f - 1] = np.column_stack((r[:, 2], r[:, 3], r[:, 2] + r[:, 4], r[:, 3] + r[:, 5]))
+    return out
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU, len(a) x len(b)."""
+    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / (area_a[:, None] + area_b[None, :] - inter)
+
+
+def matched(gt: np.ndarray, det: np.ndarray, thr: float = 0.5) -> int:
+    """Greedy one-to-one matches at IoU >= thr."""
+    if len(gt) == 0 or len(det) == 0:
+        return 0
+    m = iou(gt, det)
+    count = 0
+    while m.size and m.max() >= thr:
+        i, j = np.unravel_index(int(m.argmax()), m.shape)
+        m[i, :] = 0
+        m[:, j] = 0
+        count += 1
+    return count
+
+
+def persons(d: object) -> np.ndarray:
+    return d.xyxy[d.data["class_name"] == "person"]  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def detector() -> YoloxOnnxDetector:
+    return create_detector(DetectorSettings(), None)  # type: ignore[return-value]
+
+
+def test_registry_builds_the_onnx_backend(detector: YoloxOnnxDetector) -> None:
+    assert isinstance(detector, YoloxOnnxDetector)
+    assert detector.model_name == "yolox_nano"
+    assert detector.model_sha256 == models.MODELS["yolox_nano"].sha256
+    empty = detector.detect(np.full((480, 640, 3), 114, np.uint8))
+    assert empty.xyxy.shape == (0, 4)
+    assert empty.data["class_name"].shape == (0,)
+
+
+def test_persons_match_pets_ground_truth(detector: YoloxOnnxDetector) -> None:
+    gt = ground_truth(VTEST_GT)
+    wanted = set(range(0, 400, 20))
+    tp = n_gt = 0
+    for i, image in frames(VTEST, wanted):
+        d = detector.detect(image)
+        assert set(d.data["class_name"]) <= set(models_names())
+        assert (d.xyxy[:, 2] <= image.shape[1]).all() and (d.xyxy[:, 3] <= image.shape[0]).all()
+        assert d.class_id.dtype.kind == "i" and d.confidence is not None
+        tp += matched(gt[i], persons(d))
+        n_gt += len(gt[i])
+    assert n_gt > 60
+    assert tp / n_gt >= 0.8, f"recall {tp / n_gt:.2f} over {len(wanted)} frames"
+
+
+def models_names() -> tuple[str, ...]:
+    from lanterne.config.schema import COCO_CLASSES
+
+    return COCO_CLASSES
+
+
+def test_region_mode_finds_the_walkers_the_full_frame_finds(detector: YoloxOnnxDetector) -> None:
+    """Motion regions from the gate (no tracker boxes) on the first seconds of PETS: every
+    ground-truth walker that the full frame finds and that lies inside a region is found in
+    region mode too."""
+    gt = ground_truth(VTEST_GT)
+    gate = MotionGate(MotionSettings(max_regions=4), (768, 576))
+    checked = found = 0
+    region_frames = 0
+    for i, image in frames(VTEST, set(range(0, 40))):
+        r = gate.update(image, i / 10)
+        if not r.run_detector or r.full_frame or i % 3:
+            continue
+        region_frames += 1
+        full = persons(detector.detect(image))
+        gated = persons(detector.detect(image, r.regions))
+        for box in gt[i]:
+            cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+            inside = any(x0 <= cx <= x1 and y0 <= cy <= y1 for x0, y0, x1, y1 in r.regions)
+            if not inside or matched(box[None], full) == 0:
+                continue
+            checked += 1
+            found += matched(box[None], gated)
+    assert region_frames >= 3
+    assert checked >= 10
+    assert found / checked >= 0.9, f"{found}/{checked}"
+
+
+@pytest.mark.parametrize(
+    ("class_thresholds", "bag_expected"),
+    [
+        ({}, False),  # default 0.3 for every class: the ~0.23 handbag is dropped
+        ({"handbag": 0.15}, True),
+        ({"handbag": 0.5}, False),
+    ],
+)
+def test_class_thresholds_apply_per_class(class_thresholds: dict[str, float], bag_expected: bool) -> None:
+    settings = DetectorSettings(default_threshold=0.3, class_thresholds=class_thresholds)
+    det = YoloxOnnxDetector(settings, None)
+    (_, image), *_ = frames(TUD, {110})
+    d = det.detect(image)
+    names = d.data["class_name"]
+    assert (names == "handbag").any() == bag_expected
+    assert d.confidence is not None
+    for name, score in zip(names, d.confidence, strict=True):
+        assert score >= class_thresholds.get(str(name), 0.3)
+    assert (names == "person").sum() >= 3
+
+
+@pytest.fixture()
+def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No default models dir, an empty cache and no network: only the given directory counts."""
+    empty = tmp_path / "models"
+    empty.mkdir()
+    monkeypatch.setenv("LANTERNE_MODELS_DIR", str(empty))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+    def no_network(*_: object, **__: object) -> None:
+        raise OSError("network disabled in tests")
+
+    monkeypatch.setattr(models.urllib.request, "urlopen", no_network)
+    return empty
+
+
+def test_wrong_checksum_is_refused(offline: Path) -> None:
+    copy = offline / "yolox_nano.onnx"
+    shutil.copyfile(SHARED_MODEL, copy)  # the real model, outside the repo
+    with copy.open("r+b") as f:
+        f.seek(1000)
+        f.write(b"\x00corrupt\x00")
+    with pytest.raises(ModelError, match=r"yolox_nano\.onnx.*sha256"):
+        YoloxOnnxDetector(DetectorSettings(), offline)
+
+
+def test_missing_model_is_reported(offline: Path) -> None:
+    with pytest.raises(ModelError, match=r"yolox_nano.*yolox_nano\.onnx"):
+        YoloxOnnxDetector(DetectorSettings(), offline)
+
+
+def test_missing_models_dir_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="does not exist"):
+        YoloxOnnxDetector(DetectorSettings(), tmp_path / "nope")
+
+
+def test_unloadable_model_is_a_model_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A file that passed the checksum but that onnxruntime cannot parse (a wrong registry entry)."""
+    bad = tmp_path / "yolox_nano.onnx"
+    bad.write_bytes(b"this is not an onnx model")
+    monkeypatch.setattr(onnx_yolox, "resolve_model", lambda *_: bad)
+    with pytest.raises(ModelError, match=r"yolox_nano\.onnx: onnxruntime cannot load"):
+        YoloxOnnxDetector(DetectorSettings(), None)
+
+
+@pytest.mark.parametrize(
+    ("region", "frame", "crop"),
+    [
+        ((100, 100, 200, 150), (768, 576), (100, 75, 200, 175)),  # widened to a square
+        ((0, 0, 50, 300), (768, 576), (0, 0, 300, 300)),  # shifted inside the frame
+        ((700, 500, 768, 576), (768, 576), (692, 500, 768, 576)),  # at the bottom-right corner
+        ((0, 0, 768, 300), (768, 576), (0, 0, 768, 576)),  # wider than the frame is high: clipped
+    ],
+)
+def test_square_crop(
+    region: tuple[int, int, int, int], frame: tuple[int, int], crop: tuple[int, int, int, int]
+) -> None:
+    assert square_crop(region, *frame) == crop
+
+
+def test_nms_containment_suppresses_a_cut_box() -> None:
+    boxes = np.array([[0, 0, 10, 30], [0, 0, 10, 12], [20, 0, 30, 30]], np.float32)
+    order = np.array([0, 1, 2])
+    assert nms(boxes, order, 0.45).tolist() == [0, 1, 2]  # IoU 0.4: plain NMS keeps the cut box
+    assert nms(boxes, order, 0.45, containment=0.7).tolist() == [0, 2]
+
+
+def test_an_object_split_across_two_regions_is_reported_once(detector: YoloxOnnxDetector) -> None:
+    (_, image), *_ = frames(TUD, {100})
+    full = persons(detector.detect(image))
+    big = full[np.argmax(full[:, 3] - full[:, 1])]
+    x0, y0, x1, y1 = (int(v) for v in big)
+    mid = (y0 + y1) // 2
+    # Two crops: one around the whole person, one around the upper half only.
+    whole, half = (x0 - 10, y0 - 10, x1 + 10, y1 + 10), (x0 - 10, y0 - 10, x1 + 10, mid)
+    cut = persons(detector.detect(image, [half]))
+    assert (iou(big[None], cut)[0] > 0.2).sum() == 1, "the half crop alone sees a cut person"
+    gated = persons(detector.detect(image, [half, whole]))
+    near = gated[iou(big[None], gated)[0] > 0.2]
+    assert len(near) == 1
+    assert iou(big[None], near)[0, 0] > 0.8, "the whole box wins over the cut one"
+
+
+@pytest.mark.parametrize(
+    "regions",
+    [[], [(0, 0, 200, 200)], [(0, 0, 200, 200), (300, 300, 500, 500)]],
+)
+def test_regions_over_an_empty_picture_give_no_detections(
+    detector: YoloxOnnxDetector, regions: list[tuple[int, int, int, int]]
+) -> None:
+    d = detector.detect(np.full((576, 768, 3), 114, np.uint8), regions)
+    assert d.xyxy.shape == (0, 4)
+    assert len(d.data["class_name"]) == 0

@@ -28,10 +28,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lanterne.config.schema import FireParams
 from lanterne.core.types import Event, Observation
 from lanterne.rules import fire
 from lanterne.rules.base import ZoneRef
+from lanterne.rules.fire import FireParams
 from lanterne.video.detectors.fire_classic import FireEstimator
 
 VIDEO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "video"

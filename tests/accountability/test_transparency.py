@@ -32,7 +32,7 @@ from lanterne.accountability.transparency import (
     render_json,
     require_notice,
 )
-from lanterne.accountability.transparency.data import KNOWN_LIMITS, PublicData
+from lanterne.accountability.transparency.data import PublicData
 from lanterne.accountability.transparency.render import REASON_LABELS
 from lanterne.api.app import create_app
 from lanterne.audit import Action, AuditLog
@@ -40,6 +40,7 @@ from lanterne.cli.main import app
 from lanterne.config import Config, config_hash, parse_config
 from lanterne.core.errors import ConfigError
 from lanterne.core.types import Event, EventType
+from lanterne.rules import EVENTS, RULES
 from lanterne.store import Store
 from lanterne.store.tables import DISMISS_REASONS, AuditRecord, NoticeRecord
 
@@ -281,11 +282,11 @@ LIMIT_ANCHORS: dict[EventType, tuple[str, ...]] = {
 }
 
 
-@pytest.mark.parametrize("event_type", sorted(KNOWN_LIMITS))
+@pytest.mark.parametrize("event_type", sorted(RULES))
 def test_published_limits_are_true_to_the_docs(event_type: EventType) -> None:
     doc = (DOCS / f"{event_type}.md").read_text(encoding="utf-8")
     section = doc.split("## Known limits", 1)[1].split("\n## ", 1)[0].lower()
-    summary = " ".join(KNOWN_LIMITS[event_type]).lower()
+    summary = " ".join(EVENTS[event_type].known_limits).lower()
     for anchor in LIMIT_ANCHORS[event_type]:
         assert anchor in section, f"{anchor!r} no longer in docs/events/{event_type}.md"
         assert anchor in summary, f"{anchor!r} missing from the published summary"

@@ -8,10 +8,11 @@ import pytest
 import yaml
 
 from lanterne.config import load_config, parse_config
-from lanterne.config.docs import EXAMPLES, render
+from lanterne.config.docs import render
 from lanterne.config.schema import Config, ZoneEvents
 from lanterne.core.errors import ConfigError
 from lanterne.core.types import EventType
+from lanterne.rules import EVENTS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,9 +107,9 @@ def test_event_list_is_closed() -> None:
     assert len(EventType) == 8
 
 
-@pytest.mark.parametrize("name", sorted(EXAMPLES))
-def test_worked_examples_validate(name: str) -> None:
-    zones = yaml.safe_load(EXAMPLES[name])["zones"]
+@pytest.mark.parametrize("name", sorted(EVENTS))
+def test_worked_examples_validate(name: EventType) -> None:
+    zones = yaml.safe_load(EVENTS[name].example)["zones"]
     data = {
         "mode": "alerts",
         "cameras": [{"id": "c", "source": "x.mp4", "location": {"lat": 0, "lon": 0}, "zones": zones}],

@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 from lanterne.config.loader import parse_config
-from lanterne.config.schema import CrowdMovementParams
 from lanterne.core.types import Event, EventType, MotionField, Observation
 from lanterne.rules import crowd_movement as cm
 from lanterne.rules.base import ZoneRef
+from lanterne.rules.crowd_movement import CrowdMovementParams
 from lanterne.video.motion.flow import FlowEstimator
 
 VTEST = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "video" / "vtest.avi"

@@ -19,14 +19,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from lanterne.config.loader import parse_config
-from lanterne.config.schema import (
-    AbandonedObjectParams,
-    CrowdDensityParams,
-    PersonDownParams,
-    WeaponParams,
-    WrongWayParams,
-    ZoneEvents,
-)
+from lanterne.config.schema import ZoneEvents
 from lanterne.core.errors import ConfigError
 from lanterne.core.types import Box, Event, EventType, Observation, TrackedObject
 from lanterne.rules import (
@@ -38,7 +31,12 @@ from lanterne.rules import (
     weapon,
     wrong_way,
 )
+from lanterne.rules.abandoned_object import AbandonedObjectParams
 from lanterne.rules.base import ZoneRef
+from lanterne.rules.crowd_density import CrowdDensityParams
+from lanterne.rules.person_down import PersonDownParams
+from lanterne.rules.weapon import WeaponParams
+from lanterne.rules.wrong_way import WrongWayParams
 
 FRAME = (640, 480)
 WHOLE = ZoneRef("cam", "all", ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)))

@@ -106,7 +106,7 @@ def test_persons_match_pets_ground_truth(detector: YoloxOnnxDetector) -> None:
 
 
 def models_names() -> tuple[str, ...]:
-    from lanterne.config.schema import COCO_CLASSES
+    from lanterne.core.params import COCO_CLASSES
 
     return COCO_CLASSES
 

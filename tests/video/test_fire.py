@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from lanterne.config.loader import parse_config
-from lanterne.config.schema import FireParams
 from lanterne.core.types import Event, EventType, Observation
 from lanterne.rules import fire
 from lanterne.rules.base import ZoneRef
+from lanterne.rules.fire import FireParams
 from lanterne.video.detectors import fire_classic
 from lanterne.video.detectors.fire_classic import FireEstimator, flame_mask
 

@@ -1,8 +1,9 @@
 """Generate `docs/config.md` from the schema, so the reference can never drift from the code.
 
 `lanterne config docs -o docs/config.md` rewrites it; a test fails when the committed file differs
-from what the schema produces. Each event type has a worked example, and a test loads every
-example through the real validator.
+from what the schema produces. Each event type has a worked example, kept beside its rule
+(`EventInfo.example` in `lanterne.rules.<type>`), and a test loads every example through the real
+validator.
 """
 
 from __future__ import annotations
@@ -16,66 +17,8 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from lanterne.config.schema import Config, ZoneEvents
-
-EXAMPLES: dict[str, str] = {
-    "zone_intrusion": """\
-zones:
-  - id: track-side
-    polygon: [[0.05, 0.6], [0.95, 0.6], [0.95, 0.95], [0.05, 0.95]]
-    events:
-      zone_intrusion: {classes: [person], min_seconds: 1}
-""",
-    "wrong_way": """\
-zones:
-  - id: one-way-street
-    polygon: [[0.0, 0.4], [1.0, 0.4], [1.0, 0.9], [0.0, 0.9]]
-    events:
-      wrong_way: {direction: [1, 0], classes: [car, bicycle, motorcycle], min_seconds: 1}
-""",
-    "crowd_density": """\
-zones:
-  - id: station-stairs
-    polygon: [[0.2, 0.3], [0.8, 0.3], [0.9, 1.0], [0.1, 1.0]]
-    events:
-      crowd_density: {max_people: 6, min_seconds: 2}
-""",
-    "crowd_movement": """\
-zones:
-  - id: square
-    polygon: [[0.0, 0.2], [1.0, 0.2], [1.0, 1.0], [0.0, 1.0]]
-    events:
-      crowd_movement: {min_speed: 0.15, min_moving_share: 0.25, min_coherence: 0.5, min_seconds: 1}
-""",
-    "abandoned_object": """\
-zones:
-  - id: concourse
-    polygon: [[0.0, 0.35], [1.0, 0.35], [1.0, 1.0], [0.0, 1.0]]
-    events:
-      abandoned_object: {classes: [backpack, handbag, suitcase], min_seconds: 60, owner_distance: 2}
-""",
-    "person_down": """\
-zones:
-  - id: underpass
-    polygon: [[0.1, 0.3], [0.9, 0.3], [0.9, 1.0], [0.1, 1.0]]
-    events:
-      person_down: {min_seconds: 5, fall_seconds: 2, min_upright_seconds: 1}
-""",
-    "fire": """\
-zones:
-  - id: bins
-    polygon: [[0.6, 0.5], [0.95, 0.5], [0.95, 0.95], [0.6, 0.95]]
-    events:
-      fire: {experimental: true, min_seconds: 3, min_area: 0.01}
-""",
-    "weapon": """\
-# Refused at load: no validated weapon-detection model with a permissive licence exists.
-zones:
-  - id: entrance
-    polygon: [[0, 0], [1, 0], [1, 1]]
-    events:
-      weapon: {}
-""",
-}
+from lanterne.core.types import EventType
+from lanterne.rules import EVENTS
 
 FULL_EXAMPLE = """\
 mode: alerts            # or: statistics (counts only, never a frame written)
@@ -195,5 +138,6 @@ def render() -> str:
     lines += ["## Worked examples, one per event type", ""]
     for name in ZoneEvents.model_fields:
         f = ZoneEvents.model_fields[name]
-        lines += [f"### `{name}`", "", f.description or "", "", "```yaml", EXAMPLES[name].rstrip(), "```", ""]
+        example = EVENTS[EventType(name)].example
+        lines += [f"### `{name}`", "", f.description or "", "", "```yaml", example.rstrip(), "```", ""]
     return "\n".join(lines)

@@ -7,33 +7,13 @@ from __future__ import annotations
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, create_model, field_validator, model_validator
 
+from lanterne.core.params import Strict, check_classes
 from lanterne.core.types import EventType
-
-COCO_CLASSES: tuple[str, ...] = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
-    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
-    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
-    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
-    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
-    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange",
-    "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant",
-    "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
-    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
-    "teddy bear", "hair drier", "toothbrush",
-)  # fmt: skip
-
-BAG_CLASSES: tuple[str, ...] = ("backpack", "handbag", "suitcase")
-VEHICLE_CLASSES: tuple[str, ...] = ("bicycle", "car", "motorcycle", "bus", "truck")
-
-
-class Strict(BaseModel):
-    """Unknown keys are errors: a typo in a zone must not silently disable a detector."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from lanterne.rules import EVENTS, weapon
 
 
 def _refuse_duplicates(what: str, ids: list[str]) -> None:
@@ -42,238 +22,13 @@ def _refuse_duplicates(what: str, ids: list[str]) -> None:
         raise ValueError(f"{what} {sorted(dup)[0]!r} is used twice")
 
 
-def _check_classes(classes: list[str]) -> list[str]:
-    unknown = [c for c in classes if c not in COCO_CLASSES]
-    if unknown:
-        raise ValueError(
-            f"unknown object class {unknown[0]!r}; expected COCO names such as 'person', 'car', 'suitcase'"
-        )
-    return classes
-
-
-Seconds = Annotated[float, Field(ge=0, le=3600)]
-
-
-class ZoneIntrusionParams(Strict):
-    classes: list[str] = Field(
-        ["person"],
-        title="Object classes",
-        description="Classes that must not enter the zone (COCO names).",
-        min_length=1,
-    )
-    min_seconds: Seconds = Field(
-        1.0,
-        title="Minimum presence (s)",
-        description="How long an object must stay inside before the alert is raised.",
-    )
-
-    _classes = field_validator("classes")(_check_classes)
-
-
-class WrongWayParams(Strict):
-    direction: tuple[float, float] = Field(
-        ...,
-        title="Allowed direction",
-        description="The allowed direction of travel as `[dx, dy]` in image axes (x to the right, y downwards). `[1, 0]` means left to right.",
-    )
-    classes: list[str] = Field(
-        ["person", *VEHICLE_CLASSES],
-        title="Object classes",
-        description="Classes whose direction is checked.",
-        min_length=1,
-    )
-    min_seconds: Seconds = Field(
-        1.0,
-        title="Minimum duration (s)",
-        description="How long an object must move against the direction before the alert.",
-    )
-    min_speed: float = Field(
-        0.03,
-        gt=0,
-        le=5,
-        title="Minimum speed",
-        description="Slower movement is ignored, in frame widths per second along the direction (filters box jitter).",
-    )
-    max_angle: float = Field(
-        60.0,
-        gt=0,
-        le=90,
-        title="Angle tolerance (°)",
-        description="Movement within this angle of the opposite direction counts as wrong way.",
-    )
-
-    _classes = field_validator("classes")(_check_classes)
-
-    @field_validator("direction")
-    @classmethod
-    def _nonzero(cls, v: tuple[float, float]) -> tuple[float, float]:
-        if v[0] == 0 and v[1] == 0:
-            raise ValueError("needs a non-zero vector such as [1, 0]")
-        return v
-
-
-class CrowdDensityParams(Strict):
-    max_people: int = Field(
-        ...,
-        ge=1,
-        le=10_000,
-        title="Maximum people",
-        description="An alert is raised when more people than this are inside the zone.",
-    )
-    min_seconds: Seconds = Field(
-        2.0, title="Minimum duration (s)", description="How long the count must stay above the maximum."
-    )
-
-
-class CrowdMovementParams(Strict):
-    min_speed: float = Field(
-        0.15,
-        gt=0,
-        le=10,
-        title="Minimum speed",
-        description="Mean motion in the moving part of the zone, in frame heights per second, above which movement counts as a rush.",
-    )
-    min_moving_share: float = Field(
-        0.25,
-        gt=0,
-        le=1,
-        title="Minimum moving share",
-        description="Share of the zone's cells that must be moving at that speed.",
-    )
-    min_coherence: float = Field(
-        0.5,
-        ge=0,
-        le=1,
-        title="Minimum coherence",
-        description="How aligned the cells' motion must be (1 = all in one direction, 0 = any). Dispersal in all directions is caught with 0.",
-    )
-    min_seconds: Seconds = Field(
-        1.0, title="Minimum duration (s)", description="How long the movement must last."
-    )
-
-
-class AbandonedObjectParams(Strict):
-    classes: list[str] = Field(
-        list(BAG_CLASSES),
-        title="Object classes",
-        description="Classes that can be abandoned. Persons are never accepted here.",
-        min_length=1,
-    )
-    min_seconds: Seconds = Field(
-        30.0,
-        title="Unattended time (s)",
-        description="How long the object must stay still with nobody near before the alert.",
-    )
-    owner_distance: float = Field(
-        2.0,
-        gt=0,
-        le=20,
-        title="Owner distance",
-        description="A person whose box comes within this many object-heights of the object's centre counts as attending it.",
-    )
-    max_drift: float = Field(
-        0.02,
-        gt=0,
-        le=0.5,
-        title="Maximum drift",
-        description="An object whose centre moves more than this (frame fractions) is not still.",
-    )
-
-    @field_validator("classes")
-    @classmethod
-    def _no_people(cls, v: list[str]) -> list[str]:
-        _check_classes(v)
-        if "person" in v:
-            raise ValueError("'person' cannot be an abandoned object: a person at rest is never an object")
-        return v
-
-
-class PersonDownParams(Strict):
-    min_seconds: Seconds = Field(
-        5.0, title="Time down (s)", description="How long the person must stay down after the fall."
-    )
-    fall_seconds: float = Field(
-        2.0,
-        gt=0,
-        le=10,
-        title="Fall duration (s)",
-        description="The change from upright to down must happen within this time; a slow change (sitting down, lying down) is not a fall.",
-    )
-    min_upright_seconds: float = Field(
-        1.0,
-        ge=0,
-        le=60,
-        title="Upright before (s)",
-        description="The person must have been seen upright this long before the fall, so that someone already sitting or lying never triggers.",
-    )
-
-
-class FireParams(Strict):
-    min_seconds: Seconds = Field(
-        3.0, title="Minimum duration (s)", description="How long flame-like pixels must persist."
-    )
-    min_area: float = Field(
-        0.01, gt=0, le=1, title="Minimum area", description="Share of the zone covered by flame-like cells."
-    )
-    min_flicker: float = Field(
-        0.25,
-        ge=0,
-        le=1,
-        title="Minimum flicker",
-        description="Flames flicker; static lights and signs do not. Share of flame-like cells whose brightness changed between analysed frames.",
-    )
-    experimental: Literal[True] = Field(
-        ...,
-        title="Experimental acknowledged",
-        description="Must be `true`: there is no trained fire model; the classical colour-and-flicker method and its measured false alarms are in docs/events/fire.md.",
-    )
-
-
-class WeaponParams(Strict):
-    """Declared so that the closed list is complete; validation always refuses it."""
-
-    model: str | None = Field(
-        None,
-        title="Weapon model",
-        description="Name of a validated weapon-detection model. None is installed.",
-    )
-
-
-class ZoneEvents(Strict):
-    zone_intrusion: ZoneIntrusionParams | None = Field(
-        None, title="Zone intrusion", description="An object of a listed class stays inside the zone."
-    )
-    wrong_way: WrongWayParams | None = Field(
-        None, title="Wrong way", description="An object moves against the allowed direction."
-    )
-    crowd_density: CrowdDensityParams | None = Field(
-        None, title="Crowd density", description="Too many people in the zone."
-    )
-    crowd_movement: CrowdMovementParams | None = Field(
-        None,
-        title="Crowd movement",
-        description="A sudden rush of the crowd, from aggregate motion only (no individuals).",
-    )
-    abandoned_object: AbandonedObjectParams | None = Field(
-        None, title="Abandoned object", description="A bag left still with nobody near it."
-    )
-    person_down: PersonDownParams | None = Field(
-        None, title="Person down", description="A person who falls and stays on the ground."
-    )
-    fire: FireParams | None = Field(
-        None, title="Fire", description="Flame-like colour and flicker (experimental)."
-    )
-    weapon: WeaponParams | None = Field(
-        None, title="Weapon", description="Refused: no validated weapon model exists."
-    )
+class _ZoneEventsBase(Strict):
+    """What `ZoneEvents` adds to the fields it gets from the rule modules."""
 
     @model_validator(mode="after")
-    def _no_weapon(self) -> ZoneEvents:
-        if self.weapon is not None:
-            raise ValueError(
-                "weapon: no validated weapon-detection model is installed (none with a permissive "
-                "licence exists); remove 'weapon' from this zone's events"
-            )
+    def _no_weapon(self) -> Self:
+        if getattr(self, EventType.WEAPON) is not None:
+            raise ValueError(weapon.MESSAGE)
         return self
 
     def enabled(self) -> dict[EventType, BaseModel]:
@@ -282,6 +37,22 @@ class ZoneEvents(Strict):
             for name in type(self).model_fields
             if getattr(self, name) is not None
         }
+
+
+# One optional key per event type, built from the rule modules so that a new type is declared
+# once, beside its rule; unknown keys stay errors (`Strict`), which keeps the list closed.
+ZoneEvents = create_model(
+    "ZoneEvents",
+    __base__=_ZoneEventsBase,
+    __module__=__name__,
+    **{
+        str(t): (
+            info.params | None,
+            Field(None, title=info.key_title or info.title, description=info.summary),
+        )
+        for t, info in EVENTS.items()
+    },
+)
 
 
 Point = tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]]
@@ -397,7 +168,7 @@ class DetectorSettings(Strict):
     @field_validator("class_thresholds")
     @classmethod
     def _thresholds(cls, v: dict[str, float]) -> dict[str, float]:
-        _check_classes(list(v))
+        check_classes(list(v))
         for k, t in v.items():
             if not 0 < t < 1:
                 raise ValueError(f"{k}: threshold must be between 0 and 1")

@@ -17,7 +17,10 @@ Box = tuple[float, float, float, float]
 
 
 class EventType(StrEnum):
-    """The closed list of décret 2023-828 art. 3. Adding a member is a legal change, not a feature."""
+    """The closed list of décret 2023-828 art. 3. Adding a member is a legal change, not a feature.
+
+    Each member has its module in `lanterne.rules` (parameters, rule and public texts); the
+    registry there refuses to load while one is missing."""
 
     ABANDONED_OBJECT = "abandoned_object"
     WEAPON = "weapon"

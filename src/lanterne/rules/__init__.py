@@ -1,5 +1,10 @@
 """Event rules, one module per event type of décret 2023-828 art. 3.
 
+Each module holds everything about its type: its parameters (`Params`), its state and `step`,
+and what is said about it (`EventInfo`: title, method, known limits, worked example). The
+configuration, the public page and the DPIA read the vocabulary below rather than keeping their
+own copies.
+
 `RULES` is the registry the pipeline drives: one `RuleSpec` per type, every type but `weapon`,
 which has no model to rest on and is refused (see `lanterne.rules.weapon`).
 """
@@ -20,7 +25,7 @@ from lanterne.rules import (
     wrong_way,
     zone_intrusion,
 )
-from lanterne.rules.base import RuleSpec
+from lanterne.rules.base import EventInfo, RuleSpec
 
 RULES: dict[EventType, RuleSpec[Any, Any]] = {
     m.SPEC.type: m.SPEC
@@ -35,18 +40,19 @@ RULES: dict[EventType, RuleSpec[Any, Any]] = {
     )
 }
 
-
-EVENT_TITLES: dict[EventType, str] = {
-    EventType.ABANDONED_OBJECT: "Abandoned object",
-    EventType.WEAPON: "Weapon",
-    EventType.WRONG_WAY: "Wrong way",
-    EventType.ZONE_INTRUSION: "Zone intrusion",
-    EventType.PERSON_DOWN: "Person down",
-    EventType.CROWD_MOVEMENT: "Crowd movement",
-    EventType.CROWD_DENSITY: "Crowd density",
-    EventType.FIRE: "Fire (experimental)",
+EVENTS: dict[EventType, EventInfo] = {
+    **{t: spec.info for t, spec in RULES.items()},
+    EventType.WEAPON: weapon.INFO,
 }
-"""What the console, the public page and the DPIA call each event type."""
+"""Every type of the closed list, in the order of the configuration's `events` keys."""
+
+EVENT_TITLES: dict[EventType, str] = {t: EVENTS[t].title for t in EventType}
+"""What the console, the public page and the DPIA call each event type. Built over the whole
+`EventType`, so a member without a rule module fails at import."""
+
+DETECTOR_TYPES: frozenset[EventType] = frozenset(t for t, spec in RULES.items() if spec.uses_detector)
+"""Event types whose rule reads the object detector's boxes; crowd movement and fire read pixels
+through a classical method and use no learned model."""
 
 
 def rule_for(t: EventType) -> RuleSpec[Any, Any]:

@@ -21,11 +21,50 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from lanterne.config.schema import AbandonedObjectParams
+from pydantic import Field, field_validator
+
+from lanterne.core.params import BAG_CLASSES, Seconds, Strict, check_classes
 from lanterne.core.types import Box, Event, EventType, Observation, TrackedObject
-from lanterne.rules.base import Pending, RuleSpec, ZoneRef, make_event
+from lanterne.rules.base import EventInfo, Pending, RuleSpec, ZoneRef, make_event
 
 TYPE = EventType.ABANDONED_OBJECT
+
+
+class AbandonedObjectParams(Strict):
+    classes: list[str] = Field(
+        list(BAG_CLASSES),
+        title="Object classes",
+        description="Classes that can be abandoned. Persons are never accepted here.",
+        min_length=1,
+    )
+    min_seconds: Seconds = Field(
+        30.0,
+        title="Unattended time (s)",
+        description="How long the object must stay still with nobody near before the alert.",
+    )
+    owner_distance: float = Field(
+        2.0,
+        gt=0,
+        le=20,
+        title="Owner distance",
+        description="A person whose box comes within this many object-heights of the object's centre counts as attending it.",
+    )
+    max_drift: float = Field(
+        0.02,
+        gt=0,
+        le=0.5,
+        title="Maximum drift",
+        description="An object whose centre moves more than this (frame fractions) is not still.",
+    )
+
+    @field_validator("classes")
+    @classmethod
+    def _no_people(cls, v: list[str]) -> list[str]:
+        check_classes(v)
+        if "person" in v:
+            raise ValueError("'person' cannot be an abandoned object: a person at rest is never an object")
+        return v
+
 
 MEMORY_SECONDS = 6.0
 """How long a still bag may go undetected before its candidate is dropped. Longer than the
@@ -215,6 +254,30 @@ def from_dict(d: dict[str, Any]) -> State:
     )
 
 
+EXAMPLE = """\
+zones:
+  - id: concourse
+    polygon: [[0.0, 0.35], [1.0, 0.35], [1.0, 1.0], [0.0, 1.0]]
+    events:
+      abandoned_object: {classes: [backpack, handbag, suitcase], min_seconds: 60, owner_distance: 2}
+"""
+
 SPEC: RuleSpec[State, AbandonedObjectParams] = RuleSpec(
-    type=TYPE, initial=State, step=step, finish=finish, needs=frozenset({"objects"})
+    info=EventInfo(
+        type=TYPE,
+        params=AbandonedObjectParams,
+        title="Abandoned object",
+        summary="A bag left still with nobody near it.",
+        method="Object detector boxes; a bag that stays still with nobody near it for the configured time.",
+        known_limits=(
+            "Bags smaller than about 20 pixels, or dark bags in shade, are missed.",
+            "If the detector misses a person lying next to their belongings, the belongings can be flagged.",
+            "Someone standing beside the bag resets the timer as the owner would.",
+        ),
+        example=EXAMPLE,
+    ),
+    initial=State,
+    step=step,
+    finish=finish,
+    needs=frozenset({"objects"}),
 )

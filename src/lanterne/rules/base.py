@@ -163,15 +163,51 @@ P = TypeVar("P", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
-class RuleSpec(Generic[S, P]):
-    """How the pipeline drives one rule module."""
+class EventInfo:
+    """What Lanterne says about one event type, kept beside its rule so that a new type is one
+    module: the configuration builds the zone's `events` key from `params`, `summary` and
+    `example`; the console, the public page (TR-01) and the DPIA show `title`, `method` and
+    `known_limits`."""
 
     type: EventType
+    params: type[BaseModel]
+    """The zone's parameters for this type, validated by the configuration."""
+    title: str
+    """What the console, the public page and the DPIA call the type."""
+    summary: str
+    """One line under the type's key in the configuration reference."""
+    example: str
+    """A worked `zones:` list for docs/config.md; a test loads it through the real validator."""
+    method: str
+    """How the type is detected, in plain words, as published on the transparency page."""
+    known_limits: tuple[str, ...]
+    """A short, curated reading of docs/events/<type>.md "Known limits": the docs are not shipped
+    inside the package, so the public page cannot read them at run time on an installed system.
+    tests/accountability/test_transparency.py checks that each summary's key terms are in its doc."""
+    key_title: str | None = None
+    """Title of the type's key in the configuration reference, when shorter than `title`."""
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSpec(Generic[S, P]):
+    """How the pipeline drives one rule module, and what is said about it (`info`)."""
+
+    info: EventInfo
     initial: Callable[[], S]
     step: Callable[[S, Observation, ZoneRef, P], tuple[S, list[Event]]]
     finish: Callable[[S, float, ZoneRef], list[Event]]
     needs: frozenset[Need]
     """Which parts of the `Observation` the rule reads, so the pipeline computes only those."""
+
+    @property
+    def type(self) -> EventType:
+        return self.info.type
+
+    @property
+    def uses_detector(self) -> bool:
+        """Whether the rule reads the object detector's boxes, a learned model; the others read
+        pixels through a classical method."""
+        return "objects" in self.needs
 
 
 def union_box(boxes: list[Box]) -> Box:

@@ -10,11 +10,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from lanterne.config.schema import CrowdDensityParams
+from pydantic import Field
+
+from lanterne.core.params import Seconds, Strict
 from lanterne.core.types import Event, EventType, Observation
-from lanterne.rules.base import Pending, RuleSpec, ZoneRef, advance, close_all, union_box
+from lanterne.rules.base import EventInfo, Pending, RuleSpec, ZoneRef, advance, close_all, union_box
 
 TYPE = EventType.CROWD_DENSITY
+
+
+class CrowdDensityParams(Strict):
+    max_people: int = Field(
+        ...,
+        ge=1,
+        le=10_000,
+        title="Maximum people",
+        description="An alert is raised when more people than this are inside the zone.",
+    )
+    min_seconds: Seconds = Field(
+        2.0, title="Minimum duration (s)", description="How long the count must stay above the maximum."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +78,29 @@ def from_dict(d: dict[str, Any]) -> State:
     return State(pending=tuple(Pending(**{**p, "region": tuple(p["region"])}) for p in d["pending"]))
 
 
+EXAMPLE = """\
+zones:
+  - id: station-stairs
+    polygon: [[0.2, 0.3], [0.8, 0.3], [0.9, 1.0], [0.1, 1.0]]
+    events:
+      crowd_density: {max_people: 6, min_seconds: 2}
+"""
+
 SPEC: RuleSpec[State, CrowdDensityParams] = RuleSpec(
-    type=TYPE, initial=State, step=step, finish=finish, needs=frozenset({"objects"})
+    info=EventInfo(
+        type=TYPE,
+        params=CrowdDensityParams,
+        title="Crowd density",
+        summary="Too many people in the zone.",
+        method="Object detector boxes; people whose feet are inside the zone are counted, frame by frame.",
+        known_limits=(
+            "Heavily occluded people are missed: in a dense crowd the count is an underestimate, often by a third or more.",
+            "People below about 15 pixels high are not detected at all.",
+        ),
+        example=EXAMPLE,
+    ),
+    initial=State,
+    step=step,
+    finish=finish,
+    needs=frozenset({"objects"}),
 )

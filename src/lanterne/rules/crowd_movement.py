@@ -23,12 +23,40 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from pydantic import Field
 
-from lanterne.config.schema import CrowdMovementParams
+from lanterne.core.params import Seconds, Strict
 from lanterne.core.types import Box, Event, EventType, MotionField, Observation
-from lanterne.rules.base import Pending, RuleSpec, ZoneRef, advance, close_all
+from lanterne.rules.base import EventInfo, Pending, RuleSpec, ZoneRef, advance, close_all
 
 TYPE = EventType.CROWD_MOVEMENT
+
+
+class CrowdMovementParams(Strict):
+    min_speed: float = Field(
+        0.15,
+        gt=0,
+        le=10,
+        title="Minimum speed",
+        description="Mean motion in the moving part of the zone, in frame heights per second, above which movement counts as a rush.",
+    )
+    min_moving_share: float = Field(
+        0.25,
+        gt=0,
+        le=1,
+        title="Minimum moving share",
+        description="Share of the zone's cells that must be moving at that speed.",
+    )
+    min_coherence: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        title="Minimum coherence",
+        description="How aligned the cells' motion must be (1 = all in one direction, 0 = any). Dispersal in all directions is caught with 0.",
+    )
+    min_seconds: Seconds = Field(
+        1.0, title="Minimum duration (s)", description="How long the movement must last."
+    )
 
 
 WINDOW_SECONDS = 1.0
@@ -135,6 +163,30 @@ def finish(state: State, t: float, zone: ZoneRef) -> list[Event]:
     return close_all(TYPE, zone, state.pending)
 
 
+EXAMPLE = """\
+zones:
+  - id: square
+    polygon: [[0.0, 0.2], [1.0, 0.2], [1.0, 1.0], [0.0, 1.0]]
+    events:
+      crowd_movement: {min_speed: 0.15, min_moving_share: 0.25, min_coherence: 0.5, min_seconds: 1}
+"""
+
 SPEC: RuleSpec[State, CrowdMovementParams] = RuleSpec(
-    type=TYPE, initial=State, step=step, finish=finish, needs=frozenset({"motion"})
+    info=EventInfo(
+        type=TYPE,
+        params=CrowdMovementParams,
+        title="Crowd movement",
+        summary="A sudden rush of the crowd, from aggregate motion only (no individuals).",
+        method="Optical flow (Farneback) averaged over a coarse grid: no person is detected, counted or followed.",
+        known_limits=(
+            "Camera motion (PTZ, wind) looks like a rush of the whole frame: fixed cameras only.",
+            "Vehicles, trams, escalators and moving water move like a crowd.",
+            "Opposite flows (two groups crossing) pass unnoticed.",
+        ),
+        example=EXAMPLE,
+    ),
+    initial=State,
+    step=step,
+    finish=finish,
+    needs=frozenset({"motion"}),
 )

@@ -17,14 +17,38 @@ claim of calibration (there is no labelled fire footage to calibrate it on).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
-from lanterne.config.schema import FireParams
+from lanterne.core.params import Seconds, Strict
 from lanterne.core.types import Box, Event, EventType, Observation
-from lanterne.rules.base import Pending, RuleSpec, ZoneRef, advance, close_all
+from lanterne.rules.base import EventInfo, Pending, RuleSpec, ZoneRef, advance, close_all
 
 TYPE = EventType.FIRE
+
+
+class FireParams(Strict):
+    min_seconds: Seconds = Field(
+        3.0, title="Minimum duration (s)", description="How long flame-like pixels must persist."
+    )
+    min_area: float = Field(
+        0.01, gt=0, le=1, title="Minimum area", description="Share of the zone covered by flame-like cells."
+    )
+    min_flicker: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        title="Minimum flicker",
+        description="Flames flicker; static lights and signs do not. Share of flame-like cells whose brightness changed between analysed frames.",
+    )
+    experimental: Literal[True] = Field(
+        ...,
+        title="Experimental acknowledged",
+        description="Must be `true`: there is no trained fire model; the classical colour-and-flicker method and its measured false alarms are in docs/events/fire.md.",
+    )
+
 
 LEVEL = 0.2
 """Likelihood from which a cell counts as flame-like. Chosen on the benchmark: the synthetic
@@ -77,6 +101,30 @@ def finish(state: State, t: float, zone: ZoneRef) -> list[Event]:
     return close_all(TYPE, zone, state.pending)
 
 
+EXAMPLE = """\
+zones:
+  - id: bins
+    polygon: [[0.6, 0.5], [0.95, 0.5], [0.95, 0.95], [0.6, 0.95]]
+    events:
+      fire: {experimental: true, min_seconds: 3, min_area: 0.01}
+"""
+
 SPEC: RuleSpec[State, FireParams] = RuleSpec(
-    type=TYPE, initial=State, step=step, finish=finish, needs=frozenset({"fire"})
+    info=EventInfo(
+        type=TYPE,
+        params=FireParams,
+        title="Fire (experimental)",
+        key_title="Fire",
+        summary="Flame-like colour and flicker (experimental).",
+        method="Classical colour, brightness and flicker cues on a coarse grid; no trained fire model exists with a licence we can ship.",
+        known_limits=(
+            "Colour-based: sodium lighting, neon, sunsets and car tail-lights are the classic false alarms.",
+            "No depth: a small fire near the camera and a large one far away look the same.",
+        ),
+        example=EXAMPLE,
+    ),
+    initial=State,
+    step=step,
+    finish=finish,
+    needs=frozenset({"fire"}),
 )

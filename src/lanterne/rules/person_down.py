@@ -16,11 +16,34 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
-from lanterne.config.schema import PersonDownParams
+from pydantic import Field
+
+from lanterne.core.params import Seconds, Strict
 from lanterne.core.types import Box, Event, EventType, Observation, TrackedObject
-from lanterne.rules.base import Pending, RuleSpec, ZoneRef, advance, close_all
+from lanterne.rules.base import EventInfo, Pending, RuleSpec, ZoneRef, advance, close_all
 
 TYPE = EventType.PERSON_DOWN
+
+
+class PersonDownParams(Strict):
+    min_seconds: Seconds = Field(
+        5.0, title="Time down (s)", description="How long the person must stay down after the fall."
+    )
+    fall_seconds: float = Field(
+        2.0,
+        gt=0,
+        le=10,
+        title="Fall duration (s)",
+        description="The change from upright to down must happen within this time; a slow change (sitting down, lying down) is not a fall.",
+    )
+    min_upright_seconds: float = Field(
+        1.0,
+        ge=0,
+        le=60,
+        title="Upright before (s)",
+        description="The person must have been seen upright this long before the fall, so that someone already sitting or lying never triggers.",
+    )
+
 
 UPRIGHT_RATIO = 1.2
 """Height over width (pixels) at or above which a person is upright. A standing or walking
@@ -206,6 +229,30 @@ def from_dict(d: dict[str, Any]) -> State:
     )
 
 
+EXAMPLE = """\
+zones:
+  - id: underpass
+    polygon: [[0.1, 0.3], [0.9, 0.3], [0.9, 1.0], [0.1, 1.0]]
+    events:
+      person_down: {min_seconds: 5, fall_seconds: 2, min_upright_seconds: 1}
+"""
+
 SPEC: RuleSpec[State, PersonDownParams] = RuleSpec(
-    type=TYPE, initial=State, step=step, finish=finish, needs=frozenset({"objects"})
+    info=EventInfo(
+        type=TYPE,
+        params=PersonDownParams,
+        title="Person down",
+        summary="A person who falls and stays on the ground.",
+        method="Object detector boxes; the shape of a person's box changes from upright to lying within a short time and stays so.",
+        known_limits=(
+            "A fall towards or away from the camera barely changes the box's shape and is missed.",
+            "From a high camera looking down, standing people look squat.",
+            "Lying people are detected less reliably than standing ones.",
+        ),
+        example=EXAMPLE,
+    ),
+    initial=State,
+    step=step,
+    finish=finish,
+    needs=frozenset({"objects"}),
 )

@@ -13,11 +13,56 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from lanterne.config.schema import WrongWayParams
+from pydantic import Field, field_validator
+
+from lanterne.core.params import VEHICLE_CLASSES, Seconds, Strict, check_classes
 from lanterne.core.types import Event, EventType, Observation, TrackedObject
-from lanterne.rules.base import Pending, RuleSpec, ZoneRef, advance, close_all
+from lanterne.rules.base import EventInfo, Pending, RuleSpec, ZoneRef, advance, close_all
 
 TYPE = EventType.WRONG_WAY
+
+
+class WrongWayParams(Strict):
+    direction: tuple[float, float] = Field(
+        ...,
+        title="Allowed direction",
+        description="The allowed direction of travel as `[dx, dy]` in image axes (x to the right, y downwards). `[1, 0]` means left to right.",
+    )
+    classes: list[str] = Field(
+        ["person", *VEHICLE_CLASSES],
+        title="Object classes",
+        description="Classes whose direction is checked.",
+        min_length=1,
+    )
+    min_seconds: Seconds = Field(
+        1.0,
+        title="Minimum duration (s)",
+        description="How long an object must move against the direction before the alert.",
+    )
+    min_speed: float = Field(
+        0.03,
+        gt=0,
+        le=5,
+        title="Minimum speed",
+        description="Slower movement is ignored, in frame widths per second along the direction (filters box jitter).",
+    )
+    max_angle: float = Field(
+        60.0,
+        gt=0,
+        le=90,
+        title="Angle tolerance (°)",
+        description="Movement within this angle of the opposite direction counts as wrong way.",
+    )
+
+    _classes = field_validator("classes")(check_classes)
+
+    @field_validator("direction")
+    @classmethod
+    def _nonzero(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if v[0] == 0 and v[1] == 0:
+            raise ValueError("needs a non-zero vector such as [1, 0]")
+        return v
+
 
 WINDOW_SECONDS = 1.0
 """Span of positions the velocity is fitted on. One second smooths box jitter at any analysis
@@ -148,6 +193,30 @@ def _pending(d: dict[str, Any]) -> Pending:
     return Pending(**{**d, "region": tuple(d["region"])})
 
 
+EXAMPLE = """\
+zones:
+  - id: one-way-street
+    polygon: [[0.0, 0.4], [1.0, 0.4], [1.0, 0.9], [0.0, 0.9]]
+    events:
+      wrong_way: {direction: [1, 0], classes: [car, bicycle, motorcycle], min_seconds: 1}
+"""
+
 SPEC: RuleSpec[State, WrongWayParams] = RuleSpec(
-    type=TYPE, initial=State, step=step, finish=finish, needs=frozenset({"objects"})
+    info=EventInfo(
+        type=TYPE,
+        params=WrongWayParams,
+        title="Wrong way",
+        summary="An object moves against the allowed direction.",
+        method="Object detector boxes followed for a few seconds on one camera; the direction of travel is compared with the allowed one.",
+        known_limits=(
+            "An event starts at the earliest 0.4 s after the object entered the view.",
+            "Perspective: far-away objects look slower and may be missed.",
+            "In a dense crowd, occluded people give short tracks, hence late events.",
+        ),
+        example=EXAMPLE,
+    ),
+    initial=State,
+    step=step,
+    finish=finish,
+    needs=frozenset({"objects"}),
 )

@@ -8,11 +8,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lanterne.config.schema import ZoneIntrusionParams
+from pydantic import Field, field_validator
+
+from lanterne.core.params import Seconds, Strict, check_classes
 from lanterne.core.types import Event, EventType, Observation
-from lanterne.rules.base import Pending, RuleSpec, ZoneRef, advance, close_all
+from lanterne.rules.base import EventInfo, Pending, RuleSpec, ZoneRef, advance, close_all
 
 TYPE = EventType.ZONE_INTRUSION
+
+
+class ZoneIntrusionParams(Strict):
+    classes: list[str] = Field(
+        ["person"],
+        title="Object classes",
+        description="Classes that must not enter the zone (COCO names).",
+        min_length=1,
+    )
+    min_seconds: Seconds = Field(
+        1.0,
+        title="Minimum presence (s)",
+        description="How long an object must stay inside before the alert is raised.",
+    )
+
+    _classes = field_validator("classes")(check_classes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +63,30 @@ def finish(state: State, t: float, zone: ZoneRef) -> list[Event]:
     return close_all(TYPE, zone, state.pending)
 
 
+EXAMPLE = """\
+zones:
+  - id: track-side
+    polygon: [[0.05, 0.6], [0.95, 0.6], [0.95, 0.95], [0.05, 0.95]]
+    events:
+      zone_intrusion: {classes: [person], min_seconds: 1}
+"""
+
 SPEC: RuleSpec[State, ZoneIntrusionParams] = RuleSpec(
-    type=TYPE, initial=State, step=step, finish=finish, needs=frozenset({"objects"})
+    info=EventInfo(
+        type=TYPE,
+        params=ZoneIntrusionParams,
+        title="Zone intrusion",
+        summary="An object of a listed class stays inside the zone.",
+        method="Object detector boxes; a person is placed by their feet inside a zone drawn on the picture.",
+        known_limits=(
+            "The zone is a polygon on the picture, not on the ground.",
+            "A person hidden up to the waist is placed too high, since feet are guessed from the box bottom.",
+            "A tracker id change while the object stays inside may open a new event.",
+        ),
+        example=EXAMPLE,
+    ),
+    initial=State,
+    step=step,
+    finish=finish,
+    needs=frozenset({"objects"}),
 )

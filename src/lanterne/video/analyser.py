@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import supervision as sv
 
-from lanterne.config.schema import COCO_CLASSES, VEHICLE_CLASSES, Camera, Config, Mode
+from lanterne.config.schema import Camera, Config, Mode
+from lanterne.core.params import COCO_CLASSES, VEHICLE_CLASSES
 from lanterne.core.types import Counts, Event, EventType, Frame, MotionField, Observation, TrackedObject
 from lanterne.rules import RULES
 from lanterne.rules.base import RuleSpec, ZoneRef

@@ -29,72 +29,11 @@ from lanterne.config import Config, config_hash
 from lanterne.config.schema import Mode
 from lanterne.core.assets import MODELS
 from lanterne.core.types import EventType
-from lanterne.rules import EVENT_TITLES
+from lanterne.rules import DETECTOR_TYPES, EVENTS
 from lanterne.store.tables import SuspensionRecord
 
 STATISTICS_ONLY = "statistics only"
 ALERTS = "alerts"
-
-DETECTOR_TYPES: frozenset[EventType] = frozenset(
-    {
-        EventType.ZONE_INTRUSION,
-        EventType.WRONG_WAY,
-        EventType.CROWD_DENSITY,
-        EventType.ABANDONED_OBJECT,
-        EventType.PERSON_DOWN,
-    }
-)
-"""Event types whose rule reads the object detector's boxes; crowd movement and fire read pixels
-through a classical method and use no learned model."""
-
-METHODS: dict[EventType, str] = {
-    EventType.ZONE_INTRUSION: "Object detector boxes; a person is placed by their feet inside a zone drawn on the picture.",
-    EventType.WRONG_WAY: "Object detector boxes followed for a few seconds on one camera; the direction of travel is compared with the allowed one.",
-    EventType.CROWD_DENSITY: "Object detector boxes; people whose feet are inside the zone are counted, frame by frame.",
-    EventType.ABANDONED_OBJECT: "Object detector boxes; a bag that stays still with nobody near it for the configured time.",
-    EventType.PERSON_DOWN: "Object detector boxes; the shape of a person's box changes from upright to lying within a short time and stays so.",
-    EventType.CROWD_MOVEMENT: "Optical flow (Farneback) averaged over a coarse grid: no person is detected, counted or followed.",
-    EventType.FIRE: "Classical colour, brightness and flicker cues on a coarse grid; no trained fire model exists with a licence we can ship.",
-}
-
-KNOWN_LIMITS: dict[EventType, tuple[str, ...]] = {
-    # A short, curated reading of each docs/events/<type>.md "Known limits" section: the docs are
-    # not shipped inside the package, so the page cannot read them at run time on an installed
-    # system. tests/test_transparency.py checks that each summary's key terms are in its doc.
-    EventType.ZONE_INTRUSION: (
-        "The zone is a polygon on the picture, not on the ground.",
-        "A person hidden up to the waist is placed too high, since feet are guessed from the box bottom.",
-        "A tracker id change while the object stays inside may open a new event.",
-    ),
-    EventType.WRONG_WAY: (
-        "An event starts at the earliest 0.4 s after the object entered the view.",
-        "Perspective: far-away objects look slower and may be missed.",
-        "In a dense crowd, occluded people give short tracks, hence late events.",
-    ),
-    EventType.CROWD_DENSITY: (
-        "Heavily occluded people are missed: in a dense crowd the count is an underestimate, often by a third or more.",
-        "People below about 15 pixels high are not detected at all.",
-    ),
-    EventType.CROWD_MOVEMENT: (
-        "Camera motion (PTZ, wind) looks like a rush of the whole frame: fixed cameras only.",
-        "Vehicles, trams, escalators and moving water move like a crowd.",
-        "Opposite flows (two groups crossing) pass unnoticed.",
-    ),
-    EventType.ABANDONED_OBJECT: (
-        "Bags smaller than about 20 pixels, or dark bags in shade, are missed.",
-        "If the detector misses a person lying next to their belongings, the belongings can be flagged.",
-        "Someone standing beside the bag resets the timer as the owner would.",
-    ),
-    EventType.PERSON_DOWN: (
-        "A fall towards or away from the camera barely changes the box's shape and is missed.",
-        "From a high camera looking down, standing people look squat.",
-        "Lying people are detected less reliably than standing ones.",
-    ),
-    EventType.FIRE: (
-        "Colour-based: sodium lighting, neon, sunsets and car tail-lights are the classic false alarms.",
-        "No depth: a small fire near the camera and a large one far away look the same.",
-    ),
-}
 
 
 def doc_path(event_type: EventType) -> str:
@@ -262,10 +201,10 @@ def _algorithms(cfg: Config, types: set[EventType]) -> tuple[AlgorithmInfo, ...]
     return tuple(
         AlgorithmInfo(
             event_type=str(t),
-            title=EVENT_TITLES[t],
-            method=METHODS[t],
+            title=EVENTS[t].title,
+            method=EVENTS[t].method,
             model=cfg.detector.model if t in DETECTOR_TYPES else None,
-            known_limits=KNOWN_LIMITS[t],
+            known_limits=EVENTS[t].known_limits,
             doc=doc_path(t),
         )
         for t in EventType

@@ -17,9 +17,10 @@ import numpy as np
 import onnxruntime as ort
 import supervision as sv
 
-from lanterne.config.schema import COCO_CLASSES, DetectorSettings
+from lanterne.config.schema import DetectorSettings
 from lanterne.core.assets import MODELS, resolve_model
 from lanterne.core.errors import ModelError
+from lanterne.core.params import COCO_CLASSES
 from lanterne.video.detectors.base import PixelBox, register
 
 NMS_IOU = 0.45

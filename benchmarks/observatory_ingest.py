@@ -27,7 +27,7 @@ import pandas as pd
 from h3.api import basic_int as h3
 
 from lanterne.config import load_config
-from lanterne.observatory.ingest import _PII_PATTERNS, ingest
+from lanterne.observatory.ingest import PII_PATTERNS, ingest
 from lanterne.observatory.mapping import load_mapping
 from lanterne.observatory.store import ObservatoryStore
 
@@ -65,7 +65,7 @@ def pandas_ingest(workdir: Path) -> tuple[float, int]:
     personal = pd.Series(False, index=df.index)
     with warnings.catch_warnings():  # "has match groups": only whether it matches is used
         warnings.simplefilter("ignore", UserWarning)
-        for _, pattern in _PII_PATTERNS:
+        for _, pattern in PII_PATTERNS:
             personal |= category.str.contains(pattern, na=False)
     reason = np.select(
         [

@@ -71,7 +71,7 @@ def test_append_chains_records(log: AuditLog, key_path: Path) -> None:
     first = log.append("alice", Action.SEARCH, object_type="camera", object_id="cam-1", details={"hits": 3})
     second = log.append(
         "bob",
-        Action.VIEW_RECORDING,
+        Action.VIEW_CLIP,
         object_type="camera",
         object_id="cam-2",
         time_from=T0,
@@ -83,7 +83,7 @@ def test_append_chains_records(log: AuditLog, key_path: Path) -> None:
     assert second.prev_hash == first.hash
     assert first.details == {"hits": 3}
     assert first.ts.tzinfo is UTC and second.time_from == T0
-    assert log.entries(action=Action.VIEW_RECORDING) == [second]
+    assert log.entries(action=Action.VIEW_CLIP) == [second]
     fill(log, 3)  # seq 5 gets a checkpoint
     assert verify_log(log.engine, public(key_path)).last_checkpoint_seq == 5
 
@@ -100,7 +100,7 @@ def test_signing_key_created_private_and_stable(log: AuditLog, key_path: Path) -
 @pytest.mark.parametrize(
     ("action", "purpose", "recipient"),
     [
-        (Action.VIEW_RECORDING, None, None),
+        (Action.VIEW_CLIP, None, None),
         (Action.VIEW_CLIP, "  ", None),
         (Action.EXPORT, None, "OPJ Lyon"),
         (Action.EXPORT, "requisition 12", None),

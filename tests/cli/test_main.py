@@ -4,6 +4,8 @@ fix, a non-zero exit, no traceback, and every event found before a fault kept.""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -158,3 +160,14 @@ def test_config_docs_and_check(tmp_path: Path) -> None:
     assert ok.exit_code == 0 and "valid (1 cameras, 2 zones" in ok.output
     docs = runner.invoke(app, ["config", "docs"])
     assert docs.exit_code == 0 and docs.output.startswith("# Configuration reference")
+
+
+@pytest.mark.parametrize("module", ["lanterne.cli", "lanterne.cli.main"])
+def test_runs_as_a_module(module: str) -> None:
+    # The browser tests and benchmarks start the server with `python -m lanterne.cli.main`.
+    result = subprocess.run(
+        [sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    for command in ("analyze", "demo", "config", "alerts", "suspensions", "dpia", "serve", "users"):
+        assert command in result.stdout

@@ -142,3 +142,56 @@ def test_a_site_stop_halts_inference_on_every_camera(tmp_path: Path, clip: Path)
         runner.stop()
     store = Store.open(cfg.store.url)
     assert not store.events(camera="good") and not store.counts(camera="good"), "no inference at all"
+
+
+class OtherWeights:
+    """The real detector under another model file's sha256: what a swapped model looks like."""
+
+    def __init__(self, inner: object, sha256: str) -> None:
+        self.inner, self.model_sha256 = inner, sha256
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+def test_a_model_change_is_recorded_once_with_the_previous_models(tmp_path: Path) -> None:
+    """GV-05: the first run records its models, an unchanged restart records nothing, a run on
+    other weights records the change beside the previous set."""
+    from lanterne.core.assets import MODELS
+    from lanterne.video.detectors import create_detector
+
+    cfg = parse_config(
+        {
+            "mode": "statistics",
+            "store": {"url": f"sqlite:///{tmp_path / 'run.db'}", "evidence_dir": str(tmp_path / "evidence")},
+            "cameras": [
+                {
+                    "id": "dead",
+                    "source": "rtsp://127.0.0.1:9/stream",
+                    "location": {"lat": 51.44, "lon": -0.94},
+                }
+            ],
+        }
+    )
+    real = create_detector(cfg.detector, cfg.models_dir)
+
+    def run(detector: object) -> list:
+        runner = Runner(cfg, detector=detector)  # type: ignore[arg-type]
+        runner.start()
+        runner.stop()
+        return AuditLog.from_config(cfg).entries(action="model_change")
+
+    first = run(real)
+    assert [e.details for e in first] == [
+        {
+            "models": {"detector": {"name": "yolox_nano", "sha256": MODELS["yolox_nano"].sha256}},
+            "previous": None,
+        }
+    ]
+    assert len(run(real)) == 1, "an unchanged restart is not a change"
+    changed = run(OtherWeights(real, "0" * 64))
+    assert len(changed) == 2
+    assert changed[-1].details == {
+        "models": {"detector": {"name": "yolox_nano", "sha256": "0" * 64}},
+        "previous": first[0].details["models"],
+    }

@@ -26,21 +26,20 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from lanterne.audit import Action, AuditLog
 from lanterne.config.schema import RetentionSettings
 from lanterne.core.errors import LanterneError
 from lanterne.store import Store, StoreError
-from lanterne.store.db import describe_failure
+from lanterne.store.db import describe_failure, locked_write, transaction
 from lanterne.store.repository import EventRow, EvidenceRow
 from lanterne.store.tables import AlertStateRecord, EventAggregateRecord, EventRecord, LegalHoldRecord
 
@@ -203,34 +202,23 @@ def _aggregate_decision(store: Store, row: EventRow, decision: _Decision) -> Non
         agg.type == str(row.type),
         agg.mode == row.mode,
     )
-    try:
-        with store.engine.connect() as conn:
-            try:
-                # The reasons are a JSON object read, changed and written back: two purges at once
-                # would lose one's update without the lock.
-                if conn.dialect.name == "sqlite":
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
-                q = select(agg.id, agg.confirmed, agg.dismissed, agg.dismiss_reasons).where(*key)
-                if conn.dialect.name == "postgresql":
-                    q = q.with_for_update()
-                r = conn.execute(q).first()
-                if r is None:  # delete_expired_event writes the row; absent only if removed by hand
-                    conn.rollback()
-                    return
-                if decision.state == "confirmed":
-                    values: dict[str, Any] = {"confirmed": (r.confirmed or 0) + 1}
-                else:
-                    reasons = dict(r.dismiss_reasons or {})
-                    code = decision.reason or "other"
-                    reasons[code] = int(reasons.get(code, 0)) + 1
-                    values = {"dismissed": (r.dismissed or 0) + 1, "dismiss_reasons": reasons}
-                conn.execute(update(agg).where(agg.id == r.id).values(**values))
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                raise
-    except SQLAlchemyError as exc:
-        raise describe_failure(store.engine, exc) from None
+    # The reasons are a JSON object read, changed and written back: two purges at once would lose
+    # one's update without the lock. PostgreSQL locks only the aggregate row (FOR UPDATE below).
+    with locked_write(store.engine, None, describe_integrity_errors=True) as conn:
+        q = select(agg.id, agg.confirmed, agg.dismissed, agg.dismiss_reasons).where(*key)
+        if conn.dialect.name == "postgresql":
+            q = q.with_for_update()
+        r = conn.execute(q).first()
+        if r is None:  # delete_expired_event writes the row; absent only if removed by hand
+            return
+        if decision.state == "confirmed":
+            values: dict[str, Any] = {"confirmed": (r.confirmed or 0) + 1}
+        else:
+            reasons = dict(r.dismiss_reasons or {})
+            code = decision.reason or "other"
+            reasons[code] = int(reasons.get(code, 0)) + 1
+            values = {"dismissed": (r.dismissed or 0) + 1, "dismiss_reasons": reasons}
+        conn.execute(update(agg).where(agg.id == r.id).values(**values))
 
 
 def _purge_events(
@@ -402,15 +390,6 @@ def purge(
 # --- legal holds ----------------------------------------------------------------------------
 
 
-@contextmanager
-def _tx(store: Store) -> Iterator[Connection]:
-    try:
-        with store.engine.begin() as conn:
-            yield conn
-    except SQLAlchemyError as exc:
-        raise describe_failure(store.engine, exc) from None
-
-
 def _hold(r: Any) -> LegalHold:
     return LegalHold(
         id=r.id,
@@ -441,7 +420,7 @@ def hold(
         )
     if not reason.strip():
         raise RetentionError("a legal hold needs a reason; pass --reason")
-    with _tx(store) as conn:
+    with transaction(store.engine, describe_integrity_errors=True) as conn:
         # FOR UPDATE waits for a purge deleting this event to commit, so a hold is never placed on
         # an event the purge is removing (SQLite serialises writers and needs no lock).
         q = select(EventRecord.id).where(EventRecord.id == event_id)
@@ -476,7 +455,7 @@ def hold(
 
 def lift(store: Store, audit: AuditLog, hold_id: int, user_id: str, now: datetime) -> LegalHold:
     """End a hold: the event falls back under retention and goes at the next purge if overdue."""
-    with _tx(store) as conn:
+    with transaction(store.engine, describe_integrity_errors=True) as conn:
         t = LegalHoldRecord.__table__
         r = conn.execute(select(*t.c).where(t.c.id == hold_id)).first()
         if r is None:

@@ -49,7 +49,7 @@ class Action(StrEnum):
     """What was done. Values are stored, so renaming one is a migration, not a refactoring."""
 
     VIEW_LIVE = "view_live"
-    VIEW_RECORDING = "view_recording"
+    """Reserved for the live wall; logs written before `ACCESS_DENIED` existed hold refusals under it."""
     VIEW_SNAPSHOT = "view_snapshot"
     VIEW_CLIP = "view_clip"
     SEARCH = "search"
@@ -73,12 +73,14 @@ class Action(StrEnum):
     AUDIT_PURGE = "audit_purge"
     DATASET_CHANGE = "dataset_change"
     """An observatory dataset ingested, replaced or deleted."""
+    ACCESS_DENIED = "access_denied"
+    """A console request refused for the user's role or scope when no better action names it
+    (AC-03): the refusal is what an auditor needs to see, and nothing was viewed."""
 
 
-NEEDS_PURPOSE: frozenset[Action] = frozenset(
-    {Action.VIEW_RECORDING, Action.VIEW_CLIP, Action.EXPORT, Action.AUDIT_EXPORT}
-)
-"""Viewing recorded footage and handing data out need a stated purpose (CSI L255-1, LG-02)."""
+NEEDS_PURPOSE: frozenset[Action] = frozenset({Action.VIEW_CLIP, Action.EXPORT, Action.AUDIT_EXPORT})
+"""Viewing recorded footage and handing data out need a stated purpose (CSI L255-1, LG-02). Clips are
+the only recorded footage today; continuous recording (issue 11) adds its playback action here."""
 NEEDS_RECIPIENT: frozenset[Action] = frozenset({Action.EXPORT, Action.AUDIT_EXPORT})
 """A disclosure is logged with who received it (LED art. 25)."""
 
@@ -267,15 +269,20 @@ class AuditLog:
 
     @classmethod
     def from_config(
-        cls, cfg: Config, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        cls,
+        cfg: Config,
+        *,
+        engine: Engine | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> AuditLog:
-        """The site's audit log as configured (`store.url`, `audit.*`). A configured retention that
-        differs from the database's is applied, and recorded, as a change by `system`."""
-        log = cls.open(
-            cfg.store.url,
-            key_path=cfg.audit.key_path,
-            checkpoint_every=cfg.audit.checkpoint_every,
-            clock=clock,
+        """The site's audit log as configured (`store.url`, `audit.*`), on `engine` when the caller
+        has the database open already (its schema up to date), so both share one connection pool.
+        A configured retention that differs from the database's is applied, and recorded, as a
+        change by `system`: whoever opens the log first after the configuration changed."""
+        if engine is None:
+            engine = cls.open(cfg.store.url).engine
+        log = cls(
+            engine, key_path=cfg.audit.key_path, checkpoint_every=cfg.audit.checkpoint_every, clock=clock
         )
         if log.keep_days() != cfg.audit.retention_days:
             log.set_retention(cfg.audit.retention_days, "system")

@@ -10,36 +10,20 @@ Exit codes: 0 done; 2 a user's mistake (unknown camera or role, weak password, l
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from lanterne.cli.common import ConfigOpt, UserOpt, user_errors, user_id
+from lanterne.cli.common import ConfigOpt, UserOpt, opened_site, user_errors, user_id, utc_text
 from lanterne.cli.common import out_console as _console
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
-    from lanterne.audit import AuditLog
     from lanterne.config import Config
-    from lanterne.store import Store
 
 users_app = typer.Typer(help="Console accounts: add, list, disable.", no_args_is_help=True)
 
 Login = Annotated[str, typer.Argument(help="Login the person types: 3-64 characters among a-z 0-9 . _ -")]
-
-
-def _open(config: Path) -> tuple[Config, Store, AuditLog]:
-    from lanterne.audit import AuditLog
-    from lanterne.config import load_config
-    from lanterne.store import Store
-
-    cfg = load_config(config)
-    store = Store.open(cfg.store.url)
-    audit = AuditLog(store.engine, key_path=cfg.audit.key_path, checkpoint_every=cfg.audit.checkpoint_every)
-    return cfg, store, audit
 
 
 def parse_scope(text: str, cfg: Config) -> list[str]:
@@ -82,14 +66,11 @@ def add_command(
     """Create a console account; the password is asked for (hidden, twice)."""
     from lanterne.accountability.accounts import create_account
 
-    cfg, store, audit = _open(config)
-    try:
-        cameras = parse_scope(scope, cfg)
+    with opened_site(config) as site:
+        cameras = parse_scope(scope, site.cfg)
         account = create_account(
-            store.engine, audit, login, role, cameras, _password(password_stdin), user_id(user)
+            site.store.engine, site.audit, login, role, cameras, _password(password_stdin), user_id(user)
         )
-    finally:
-        store.close()
     _console().print(
         f"account {account.id} created: {account.login}, {account.role}, {', '.join(account.scope)}"
     )
@@ -101,11 +82,8 @@ def list_command(config: ConfigOpt) -> None:
     """Every account, disabled ones included (the audit log refers to their ids)."""
     from lanterne.accountability.accounts import list_accounts
 
-    _, store, _ = _open(config)
-    try:
-        accounts = list_accounts(store.engine)
-    finally:
-        store.close()
+    with opened_site(config) as site:
+        accounts = list_accounts(site.store.engine)
     t = Table("id", "login", "role", "scope", "created", "disabled")
     for a in accounts:
         t.add_row(
@@ -113,8 +91,8 @@ def list_command(config: ConfigOpt) -> None:
             a.login,
             a.role,
             ", ".join(a.scope),
-            _when(a.created_at),
-            _when(a.disabled_at) if a.disabled_at else "",
+            utc_text(a.created_at, seconds=False),
+            utc_text(a.disabled_at, seconds=False) if a.disabled_at else "",
         )
     _console().print(t)
 
@@ -125,13 +103,6 @@ def disable_command(login: Login, config: ConfigOpt, user: UserOpt = None) -> No
     """Disable an account and end its sessions now."""
     from lanterne.accountability.accounts import disable_account
 
-    _, store, audit = _open(config)
-    try:
-        account = disable_account(store.engine, audit, login, user_id(user))
-    finally:
-        store.close()
+    with opened_site(config) as site:
+        account = disable_account(site.store.engine, site.audit, login, user_id(user))
     _console().print(f"account {account.id} disabled; its sessions are closed")
-
-
-def _when(ts: datetime) -> str:
-    return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M")

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from lanterne.cli.common import ConfigOpt, login_name, user_errors
+from lanterne.cli.common import ConfigOpt, user_errors, user_id
 from lanterne.core.errors import LanterneError
 
 audit_app = typer.Typer(
@@ -27,9 +27,6 @@ out = Console(soft_wrap=True, highlight=False)
 UserOpt = Annotated[
     str, typer.Option("--user", help="Your user id, recorded in the audit log (default: your login).")
 ]
-
-
-_default_user = login_name
 
 
 def _parse_when(value: str, *, end: bool) -> datetime:
@@ -126,7 +123,7 @@ def export_cmd(
             _parse_when(from_, end=False),
             _parse_when(to, end=True),
             out_path,
-            user or _default_user(),
+            user_id(user),
             cfg.audit.key_path,
             purpose=purpose,
             recipient=recipient,
@@ -146,7 +143,7 @@ def purge_cmd(config: ConfigOpt, user: UserOpt = "") -> None:
     cfg = load_config(config)
     log = AuditLog.from_config(cfg)
     try:
-        n = log.purge(user_id=user or _default_user())
+        n = log.purge(user_id=user_id(user))
         keep = log.keep_days()
     finally:
         log.close()

@@ -17,7 +17,7 @@ import typer
 from rich.table import Table
 
 from lanterne.accountability.authorisation import Authorisation, AuthorisationError, Authorisations
-from lanterne.cli.common import ConfigOpt, UserOpt, err_console, user_errors, user_id
+from lanterne.cli.common import ConfigOpt, UserOpt, opened_site, user_errors, user_id
 from lanterne.cli.common import out_console as _console
 from lanterne.config.schema import Config
 
@@ -25,10 +25,6 @@ authorisation_app = typer.Typer(
     help="Deployment authorisations: without one, a camera only counts (loi 2023-380 art. 10).",
     no_args_is_help=True,
 )
-_err = err_console()
-
-
-_user = user_id
 
 
 def _when(value: str, option: str) -> datetime:
@@ -47,19 +43,8 @@ def _when(value: str, option: str) -> datetime:
 
 @contextmanager
 def _register(config: Path) -> Iterator[tuple[Config, Authorisations]]:
-    from lanterne.audit import AuditLog
-    from lanterne.config import load_config
-    from lanterne.store.db import check_connection, create_engine_for, migrate
-
-    cfg = load_config(config)
-    engine = create_engine_for(cfg.store.url)
-    try:
-        check_connection(engine)
-        migrate(engine)
-        audit = AuditLog(engine, key_path=cfg.audit.key_path, checkpoint_every=cfg.audit.checkpoint_every)
-        yield cfg, Authorisations(engine, audit, cfg.legal_end_date)
-    finally:
-        engine.dispose()
+    with opened_site(config) as site:
+        yield site.cfg, Authorisations(site.store.engine, site.audit, site.cfg.legal_end_date)
 
 
 def _short(ts: datetime) -> str:
@@ -102,7 +87,7 @@ def add(
             cameras=camera,
             event_types=event,
             impact_assessments=assessment or (),
-            user_id=_user(user),
+            user_id=user_id(user),
         )
     _console().print(
         f"authorisation {a.reference} recorded: {', '.join(str(t) for t in a.event_types)} on "
@@ -155,6 +140,6 @@ def revoke(
 ) -> None:
     """End an authorisation now; alerting under it stops within the cameras' refresh interval."""
     with _register(config) as (_cfg, register):
-        a = register.revoke(reference, _user(user), reason)
+        a = register.revoke(reference, user_id(user), reason)
     when = a.revoked_at or datetime.now(UTC)
     _console().print(f"authorisation {a.reference} revoked at {_short(when)}", highlight=False)

@@ -1,19 +1,24 @@
 """What every `lanterne` sub-command shares: turning a user's mistake into one line and exit 2,
-consoles that read the terminal width when a command runs, and the user id recorded in the audit
-log. A module of its own so that `cli.py` and the sub-apps it registers can all import it."""
+consoles that read the terminal width when a command runs, the user id recorded in the audit
+log, and the site a command works on. A module of its own so that `main.py` and the sub-apps it
+registers can all import it."""
 
 from __future__ import annotations
 
 import functools
 import getpass
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
 from lanterne.core.errors import LanterneError
+
+if TYPE_CHECKING:
+    from lanterne.runtime.site import Site
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -21,6 +26,11 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="YAML configurat
 UserOpt = Annotated[
     str | None, typer.Option("--user", help="User id recorded in the audit log (default: your login name).")
 ]
+
+
+class CliError(LanterneError):
+    """A mistake in the command line itself (an unknown state, camera or event type, a bad
+    `--now`): printed on one line like every other user error."""
 
 
 def err_console() -> Console:
@@ -56,3 +66,19 @@ def login_name() -> str:
 
 def user_id(user: str | None) -> str:
     return user or login_name()
+
+
+def opened_site(config: Path) -> Site:
+    """The site of a configuration file: its database and its audit log as configured. Use it as
+    `with opened_site(config) as site:` so both are closed when the command is done."""
+    # Imported here: the database and audit modules are only loaded by commands that need them,
+    # so `lanterne --help` stays fast.
+    from lanterne.config import load_config
+    from lanterne.runtime.site import open_site
+
+    return open_site(load_config(config))
+
+
+def utc_text(ts: datetime, *, seconds: bool = True) -> str:
+    """A stored time as the tables print it: UTC, to the second or to the minute."""
+    return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")

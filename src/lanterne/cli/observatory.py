@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lanterne.cli.common import ConfigOpt, UserOpt, out_console, user_errors, user_id
+from lanterne.cli.common import ConfigOpt, UserOpt, opened_site, out_console, user_errors, user_id
 
 if TYPE_CHECKING:
     from lanterne.observatory.store import ObservatoryStore
@@ -213,11 +213,8 @@ def import_cameras_command(
     (observatory.min_count) are not copied. No track, no frame."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    from lanterne.audit import AuditLog
-    from lanterne.config import load_config
     from lanterne.observatory.ingest import import_camera_counts, record_dataset_change
     from lanterne.observatory.store import ObservatoryError, ObservatoryStore
-    from lanterne.store import Store
 
     try:
         ZoneInfo(time_zone)
@@ -225,14 +222,10 @@ def import_cameras_command(
         raise ObservatoryError(
             f"--time-zone {time_zone!r} is not an IANA zone; use e.g. Europe/Paris"
         ) from None
-    cfg = load_config(config)
     who = user_id(user)
-    video = Store.open(cfg.store.url)
-    try:
-        audit = AuditLog(
-            video.engine, key_path=cfg.audit.key_path, checkpoint_every=cfg.audit.checkpoint_every
-        )
-        counts = video.counts(limit=10**9)
+    with opened_site(config) as site:
+        cfg = site.cfg
+        counts = site.store.counts(limit=10**9)
         store = ObservatoryStore.open(cfg.observatory.store)
         try:
             report = import_camera_counts(
@@ -245,9 +238,7 @@ def import_cameras_command(
             )
         finally:
             store.close()
-        record_dataset_change(audit, who, report, "zone_counts")
-    finally:
-        video.close()
+        record_dataset_change(site.audit, who, report, "zone_counts")
     out_console().print(
         f"dataset {report.dataset}: {report.rows_read:,} hourly values from {len(counts):,} zone buckets, "
         f"{report.rows_loaded:,} copied, {report.rows_rejected:,} below k = {cfg.observatory.min_count} left out",
@@ -293,23 +284,42 @@ def report_command(
 ) -> None:
     """Write a report on one dataset, area and period (HTML and PDF, small counts suppressed) and
     record the export, with its purpose and recipient, in the audit log."""
-    from lanterne.observatory.report import write_report
-
-    written = write_report(
-        config,
-        dataset=dataset,
-        out=out,
-        period=period,
-        date_from=date_from,
-        date_to=date_to,
-        category=category,
-        area=area,
-        level=level,
-        top=top,
-        formats=formats,
-        purpose=purpose,
-        recipient=recipient,
-        user_id=user_id(user),
+    from lanterne.observatory.report import (
+        build_report,
+        export_report,
+        parse_area,
+        parse_formats,
+        parse_period,
     )
+    from lanterne.observatory.store import ObservatoryStore
+
+    # The arguments are checked before anything is opened: a typo costs no database connection.
+    wanted = parse_formats(formats)
+    span = parse_period(period, date_from, date_to)
+    where = parse_area(area)
+    with opened_site(config) as site:
+        store = ObservatoryStore.open(site.cfg.observatory.store, read_only=True)
+        try:
+            report = build_report(
+                store,
+                site.cfg.observatory,
+                dataset=dataset,
+                category=category,
+                area=where,
+                period=span,
+                level=level,
+                top=top,
+            )
+        finally:
+            store.close()
+        written = export_report(
+            report,
+            site.audit,
+            out=out,
+            formats=wanted,
+            purpose=purpose,
+            recipient=recipient,
+            user_id=user_id(user),
+        )
     for path in written:
         out_console().print(str(path), highlight=False)

@@ -7,15 +7,13 @@ Exit codes: 0 done; 1 the purge ran but could not delete everything (each failur
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from lanterne.cli.common import ConfigOpt, UserOpt, err_console, user_errors, user_id
+from lanterne.cli.common import CliError, ConfigOpt, UserOpt, opened_site, user_errors, user_id
 from lanterne.cli.common import out_console as _console
-from lanterne.core.errors import LanterneError
 
 retention_app = typer.Typer(
     help="Delete what is past retention (CSI L252-5: 30 days at most).", no_args_is_help=True
@@ -23,25 +21,6 @@ retention_app = typer.Typer(
 hold_app = typer.Typer(
     help="Legal holds: keep an event past retention for a judicial procedure.", no_args_is_help=True
 )
-_err = err_console()
-
-
-class CliError(LanterneError):
-    pass
-
-
-_user_errors = user_errors
-
-
-def _open(config: Path) -> tuple[Any, Any, Any]:
-    from lanterne.audit import AuditLog
-    from lanterne.config import load_config
-    from lanterne.store import Store
-
-    cfg = load_config(config)
-    store = Store.open(cfg.store.url)
-    audit = AuditLog(store.engine, key_path=cfg.audit.key_path, checkpoint_every=cfg.audit.checkpoint_every)
-    return cfg, store, audit
 
 
 def _now(value: str | None) -> datetime:
@@ -63,22 +42,18 @@ def _now(value: str | None) -> datetime:
     return now
 
 
-_user = user_id
-
-
 @retention_app.command("purge")
-@_user_errors
+@user_errors
 def purge_command(config: ConfigOpt, now: Annotated[str | None, typer.Option(
     "--now", help="Purge as of this ISO 8601 time (past only; default: now).")] = None,
     user: UserOpt = None) -> None:  # fmt: skip
     """Delete evidence, alerts and orphan files past retention now, and record the proof."""
     from lanterne.accountability.retention import purge
 
-    cfg, store, audit = _open(config)
-    try:
-        report = purge(store, cfg.store.evidence_dir, cfg.retention, audit, _now(now), _user(user))
-    finally:
-        store.close()
+    with opened_site(config) as site:
+        report = purge(
+            site.store, site.cfg.store.evidence_dir, site.cfg.retention, site.audit, _now(now), user_id(user)
+        )
     for line in report.lines():
         _console().print(line, highlight=False)
     if report.errors:
@@ -86,7 +61,7 @@ def purge_command(config: ConfigOpt, now: Annotated[str | None, typer.Option(
 
 
 @hold_app.command("add")
-@_user_errors
+@user_errors
 def hold_add(
     event_id: Annotated[str, typer.Argument(help="Id of the event to keep.")],
     config: ConfigOpt,
@@ -99,18 +74,15 @@ def hold_add(
     """Keep an event and its evidence past retention until the hold is lifted."""
     from lanterne.accountability.retention import hold
 
-    _cfg, store, audit = _open(config)
-    try:
-        h = hold(store, audit, event_id, reference, reason, _user(user), datetime.now(UTC))
-    finally:
-        store.close()
+    with opened_site(config) as site:
+        h = hold(site.store, site.audit, event_id, reference, reason, user_id(user), datetime.now(UTC))
     _console().print(
         f"hold {h.id} placed on event {h.event_id} (reference {h.judicial_reference})", highlight=False
     )
 
 
 @hold_app.command("lift")
-@_user_errors
+@user_errors
 def hold_lift(
     hold_id: Annotated[int, typer.Argument(help="Id of the hold (see `lanterne hold list`).")],
     config: ConfigOpt,
@@ -119,27 +91,19 @@ def hold_lift(
     """Lift a hold: the event is deleted at the next purge if it is past retention."""
     from lanterne.accountability.retention import lift
 
-    _cfg, store, audit = _open(config)
-    try:
-        h = lift(store, audit, hold_id, _user(user), datetime.now(UTC))
-    finally:
-        store.close()
+    with opened_site(config) as site:
+        h = lift(site.store, site.audit, hold_id, user_id(user), datetime.now(UTC))
     _console().print(f"hold {h.id} on event {h.event_id} lifted", highlight=False)
 
 
 @hold_app.command("list")
-@_user_errors
+@user_errors
 def hold_list(config: ConfigOpt) -> None:
     """All legal holds, active and lifted."""
     from lanterne.accountability.retention import holds
-    from lanterne.config import load_config
-    from lanterne.store import Store
 
-    store = Store.open(load_config(config).store.url)
-    try:
-        rows = holds(store)
-    finally:
-        store.close()
+    with opened_site(config) as site:
+        rows = holds(site.store)
     t = Table("id", "event", "reference", "placed", "by", "lifted", "by")
     for h in rows:
         t.add_row(

@@ -1,8 +1,7 @@
-"""`lanterne transparency publish|show`, `lanterne dpia` and `lanterne serve`.
+"""`lanterne transparency publish|show`: the public notice that must be out before alerts start
+(TR-01), and what it says now.
 
-`dpia` and `serve` read like top-level commands but are one-command sub-apps (a callback that runs
-without a sub-command), so that `cli.py` registers them with one line each like every other
-group. Exit codes: 0 done; 2 a user's mistake (bad config, unreachable database).
+Exit codes: 0 done; 2 a user's mistake (bad config, unreachable database).
 """
 
 from __future__ import annotations
@@ -14,13 +13,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from lanterne.cli.common import ConfigOpt, UserOpt, out_console, user_errors, user_id
+from lanterne.cli.common import ConfigOpt, UserOpt, opened_site, out_console, user_errors, user_id
 
 transparency_app = typer.Typer(
     help="The public notice: publish it (needed before alerts mode starts) or show it.", no_args_is_help=True
 )
-dpia_app = typer.Typer(help="Write the impact-assessment draft (Markdown and PDF).")
-serve_app = typer.Typer(help="Serve the console: the public page at /public, the API docs at /docs.")
 
 
 @transparency_app.command("publish")
@@ -34,15 +31,9 @@ def publish_command(
 ) -> None:
     """Write index.html, transparency.json and cameras.geojson, and record the publication."""
     from lanterne.accountability.transparency.render import export
-    from lanterne.config import load_config
-    from lanterne.store import Store
 
-    cfg = load_config(config)
-    store = Store.open(cfg.store.url)
-    try:
-        pub = export(cfg, store.engine, out_dir, user_id(user), datetime.now(UTC))
-    finally:
-        store.close()
+    with opened_site(config) as site:
+        pub = export(site.cfg, site.store.engine, out_dir, user_id(user), datetime.now(UTC))
     out_console().print(
         f"public notice {pub.notice_id} published in {pub.out_dir} for configuration {pub.config_sha256[:12]} "
         f"(content sha256 {pub.content_sha256[:12]}); alerts mode may start with this configuration",
@@ -61,16 +52,10 @@ def show_command(
     """What the public page says now, and whether it has been published for this configuration."""
     from lanterne.accountability.transparency.data import public_data
     from lanterne.accountability.transparency.render import notice_published, render_json
-    from lanterne.config import load_config
-    from lanterne.store import Store
 
-    cfg = load_config(config)
-    store = Store.open(cfg.store.url)
-    try:
-        data = public_data(cfg, store.engine, datetime.now(UTC))
-        published = notice_published(cfg, store.engine)
-    finally:
-        store.close()
+    with opened_site(config) as site:
+        data = public_data(site.cfg, site.store.engine, datetime.now(UTC))
+        published = notice_published(site.cfg, site.store.engine)
     console = out_console()
     if as_json:
         typer.echo(render_json(data), nl=False)
@@ -94,38 +79,3 @@ def show_command(
         ),
         highlight=False,
     )
-
-
-@dpia_app.callback(invoke_without_command=True)
-@user_errors
-def dpia_command(
-    config: ConfigOpt,
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("dpia"),
-    user: UserOpt = None,
-) -> None:
-    """Write dpia-draft.md and dpia-draft.pdf, pre-filled from the configuration and measured figures."""
-    from lanterne.accountability.dpia import write_dpia
-    from lanterne.config import load_config
-    from lanterne.store import Store
-
-    cfg = load_config(config)
-    store = Store.open(cfg.store.url)
-    try:
-        md, pdf = write_dpia(cfg, store.engine, out_dir, user_id(user), datetime.now(UTC))
-    finally:
-        store.close()
-    out_console().print(f"impact-assessment draft: {md} and {pdf}", highlight=False)
-
-
-@serve_app.callback(invoke_without_command=True)
-@user_errors
-def serve_command(
-    config: ConfigOpt,
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
-) -> None:
-    """Serve the public transparency page (no login) and the console API."""
-    from lanterne.api.app import serve
-    from lanterne.config import load_config
-
-    serve(load_config(config), host, port)

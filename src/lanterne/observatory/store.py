@@ -15,6 +15,7 @@ dependency) and is loaded from its file: nothing is downloaded at run time.
 
 from __future__ import annotations
 
+import importlib.metadata
 import itertools
 import re
 import secrets
@@ -251,7 +252,7 @@ def _postgres_engine() -> duckdb.DuckDBPyConnection:
                 config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
             )
             try:
-                con.execute(f"LOAD {_literal(str(extension))}")
+                con.execute(f"LOAD {literal(str(extension))}")
                 # One filtered COPY per scan rather than one per 1,000-page slice of the table:
                 # PostgreSQL can then answer a month of one category from its index (11 ms on
                 # Chicago against 250 ms for the slices), at the cost of a single stream for a
@@ -266,12 +267,23 @@ def _postgres_engine() -> duckdb.DuckDBPyConnection:
         return _ENGINE
 
 
-def _literal(text: str) -> str:
+def literal(text: str) -> str:
+    """`text` as a SQL string literal: for the values the observatory splices into SQL (paths,
+    connection strings, a mapping's category names), none of which is trusted to be free of quotes."""
     return "'" + text.replace("'", "''") + "'"
 
 
-def _quoted(name: str) -> str:
+def quoted(name: str) -> str:
+    """`name` as a SQL identifier (a schema, a source file's column)."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def lanterne_version() -> str:
+    """The version recorded with every dataset and printed on every report, for provenance."""
+    try:
+        return importlib.metadata.version("lanterne")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "unknown"
 
 
 class ObservatoryStore:
@@ -350,18 +362,18 @@ class ObservatoryStore:
         try:
             try:
                 con.execute(
-                    f"ATTACH {_literal(target.conninfo)} AS {alias} (TYPE postgres{', READ_ONLY' if read_only else ''})"
+                    f"ATTACH {literal(target.conninfo)} AS {alias} (TYPE postgres{', READ_ONLY' if read_only else ''})"
                 )
             except duckdb.Error as exc:
                 # libpq's reason without the URL DuckDB quotes (it may hold a password).
                 reason = str(exc).splitlines()[0].split('": ', 1)[-1]
                 raise ObservatoryError(f"cannot open observatory store {target.shown}: {reason}") from None
-            default = f"{alias}.{_quoted(target.schema)}"
+            default = f"{alias}.{quoted(target.schema)}"
             try:
                 # OB-01: the observatory is never in the console's database, where an
                 # attachment could reach the alerts (any schema of it, whatever this role may read).
                 console = con.execute(
-                    f"SELECT * FROM postgres_query({_literal(alias)}, {_literal(CONSOLE_TABLES_SQL)})"
+                    f"SELECT * FROM postgres_query({literal(alias)}, {literal(CONSOLE_TABLES_SQL)})"
                 ).fetchall()
             except duckdb.Error as exc:
                 con.execute(f"DETACH {alias}")
@@ -383,9 +395,9 @@ class ObservatoryStore:
                         con.execute(statement)
                     for i, columns in enumerate(POSTGRES_INDEXES):
                         table = columns.split(" ", 1)[0]
-                        index = f"{_quoted(target.schema)}.{table}"
+                        index = f"{quoted(target.schema)}.{table}"
                         ddl = f"CREATE INDEX IF NOT EXISTS observatory_{table}_{i} ON {index} {columns.split(' ', 1)[1]}"
-                        con.execute(f"CALL postgres_execute({_literal(alias)}, {_literal(ddl)})")
+                        con.execute(f"CALL postgres_execute({literal(alias)}, {literal(ddl)})")
                 con.execute("SELECT 1 FROM datasets LIMIT 0")
             except duckdb.CatalogException:
                 con.execute("USE memory.main")

@@ -61,26 +61,27 @@ def analyze(
     result = AnalyzeResult()
     origin = datetime.now(UTC)
 
-    store = None
-    if store_url is not None:
-        from lanterne.store import Store
-
-        store = Store.open(store_url)
     # Offline evaluation needs no authorisation, but it is recorded as an evaluation (issue 4,
-    # item 3): who replayed which clip, with which configuration.
-    from lanterne.audit import Action, AuditLog
+    # item 3): who replayed which clip, with which configuration. With `store_url` the events go
+    # to that database, and so does the record.
+    from lanterne.audit import Action
+    from lanterne.runtime.site import open_site
 
-    audit = AuditLog.open(
-        store_url or cfg.store.url, key_path=cfg.audit.key_path, checkpoint_every=cfg.audit.checkpoint_every
-    )
-    audit.append(
+    if store_url is not None:
+        cfg_store = cfg.store.model_copy(update={"url": store_url})
+        site = open_site(cfg.model_copy(update={"store": cfg_store}))
+    else:
+        site = open_site(cfg)
+    site.audit.append(
         user_id,
         Action.EVALUATION,
         object_type="camera",
         object_id=camera.id,
         details={"clip": video.name, "config_sha256": chash, "mode": str(cfg.mode)},
     )
-    audit.close()
+    store = site.store if store_url is not None else None
+    if store is None:
+        site.close()
 
     writer = None
     if cfg.mode is Mode.ALERTS:

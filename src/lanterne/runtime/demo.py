@@ -81,10 +81,10 @@ def prepare_demo(out_dir: Path, user_id: str) -> tuple[Any, Path]:
     path as a real deployment: nothing alerts without an authorisation and a published notice."""
     from lanterne.accountability.authorisation import Authorisations
     from lanterne.accountability.transparency import export, notice_published
-    from lanterne.audit import AuditLog
     from lanterne.config import load_config
     from lanterne.core.assets import resolve_demo_clip
     from lanterne.core.types import EventType
+    from lanterne.runtime.site import open_site
 
     clip = resolve_demo_clip()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -111,23 +111,22 @@ def prepare_demo(out_dir: Path, user_id: str) -> tuple[Any, Path]:
     site = out_dir.resolve() / "site.yml"
     site.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
     cfg = load_config(site)
-    audit = AuditLog.from_config(cfg)
-    register = Authorisations(audit.engine, audit, cfg.legal_end_date)
-    now = datetime.now(UTC)
-    if not register.covering(cfg.cameras[0].id, EventType.WRONG_WAY, now):
-        register.add(
-            f"{DEMO_AUTHORISATION}-{now:%Y%m%d%H%M%S}",
-            legal_basis="none: demonstration on a public research clip",
-            authority="none",
-            valid_from=now - timedelta(minutes=1),
-            valid_until=now + timedelta(days=7),
-            cameras=[c["id"] for c in data["cameras"]],
-            event_types=sorted({t for z in cfg.cameras[0].zones for t in z.events.enabled()}),
-            user_id=user_id,
-        )
-    if not notice_published(cfg, audit.engine):
-        export(cfg, audit.engine, out_dir.resolve() / "public", user_id, now)
-    audit.close()
+    with open_site(cfg) as opened:
+        register = Authorisations(opened.store.engine, opened.audit, cfg.legal_end_date)
+        now = datetime.now(UTC)
+        if not register.covering(cfg.cameras[0].id, EventType.WRONG_WAY, now):
+            register.add(
+                f"{DEMO_AUTHORISATION}-{now:%Y%m%d%H%M%S}",
+                legal_basis="none: demonstration on a public research clip",
+                authority="none",
+                valid_from=now - timedelta(minutes=1),
+                valid_until=now + timedelta(days=7),
+                cameras=[c["id"] for c in data["cameras"]],
+                event_types=sorted({t for z in cfg.cameras[0].zones for t in z.events.enabled()}),
+                user_id=user_id,
+            )
+        if not notice_published(cfg, opened.store.engine):
+            export(cfg, opened.store.engine, out_dir.resolve() / "public", user_id, now)
     return cfg, site
 
 

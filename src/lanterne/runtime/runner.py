@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from lanterne.audit import Action
 from lanterne.config import Config, config_hash
 from lanterne.config.schema import Camera, Mode
+from lanterne.core.assets import MODELS
 from lanterne.core.errors import LanterneError
 from lanterne.core.types import Counts, Event, EventType, Frame
 from lanterne.video.analyser import CameraAnalyser
@@ -131,11 +133,10 @@ class Runner:
     def start(self) -> None:
         from lanterne.accountability.authorisation import gates_for
         from lanterne.accountability.retention import RetentionScheduler
-        from lanterne.audit import Action, AuditLog
-        from lanterne.store import Store
+        from lanterne.runtime.site import open_site
 
-        self.store = Store.open(self.cfg.store.url)
-        self.audit = AuditLog.from_config(self.cfg)
+        site = open_site(self.cfg)
+        self.store, self.audit = site.store, site.audit
         self.audit.append(
             "system",
             Action.CONFIG_CHANGE,
@@ -143,6 +144,7 @@ class Runner:
             object_id=self.cfg.site,
             details={"event": "run_started", "mode": str(self.cfg.mode), "config_sha256": self.chash},
         )
+        self._record_models()
         if self.cfg.mode is Mode.ALERTS:
             from lanterne.accountability.suspension import Suspensions
             from lanterne.accountability.transparency import require_notice
@@ -178,6 +180,28 @@ class Runner:
             w = CameraWorker(cam, self)
             self.workers[cam.id] = w
             w.start()
+
+    def _record_models(self) -> None:
+        """Which models produce this run's events and pixels is on the record (GV-05): the models in
+        use, by sha256, are compared with those of the last run, and a difference (the first run of
+        a site included) is written as `model_change` with the previous set beside the new one."""
+        in_use: dict[str, dict[str, str]] = {
+            "detector": {"name": self.detector.model_name, "sha256": self.detector.model_sha256}
+        }
+        if self.cfg.mode is Mode.ALERTS:
+            # The anonymiser's detectors blur faces and plates in every written picture.
+            for role, name in (("faces", "yunet"), ("plates", "lpd_yunet")):
+                in_use[role] = {"name": name, "sha256": MODELS[name].sha256}
+        last = self.audit.entries(action=Action.MODEL_CHANGE)
+        previous = last[-1].details.get("models") if last else None
+        if previous != in_use:
+            self.audit.append(
+                "system",
+                Action.MODEL_CHANGE,
+                object_type="site",
+                object_id=self.cfg.site,
+                details={"models": in_use, "previous": previous},
+            )
 
     def stop(self) -> None:
         self._stop.set()

@@ -171,25 +171,48 @@ def current_revision(engine: Engine) -> str | None:
 
 
 @contextmanager
-def locked_write(engine: Engine, table: str) -> Iterator[Connection]:
-    """A transaction that holds a write lock from its first statement to its commit, for the
-    read-then-write steps that must not interleave (chaining an audit record, deciding whether to
-    suspend): SQLite `BEGIN IMMEDIATE` (pysqlite would otherwise begin only at the first write,
-    after the read), PostgreSQL a table lock that plain reads do not wait for. Integrity errors
-    (bugs) pass through; other database failures become one-line `StoreError`s."""
+def _store_errors(engine: Engine, describe_integrity_errors: bool) -> Iterator[None]:
     try:
-        with engine.connect() as conn:
-            try:
-                if conn.dialect.name == "sqlite":
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
-                else:
-                    conn.exec_driver_sql(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
-                yield conn
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                raise
-    except (IntegrityError, LanterneError):
-        raise
+        yield
+    except IntegrityError as exc:
+        if not describe_integrity_errors:
+            raise
+        raise describe_failure(engine, exc) from None
     except SQLAlchemyError as exc:
         raise describe_failure(engine, exc) from None
+
+
+@contextmanager
+def transaction(engine: Engine, *, describe_integrity_errors: bool = False) -> Iterator[Connection]:
+    """A plain transaction, committed at the end of the block. Database failures become one-line
+    `StoreError`s. An `IntegrityError` is a programming error (unknown type, missing event for
+    evidence) and propagates as is, unless `describe_integrity_errors`: for a caller whose
+    constraint can be hit by a race (a legal hold on an event a purge is deleting), the user
+    hears the one line instead of a traceback."""
+    with _store_errors(engine, describe_integrity_errors), engine.begin() as conn:
+        yield conn
+
+
+@contextmanager
+def locked_write(
+    engine: Engine, table: str | None, *, describe_integrity_errors: bool = False
+) -> Iterator[Connection]:
+    """A transaction that holds a write lock from its first statement to its commit, for the
+    read-then-write steps that must not interleave (chaining an audit record, deciding whether to
+    suspend, deciding an alert): SQLite `BEGIN IMMEDIATE` (pysqlite would otherwise begin only at
+    the first write, after the read), PostgreSQL a lock on `table` that plain reads do not wait
+    for. With `table=None` PostgreSQL takes no lock here: the caller locks the rows it reads
+    (`SELECT … FOR UPDATE`), so writers of different rows (decisions on different alerts) do not
+    wait for each other. SQLite has a single write lock and cannot lock less than the database.
+    Errors are handled as by `transaction`."""
+    with _store_errors(engine, describe_integrity_errors), engine.connect() as conn:
+        try:
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            elif table is not None:
+                conn.exec_driver_sql(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
+            yield conn
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise

@@ -17,10 +17,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from lanterne.core.types import Box, Counts, Event, EventType
-from lanterne.store.db import create_engine_for, describe_failure
+from lanterne.store.db import create_engine_for, describe_failure, transaction
 from lanterne.store.tables import (
     EVENT_MODES,
     EVIDENCE_KINDS,
@@ -110,18 +110,6 @@ class Store:
         self.engine.dispose()
 
     @contextmanager
-    def _tx(self) -> Iterator[Connection]:
-        # IntegrityError is a programming error (unknown type, missing event for evidence) and
-        # propagates as is; only "the database cannot be used" becomes a user-facing StoreError.
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except IntegrityError:
-            raise
-        except SQLAlchemyError as exc:
-            raise describe_failure(self.engine, exc) from None
-
-    @contextmanager
     def _read(self) -> Iterator[Connection]:
         try:
             with self.engine.connect() as conn:
@@ -146,7 +134,7 @@ class Store:
                 index_elements=list(keys), set_={k: base.excluded[k] for k in update}
             )
             self._statements[model.__tablename__] = stmt
-        with self._tx() as conn:
+        with transaction(self.engine) as conn:
             conn.execute(stmt, dict(values))
 
     def upsert_event(self, event: Event, origin: datetime, mode: str) -> None:
@@ -339,7 +327,7 @@ class Store:
 
         from lanterne.store.tables import EventAggregateRecord
 
-        with self._tx() as conn:
+        with transaction(self.engine) as conn:
             q = select(*EventRecord.__table__.c).where(EventRecord.id == event_id)
             if self.engine.dialect.name == "postgresql":
                 q = q.with_for_update()

@@ -145,6 +145,8 @@ def export(cfg: Config, engine: Engine, out_dir: Path, user_id: str, now: dateti
     this configuration."""
     from lanterne.audit import Action, AuditLog
 
+    # Opened before anything is written: an audit log that cannot be opened refuses the publication.
+    audit = AuditLog.from_config(cfg, engine=engine)
     data = public_data(cfg, engine, now)
     body = render_json(data).encode("utf-8")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -179,7 +181,6 @@ def export(cfg: Config, engine: Engine, out_dir: Path, user_id: str, now: dateti
             ).scalar_one()
     except SQLAlchemyError as exc:
         raise describe_failure(engine, exc) from None
-    audit = AuditLog(engine, key_path=cfg.audit.key_path, checkpoint_every=cfg.audit.checkpoint_every)
     try:
         audit.append(
             user_id,

@@ -13,12 +13,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from lanterne.observatory.report import MapArea, Report, ReportMap
+from lanterne.observatory.report.model import MapArea, Report, ReportMap
 
 PALETTE: tuple[str, ...] = ("#deebf7", "#9ecae1", "#6baed6", "#3182bd", "#08519c")
 """Five blues: a sequential scale without the alarm of reds, readable in grey when printed."""

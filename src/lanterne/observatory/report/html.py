@@ -10,9 +10,8 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from lanterne.observatory.report_layout import (
+from lanterne.observatory.report.layout import (
     SUPPRESSED_FILL,
     Chart,
     Frame,
@@ -26,9 +25,7 @@ from lanterne.observatory.report_layout import (
     natural_order,
     report_charts,
 )
-
-if TYPE_CHECKING:
-    from lanterne.observatory.report import Report, ReportMap
+from lanterne.observatory.report.model import Report, ReportMap
 
 _e = html.escape
 
@@ -131,8 +128,24 @@ def _td(text: str, cls: str | None = None) -> str:
 
 def render_html(report: Report) -> str:
     """One self-contained page: inline CSS and SVG, no script, no external URL."""
+    out = [
+        *_first_page(report),
+        *_map(report),
+        *_over_time(report),
+        *_anomalies(report),
+        *_bias_audit(report),
+        *_ranking(report),
+        *_counts_by_area(report),
+        *_provenance(report),
+        "</body></html>",
+    ]
+    return "\n".join(out)
+
+
+def _first_page(report: Report) -> list[str]:
+    """Title, what k is, and the caveat before anything else (OB-07)."""
     k = report.k
-    out: list[str] = [
+    return [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -143,18 +156,27 @@ def render_html(report: Report) -> str:
         f"{report.generated_at:%Y-%m-%d %H:%M} UTC. Counts below {k} are suppressed (k = {k}), and enough "
         "others with them that no total gives one back.</p>",
         f'<div class="caveat" id="caveat"><strong>Read this first.</strong> {_e(report.caveat)}</div>',
-        "<h2>1. Map</h2>",
     ]
-    m = report.map
-    out.append(f"<p>{_e(map_summary(m, k))}</p>")
-    out.append(f"<figure>{map_svg(m, k)}")
+
+
+def _map(report: Report) -> list[str]:
+    k, m = report.k, report.map
     sw = []
     for colour, label in legend(m.breaks, max((a.count or 0 for a in m.areas), default=k), k):
         cls = "sw hatch" if colour == SUPPRESSED_FILL else "sw"
         sw.append(f'<span class="{cls}" style="background-color:{colour}"></span>{_e(label)}')
-    out.append(f'<figcaption class="legend">{"".join(sw)}</figcaption></figure>')
+    return [
+        "<h2>1. Map</h2>",
+        f"<p>{_e(map_summary(m, k))}</p>",
+        f"<figure>{map_svg(m, k)}",
+        f'<figcaption class="legend">{"".join(sw)}</figcaption></figure>',
+    ]
 
-    out.append("<h2>2. Over time</h2>")
+
+def _over_time(report: Report) -> list[str]:
+    """Sections 2 and 3: the monthly and weekly series with the monthly counts, then the profiles."""
+    k = report.k
+    out = ["<h2>2. Over time</h2>"]
     charts = report_charts(report)
     for c in charts[:2]:
         out.append(f"<figure>{chart_svg(c)}<figcaption>{_e(c.caption)}</figcaption></figure>")
@@ -167,22 +189,29 @@ def render_html(report: Report) -> str:
     out.append(
         "<details><summary>Monthly counts</summary>" + _table(("month", "incidents"), rows) + "</details>"
     )
-
     out.append("<h2>3. When in the day, week and year</h2>")
     for c in charts[2:]:
         out.append(f"<figure>{chart_svg(c)}<figcaption>{_e(c.caption)}</figcaption></figure>")
+    return out
 
-    out.append("<h2>4. Anomalies</h2>")
+
+def _anomalies(report: Report) -> list[str]:
+    out = ["<h2>4. Anomalies</h2>"]
     if report.anomalies:
         out.append("<ul>" + "".join(f"<li>{_e(a.text)}</li>" for a in report.anomalies) + "</ul>")
     else:
         out.append("<p>No week in the period is far from its usual level.</p>")
     out.extend(f"<p class='meta'>{_e(n)}</p>" for n in report.extra.get("anomaly_notes", ()))
+    return out
 
-    out.append("<h2>5. Bias audit</h2>")
-    out.append(f'<p class="caveat">{_e(report.caveat)}</p>')
+
+def _bias_audit(report: Report) -> list[str]:
+    """Section 5, under the caveat again (OB-06, OB-07)."""
+    k = report.k
     header, audit_rows = audit_table(report)
-    out.append(
+    return [
+        "<h2>5. Bias audit</h2>",
+        f'<p class="caveat">{_e(report.caveat)}</p>',
         _table(
             header,
             [
@@ -190,17 +219,21 @@ def render_html(report: Report) -> str:
                 + [_td(str(v), "num") for v in r[2:]]
                 for r in audit_rows
             ],
-        )
-    )
-    out.append("<ul>" + "".join(f"<li>{_e(n)}</li>" for n in report.audit_notes) + "</ul>")
+        ),
+        "<ul>" + "".join(f"<li>{_e(n)}</li>" for n in report.audit_notes) + "</ul>",
+    ]
 
+
+def _ranking(report: Report) -> list[str]:
+    """Section 6, only with the feedback-loop simulation beside it (OB-05)."""
+    out = []
     if report.ranking:
         out.append("<h2>6. Ranking of areas, with its feedback-loop simulation</h2>")
         out.append(
             _table(
                 ("rank", "area", "incidents"),
                 [
-                    [_td(str(i), "num"), _td(label), _count_cell(n, k)]
+                    [_td(str(i), "num"), _td(label), _count_cell(n, report.k)]
                     for i, (label, n) in enumerate(report.ranking, 1)
                 ],
             )
@@ -209,46 +242,43 @@ def render_html(report: Report) -> str:
         if not report.ranking:
             out.append("<h2>6. Ranking of areas</h2>")
         out.append("<ul>" + "".join(f"<li>{_e(n)}</li>" for n in report.ranking_notes) + "</ul>")
+    return out
 
-    out.append("<h2>7. Counts by area</h2>")
+
+def _counts_by_area(report: Report) -> list[str]:
+    """Sections 7 and 8: every area's published count with its interval (OB-07), and which are suppressed."""
     area_rows = []
-    for a in sorted(m.areas, key=natural_order):
+    for a in sorted(report.map.areas, key=natural_order):
         ci = a.interval
         area_rows.append(
             [
                 _td(a.label),
-                _count_cell(a.count, k),
+                _count_cell(a.count, report.k),
                 _td("–" if ci is None else f"{ci[0]:.0f} – {ci[1]:.0f}", "num"),
             ]
         )
-    out.append(
+    suppressed = (
+        _e(", ".join(report.suppressed)) if report.suppressed else "None: every area holds 0 or at least k."
+    )
+    return [
+        "<h2>7. Counts by area</h2>",
         "<details><summary>All areas, alphabetical (95 % Poisson interval beside each count)</summary>"
         + _table(("area", "incidents", "95 % interval"), area_rows)
-        + "</details>"
-    )
-    out.append(f"<h2>8. Suppressed cells ({len(report.suppressed)})</h2>")
-    out.append(
-        "<p>"
-        + (
-            _e(", ".join(report.suppressed))
-            if report.suppressed
-            else "None: every area holds 0 or at least k."
-        )
-        + "</p>"
-    )
+        + "</details>",
+        f"<h2>8. Suppressed cells ({len(report.suppressed)})</h2>",
+        "<p>" + suppressed + "</p>",
+    ]
 
-    out.append("<h2>9. Provenance</h2>")
-    out.append(
-        _table(("", ""), [[_td(a), _td(b, "hash" if "sha256" in a else None)] for a, b in report.provenance])
-    )
-    out.append("<h3>Parameters</h3>")
-    out.append(_table(("parameter", "value"), [[_td(a), _td(b)] for a, b in report.parameters]))
-    out.append(
+
+def _provenance(report: Report) -> list[str]:
+    return [
+        "<h2>9. Provenance</h2>",
+        _table(("", ""), [[_td(a), _td(b, "hash" if "sha256" in a else None)] for a, b in report.provenance]),
+        "<h3>Parameters</h3>",
+        _table(("parameter", "value"), [[_td(a), _td(b)] for a, b in report.parameters]),
         f"<p>Lanterne {_e(report.lanterne_version)}. sha256 of this report's inputs (source, mapping, boundary "
-        f'layer, parameters, code version): <span class="hash" id="inputs-sha256">{report.inputs_sha256}</span></p>'
-    )
-    out.append("</body></html>")
-    return "\n".join(out)
+        f'layer, parameters, code version): <span class="hash" id="inputs-sha256">{report.inputs_sha256}</span></p>',
+    ]
 
 
 def write_html(report: Report, path: Path) -> Path:

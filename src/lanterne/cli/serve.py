@@ -1,0 +1,29 @@
+"""`lanterne serve`: the console, the public transparency page (no login) and the API.
+
+A one-command sub-app (a callback that runs without a sub-command), so that `main.py` registers
+it with one line like every other group. Exit codes: 0 stopped; 2 a user's mistake (bad config).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from lanterne.cli.common import ConfigOpt, user_errors
+
+serve_app = typer.Typer(help="Serve the console: the public page at /public, the API docs at /docs.")
+
+
+@serve_app.callback(invoke_without_command=True)
+@user_errors
+def serve_command(
+    config: ConfigOpt,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+) -> None:
+    """Serve the public transparency page (no login) and the console API."""
+    from lanterne.api.app import serve
+    from lanterne.config import load_config
+
+    serve(load_config(config), host, port)

@@ -30,6 +30,7 @@ from lanterne.accountability.alerts import acknowledge, confirm, dismiss
 from lanterne.api.app import create_app
 from lanterne.api.routes.alerts import LABEL
 from lanterne.audit import Action, AuditLog
+from lanterne.audit.log import PURPOSE_MAX_LENGTH
 from lanterne.config import Config
 from lanterne.config.loader import parse_config
 from lanterne.core.types import Event, EventType
@@ -215,7 +216,7 @@ def test_viewing_an_alert_is_recorded(client: TestClient, site: Site) -> None:
         ("GET", "/api/alerts/b1/snapshot", Action.VIEW_SNAPSHOT),
         ("GET", "/api/alerts/b1/clip?purpose=curious", Action.SEARCH),
         ("POST", "/api/alerts/b1/ack", Action.ALERT_STATE),
-        ("GET", "/api/alerts?camera=cam-b", Action.VIEW_LIVE),
+        ("GET", "/api/alerts?camera=cam-b", Action.ACCESS_DENIED),
     ],
 )
 def test_out_of_scope_is_refused_and_recorded(
@@ -241,7 +242,7 @@ def test_auditors_and_admins_see_no_footage(
     login(client, role_user)
     r = client.get(path)
     assert r.status_code == 403, r.text
-    (entry,) = entries(client, Action.VIEW_LIVE, site.ids[role_user])
+    (entry,) = entries(client, Action.ACCESS_DENIED, site.ids[role_user])
     assert path.split("?")[0] in entry.details["denied"]  # type: ignore[attr-defined]
     # Nothing was shown, so no view was recorded.
     assert entries(client, Action.VIEW_SNAPSHOT, site.ids[role_user]) == []
@@ -254,7 +255,7 @@ def test_everything_needs_a_login(client: TestClient) -> None:
     assert client.post("/api/alerts/a1/ack").status_code == 401
 
 
-def test_pages(client: TestClient) -> None:
+def test_pages(client: TestClient, site: Site) -> None:
     for path in ("/console", "/console/alerts/a1"):
         r = client.get(path, follow_redirects=False)
         assert (r.status_code, r.headers["location"]) == (303, "/login"), path
@@ -267,6 +268,9 @@ def test_pages(client: TestClient) -> None:
         assert client.get(f"/static/console/{asset}").status_code == 200, asset
     login(client, "aud")
     assert client.get("/console").status_code == 403
+    # Recorded as a refusal, not as a view: the auditor saw nothing.
+    (entry,) = entries(client, Action.ACCESS_DENIED, site.ids["aud"])
+    assert entry.details["denied"] == "alert queue"  # type: ignore[attr-defined]
 
 
 # --- decisions ----------------------------------------------------------------------------------
@@ -358,6 +362,19 @@ def test_clip_with_purpose_is_served_and_recorded(client: TestClient, site: Site
     assert r.content == CLIP_BYTES
     (entry,) = entries(client, Action.VIEW_CLIP, site.ids["op-a"])
     assert (entry.object_id, entry.purpose) == ("a1", "verify before deciding")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("purpose", "status"),
+    [("x" * PURPOSE_MAX_LENGTH, 200), ("x" * (PURPOSE_MAX_LENGTH + 1), 422), ("ref 12\x07", 422)],
+)
+def test_clip_purpose_is_checked_as_the_audit_log_checks_it(
+    client: TestClient, site: Site, purpose: str, status: int
+) -> None:
+    """One limit everywhere (the audit log's), and no control characters."""
+    login(client, "op-a")
+    assert client.get("/api/alerts/a1/clip", params={"purpose": purpose}).status_code == status
+    assert len(entries(client, Action.VIEW_CLIP, site.ids["op-a"])) == (1 if status == 200 else 0)
 
 
 def test_unknown_and_evaluation_events_are_not_alerts(client: TestClient) -> None:

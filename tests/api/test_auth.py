@@ -220,6 +220,7 @@ def test_role_check_refuses_and_audits(client: TestClient, site: Site) -> None:
     assert r.status_code == 403 and r.json() == {"detail": "not allowed for your role or scope"}
     rows = audit_rows(site)[before:]
     assert len(rows) == 1 and rows[0]["user_id"] == site.ids["op.one"]
+    assert rows[0]["action"] == Action.ACCESS_DENIED, "a refusal, not a view: nothing was shown"
     assert json.loads(rows[0]["details"]) == {
         "denied": "GET /test/supervisors",
         "role": "operator",
@@ -254,7 +255,8 @@ def test_public_page_and_login_page_need_no_login(client: TestClient) -> None:
     assert client.get("/public").status_code == 200
     page = client.get("/login")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
-    assert '<script src="/static/login.js"' in page.text and "<script>" not in page.text
+    # The script is a file of the app's own (a module since the pages share common.js), never inline.
+    assert 'src="/static/login.js"></script>' in page.text and "<script>" not in page.text
     assert "'unsafe-inline'" not in page.headers["content-security-policy"]
     for path, kind in (("/static/login.js", "javascript"), ("/static/console.css", "text/css")):
         r = client.get(path)

@@ -1,6 +1,6 @@
 """The camera map's API: each camera's state (stopped, suspended, offline, running) as the docs
 define it, the latest alerts, the user's camera scope, the base layer (tiles or boundaries), and
-Leaflet served by the app itself."""
+Leaflet shipped in the package, the same bytes as the npm package the lock file pins."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 import lanterne.api.routes.cameras as cameras_mod
+from lanterne.accountability.cameras import OFFLINE_AFTER
 from lanterne.accountability.stops import Stops
 from lanterne.accountability.suspension import Suspensions
-from lanterne.api.routes.cameras import OFFLINE_AFTER
+from lanterne.api.routes.pages import STATIC
 from lanterne.core.types import Counts, EventType
 from tests.support.console import NOW, Clock, Console, add_event, open_console, site_config
 
@@ -35,16 +36,6 @@ OUTLINE = {
         }
     ],
 }
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def console(db_url: str, tmp_path: Path, clock: Clock) -> Iterator[Console]:
-    yield from open_console(site_config(db_url, tmp_path), clock)
 
 
 def states(c: Console) -> dict[str, str]:
@@ -166,17 +157,38 @@ def test_map_page_and_leaflet_are_served_locally(console: Console) -> None:
         assert console.client.get(src).status_code == 200, src
     assert "<script>" not in page.text and "style=" not in page.text
     assert "javascript" in console.client.get("/static/vendor/leaflet/leaflet.js").headers["content-type"]
+    assert console.client.get("/static/vendor/leaflet/images/marker-icon.png").status_code == 200
     assert console.client.get("/static/vendor/leaflet/../../../../pyproject.toml").status_code == 404
     assert console.client.get("/static/vendor/leaflet/%2e%2e/%2e%2e/package.json").status_code == 404
+    console.as_user("oper")
+    assert console.client.get("/api/map-settings").json()["leaflet"] is True
+
+
+NPM_LEAFLET = Path(__file__).resolve().parents[2] / "console" / "node_modules" / "leaflet"
+"""Installed by `scripts/bootstrap` (`npm ci --prefix console`) from `console/package-lock.json`."""
+
+
+def test_vendored_leaflet_is_the_npm_locked_package() -> None:
+    """The package's copy is byte for byte the one the lock file pins: an upgrade goes through
+    `console/package-lock.json`, then a fresh copy of its dist files (and licence) into the package."""
+    vendored = cameras_mod.LEAFLET
+    assert NPM_LEAFLET.is_dir(), "run scripts/bootstrap (npm ci --prefix console)"
+    lock = json.loads((NPM_LEAFLET.parents[1] / "package-lock.json").read_text(encoding="utf-8"))
+    locked = lock["packages"]["node_modules/leaflet"]["version"]
+    assert json.loads((NPM_LEAFLET / "package.json").read_text(encoding="utf-8"))["version"] == locked
+    shipped = sorted(p.relative_to(vendored).as_posix() for p in vendored.rglob("*") if p.is_file())
+    images = sorted(f"images/{p.name}" for p in (NPM_LEAFLET / "dist" / "images").iterdir())
+    assert shipped == sorted(["LICENSE", "leaflet.css", "leaflet.js", *images])
+    for name in shipped:
+        source = NPM_LEAFLET / ("LICENSE" if name == "LICENSE" else f"dist/{name}")
+        assert (vendored / name).read_bytes() == source.read_bytes(), name
 
 
 def test_missing_leaflet_is_said(
     db_url: str, tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cameras_mod, "LEAFLET_DIST", tmp_path / "nowhere")
+    monkeypatch.setattr(cameras_mod, "LEAFLET", tmp_path / "nowhere")
     for c in open_console(site_config(db_url, tmp_path), clock):
-        r = c.client.get("/static/vendor/leaflet/leaflet.js")
-        assert r.status_code == 404 and "scripts/bootstrap" in r.json()["detail"]
         c.as_user("oper")
         assert c.client.get("/api/map-settings").json()["leaflet"] is False
-    assert "Leaflet is missing" in (cameras_mod.STATIC / "map.js").read_text(encoding="utf-8")
+    assert "Leaflet is missing" in (STATIC / "map.js").read_text(encoding="utf-8")

@@ -1,6 +1,8 @@
 """Property-based requests from the app's own OpenAPI schema (schemathesis): whatever a client
-sends, no route answers with a server error. Each operation is tried logged in as a supervisor with
-every camera in scope (session cookie and CSRF header) and, separately, without a session.
+sends, no route answers with a server error, and every answer has the shape the schema documents
+for its status (the routes declare their response models and their refusals' body). Each operation
+is tried logged in as a supervisor with every camera in scope (session cookie and CSRF header) and,
+separately, without a session.
 
 In-process (ASGI transport, no server), over a seeded SQLite site, with a bounded number of
 examples per operation so the whole file runs in well under a minute."""
@@ -17,7 +19,7 @@ from argon2 import PasswordHasher
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import not_a_server_error, response_schema_conformance
 from starlette.testclient import TestClient
 
 from lanterne.accountability.accounts import create_account
@@ -28,6 +30,7 @@ from lanterne.store import Store
 from tests.support.console import NOW, PASSWORD, Clock, add_event, site_config
 
 EXAMPLES = 12
+CHECKS = [not_a_server_error, response_schema_conformance]
 ENDLESS = {"/api/alerts/stream"}
 """Server-sent events: a logged-in request never ends by design; tried without a session only."""
 ENDS_SESSION = {("POST", "/api/logout")}
@@ -85,12 +88,12 @@ def fuzz(app: Any, auth: dict[str, dict[str, str]] | None, seen: dict[str, set[i
             @FUZZ
             def run(case: schemathesis.Case) -> None:
                 if auth is None:
-                    response = case.call_and_validate(checks=[not_a_server_error])
+                    response = case.call_and_validate(checks=CHECKS)
                 else:
                     response = case.call_and_validate(
                         headers={**(case.headers or {}), **auth["headers"]},
                         cookies=auth["cookies"],
-                        checks=[not_a_server_error],
+                        checks=CHECKS,
                     )
                 seen.setdefault(f"{case.method.upper()} {case.path}", set()).add(response.status_code)
 

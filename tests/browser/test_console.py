@@ -2,8 +2,9 @@
 real `lanterne serve` process. An operator logs in; an alert written to the store appears in the
 open queue within 2 s without a reload; a dismissal without a reason is refused and the page says
 why, one with a reason succeeds; a confirmation carries its follow-up; the detail page plays the
-clip once a purpose is given and shows the timeline; an operator of another camera sees nothing of
-it. Screenshots of the queue and the detail go to `test-output/` for a human to look at.
+clip once a purpose is given and shows the timeline; the titles, reasons, follow-ups and the search
+page's event types are the server's vocabulary; an operator of another camera sees nothing of it.
+Screenshots of the queue and the detail go to `test-output/` for a human to look at.
 """
 
 from __future__ import annotations
@@ -28,9 +29,12 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from lanterne.accountability import accounts
 from lanterne.accountability.accounts import create_account
+from lanterne.accountability.alerts import DISMISS_REASON_LABELS
 from lanterne.audit import AuditLog
 from lanterne.core.types import Event, EventType
+from lanterne.rules import EVENT_TITLES
 from lanterne.store import Store
+from lanterne.store.tables import DISMISS_REASONS, FOLLOW_UPS
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, OUTPUT, free_port, wait_until
 
 SQUARE = [[0.05, 0.05], [0.95, 0.05], [0.95, 0.95], [0.05, 0.95]]
@@ -222,6 +226,17 @@ def test_alert_queue_in_chromium(server: Server) -> None:
             live.get_by_role("button", name="Acknowledge").click()
             expect(live).to_have_attribute("data-state", "acknowledged")
             live = card(page, "live-1")
+            # The title and the decision lists come from the server's vocabulary, in its order.
+            expect(live.locator("h2 a")).to_have_text(EVENT_TITLES[EventType.ZONE_INTRUSION])
+            expect(live.locator('select[name="reason"] option')).to_have_text(
+                ["— choose —", *DISMISS_REASON_LABELS.values()]
+            )
+            assert live.locator('select[name="reason"] option').evaluate_all(
+                "os => os.map(o => o.value)"
+            ) == ["", *DISMISS_REASONS]
+            assert live.locator('select[name="follow_up"] option').evaluate_all(
+                "os => os.map(o => o.value)"
+            ) == ["", *FOLLOW_UPS]
             live.get_by_role("button", name="Dismiss").click()
             expect(live.locator(".error")).to_contain_text("a dismissal needs a reason")
             expect(live).to_have_attribute("data-state", "acknowledged")
@@ -257,6 +272,14 @@ def test_alert_queue_in_chromium(server: Server) -> None:
             wait_until(page, "document.getElementById('clip').readyState >= 2", timeout=5)
             assert page.evaluate("document.getElementById('clip').duration") > 1.5
             page.screenshot(path=str(OUTPUT / "console-alert-detail.png"), full_page=True)
+
+            # The search page offers the server's event types, in its order.
+            page.goto(base + "/console/search")
+            expect(page.locator("#type option")).to_have_text(["any", *EVENT_TITLES.values()])
+            assert page.locator("#type option").evaluate_all("os => os.map(o => o.value)") == [
+                "",
+                *(str(t) for t in EVENT_TITLES),
+            ]
 
             # An operator of another camera sees nothing of it, not even a new one arriving.
             other = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()

@@ -23,7 +23,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from lanterne.api.routes.observatory import NO_STORE, jsonable
+from lanterne.api.routes.observatory import NO_STORE
 from lanterne.config.schema import BoundaryLayer
 from lanterne.observatory.aggregate import (
     AreaRef,
@@ -47,6 +47,7 @@ from lanterne.observatory.store import (
     postgres_target,
 )
 from lanterne.observatory.timeseries import anomalies
+from tests.support.observatory_api import jsonable
 from tests.support.observatory_data import BAD_CSV, BAD_MAPPING
 from tests.support.postgres import PG_ADMIN_DSN, admin_connection
 

@@ -4,11 +4,16 @@ Registered as a pytest plugin by tests/conftest.py (fixtures `obs_file`, `obs`).
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, datetime
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 from argon2 import PasswordHasher
@@ -189,3 +194,28 @@ def small_counts(payload: Any, k: int = K) -> list[tuple[str, int]]:
 
     walk(payload)
     return found
+
+
+def jsonable(value: Any) -> Any:
+    """Dataclasses, numpy arrays and datetimes of the observatory modules as the console receives
+    them in JSON, to compare two results as a client would see them; NaN and infinities (a trend
+    not defined at the edges, a rate over zero exposure) become null."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, np.ndarray):
+        return [jsonable(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        return jsonable(value.item())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    return str(value)

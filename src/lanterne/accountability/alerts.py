@@ -33,24 +33,21 @@ UPDATE` on the event row), so exactly one wins and the other is told who did.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import Connection, Engine, delete, func, insert, select
+from sqlalchemy.sql import Select
 
-from lanterne.accountability.precision import latest_state
+from lanterne.accountability.precision import ALERT_MODE, latest_state
 from lanterne.audit import Action, AuditLog
 from lanterne.core.errors import LanterneError
 from lanterne.core.types import EventType
-from lanterne.store.db import describe_failure
-from lanterne.store.tables import DISMISS_REASONS, FOLLOW_UPS, AlertStateRecord, EventRecord
-
-ALERT_MODE = "alerts"
+from lanterne.store.db import locked_write
+from lanterne.store.tables import DISMISS_REASONS, FOLLOW_UPS, AlertStateRecord, EventRecord, EvidenceRecord
 
 
 class AlertState(StrEnum):
@@ -98,6 +95,31 @@ class Alert:
     end: datetime
     confidence: float
     state: AlertState
+    region: tuple[float, float, float, float]
+    """Where in the image (x0, y0, x1, y1, as fractions of its size)."""
+    ongoing: bool
+    stored_at: datetime
+    """When the pipeline stored it: the live queue's order of arrival."""
+
+
+FOLLOW_UP_LABELS: dict[str, str] = {
+    "none": "none",
+    "monitoring": "monitoring",
+    "field_request": "field request",
+    "emergency_services": "emergency services",
+}
+"""What the console calls each of `FOLLOW_UPS` (same keys, same order): served by
+`GET /api/vocabulary` so that no page keeps its own copy of the list."""
+DISMISS_REASON_LABELS: dict[str, str] = {
+    "reflection_or_light": "reflection or light",
+    "street_furniture": "street furniture",
+    "person_at_rest": "person at rest",
+    "owner_nearby": "owner nearby",
+    "test": "test",
+    "other": "other (say what)",
+}
+"""What the console calls each of `DISMISS_REASONS` (same keys, same order); `other` asks for the
+text that a dismissal for that reason must carry (HO-01)."""
 
 
 def _reasons() -> str:
@@ -112,31 +134,6 @@ def _aware(now: datetime) -> datetime:
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware (e.g. datetime.now(UTC))")
     return now.astimezone(UTC)
-
-
-@contextmanager
-def _locked(engine: Engine) -> Iterator[Connection]:
-    """A transaction that takes the write lock before reading the current state.
-
-    pysqlite would only BEGIN at the INSERT, after our read: two writers could both read `acknowledged`
-    and both decide. IMMEDIATE takes SQLite's single write lock now; the busy timeout queues the
-    other writer, which then reads the first one's decision. PostgreSQL locks the event row instead
-    (in `_current`), so decisions on different alerts do not wait for each other.
-    """
-    try:
-        with engine.connect() as conn:
-            try:
-                if conn.dialect.name == "sqlite":
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
-                yield conn
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                raise
-    except (IntegrityError, LanterneError):
-        raise
-    except SQLAlchemyError as exc:
-        raise describe_failure(engine, exc) from None
 
 
 def _last_step(conn: Connection, event_id: str) -> Step | None:
@@ -213,7 +210,9 @@ def _move(
     if not user_id or not user_id.strip():
         raise DecisionError("a decision needs the operator's user id; pass --user")
     now = _aware(now)
-    with _locked(engine) as conn:
+    # No table lock on PostgreSQL: `_event` locks the event row, so decisions on different
+    # alerts do not wait for each other; SQLite has one write lock and takes it before the read.
+    with locked_write(engine, None) as conn:
         ev = _event(conn, event_id, lock=True)
         current = _last_step(conn, event_id)
         frm = current.state if current is not None else AlertState.NEW
@@ -314,14 +313,9 @@ def history(engine: Engine, event_id: str) -> list[Step]:
         return [_step(r) for r in rows]
 
 
-def list_alerts(
-    engine: Engine,
-    *,
-    state: AlertState | str | None = None,
-    camera: str | None = None,
-    limit: int = 200,
-) -> list[Alert]:
-    """Alerts, newest first, optionally only those in one state or from one camera."""
+def _alerts(scope: Collection[str] = ("*",)) -> tuple[Select[Any], Any]:
+    """Alerts of the cameras in `scope` (`"*"`: every camera) with their current state, and the
+    state alias to filter on: the one definition of "an alert in scope", for every list below."""
     s, on = latest_state()
     q = (
         select(
@@ -332,30 +326,126 @@ def list_alerts(
             EventRecord.start_ts,
             EventRecord.end_ts,
             EventRecord.confidence,
+            EventRecord.x0,
+            EventRecord.y0,
+            EventRecord.x1,
+            EventRecord.y1,
+            EventRecord.ongoing,
+            EventRecord.created_at,
             s.state,
         )
         .select_from(EventRecord)
         .outerjoin(s, on)
         .where(EventRecord.mode == ALERT_MODE)
-        .order_by(EventRecord.start_ts.desc(), EventRecord.id)
-        .limit(limit)
     )
+    if "*" not in scope:
+        q = q.where(EventRecord.camera.in_(sorted(scope)))
+    return q, s
+
+
+def _alert(r: Any) -> Alert:
+    return Alert(
+        id=r.id,
+        type=EventType(r.type),
+        camera=r.camera,
+        zone=r.zone,
+        start=r.start_ts,
+        end=r.end_ts,
+        confidence=float(r.confidence),
+        state=AlertState(r.state) if r.state else AlertState.NEW,
+        region=(float(r.x0), float(r.y0), float(r.x1), float(r.y1)),
+        ongoing=bool(r.ongoing),
+        stored_at=r.created_at,
+    )
+
+
+def list_alerts(
+    engine: Engine,
+    *,
+    state: AlertState | str | None = None,
+    camera: str | None = None,
+    limit: int = 200,
+    scope: Collection[str] = ("*",),
+    before: datetime | None = None,
+) -> list[Alert]:
+    """Alerts, newest first, optionally only those in one state, from one camera, of the cameras
+    in `scope`, or that started before `before` (naive: UTC)."""
+    q, s = _alerts(scope)
     if camera is not None:
         q = q.where(EventRecord.camera == camera)
     if state is not None:
         st = AlertState(state)
         q = q.where(s.state.is_(None)) if st is AlertState.NEW else q.where(s.state == str(st))
+    if before is not None:
+        q = q.where(EventRecord.start_ts < (before if before.tzinfo else before.replace(tzinfo=UTC)))
+    q = q.order_by(EventRecord.start_ts.desc(), EventRecord.id).limit(limit)
     with engine.connect() as conn:
-        return [
-            Alert(
-                id=r.id,
-                type=EventType(r.type),
-                camera=r.camera,
-                zone=r.zone,
-                start=r.start_ts,
-                end=r.end_ts,
-                confidence=float(r.confidence),
-                state=AlertState(r.state) if r.state else AlertState.NEW,
+        return [_alert(r) for r in conn.execute(q)]
+
+
+def find_alert(engine: Engine, alert_id: str) -> Alert | None:
+    """The alert with this id, whatever its camera (the caller checks the scope), or None when
+    there is none (or the event is an evaluation, not an alert)."""
+    with engine.connect() as conn:
+        r = conn.execute(_alerts()[0].where(EventRecord.id == alert_id)).first()
+    return _alert(r) if r is not None else None
+
+
+def last_step_id(engine: Engine) -> int:
+    """The id of the latest decision step (0 before any): where a live view starts following."""
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.max(AlertStateRecord.id))).scalar() or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertChanges:
+    """What a live view has not shown yet (`alert_changes`)."""
+
+    stored: list[Alert]
+    """Alerts stored since the view's last look, oldest first."""
+    decided: list[Alert]
+    """Alerts, not among `stored`, that someone took a step on since then."""
+    last_step: int
+    """The latest step id seen: the next look starts after it."""
+
+
+def alert_changes(
+    engine: Engine, scope: Collection[str], since: datetime, skip: Collection[str], after_step: int
+) -> AlertChanges:
+    """Alerts of `scope` stored at or after `since` (but not those in `skip`: already shown), then
+    those whose state changed in a step after `after_step`, so every open console shows who has
+    taken an alert.
+
+    `>=` on the storage time with the ids already shown at that instant: two alerts stored in the
+    same microsecond are both shown, and none twice. At most 100 new alerts and 500 steps a look.
+    """
+    q = _alerts(scope)[0]
+    with engine.connect() as conn:
+        stored = [
+            _alert(r)
+            for r in conn.execute(
+                q.where(EventRecord.created_at >= since).order_by(EventRecord.created_at).limit(100)
             )
-            for r in conn.execute(q)
+            if r.id not in skip
         ]
+        steps = conn.execute(
+            select(AlertStateRecord.event_id, AlertStateRecord.id)
+            .where(AlertStateRecord.id > after_step)
+            .order_by(AlertStateRecord.id)
+            .limit(500)
+        ).all()
+        ids = sorted({r.event_id for r in steps} - {a.id for a in stored})
+        decided = [_alert(r) for r in conn.execute(q.where(EventRecord.id.in_(ids)))] if ids else []
+    return AlertChanges(stored, decided, max((r.id for r in steps), default=after_step))
+
+
+def evidence_file(engine: Engine, alert_id: str, kind: str) -> str | None:
+    """The stored path (relative to the evidence directory) of the alert's latest `kind` of
+    evidence (`snapshot`, `clip`), or None."""
+    with engine.connect() as conn:
+        return conn.execute(
+            select(EvidenceRecord.path)
+            .where(EvidenceRecord.event_id == alert_id, EvidenceRecord.kind == kind)
+            .order_by(EvidenceRecord.id.desc())
+            .limit(1)
+        ).scalar()

@@ -10,28 +10,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from lanterne.accountability.transparency.data import PublicData, public_data
-from lanterne.accountability.transparency.render import (
-    SERVED,
-    render_geojson,
-    render_html,
-    render_json,
-    stylesheet,
-)
 from lanterne.api import deps
-from lanterne.api.routes import auth
-from lanterne.api.routes import cameras as cameras_api
+from lanterne.api.routes import alerts, auth, cameras, pages, public, search, stops, vocabulary
 from lanterne.api.routes import observatory as observatory_api
-from lanterne.api.routes import search as search_api
-from lanterne.api.routes import stops as controls_api
-from lanterne.api.routes.alerts import alerts_router
 from lanterne.config import Config
-from lanterne.store import Store
+from lanterne.runtime.site import open_site
 
 PUBLIC_CSP = (
     "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; object-src 'none'"
@@ -56,16 +44,17 @@ SECURITY_HEADERS: dict[str, str] = {
 
 
 def create_app(cfg: Config, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> FastAPI:
-    """The application for one configuration. The store opens with the app's lifespan (so
-    `TestClient` must be used as a context manager) and closes with it."""
+    """The application for one configuration. The site (store and audit log) opens with the app's
+    lifespan (so `TestClient` must be used as a context manager) and closes with it."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.store = Store.open(cfg.store.url)
+        site = open_site(cfg, clock=clock)
+        app.state.store, app.state.audit = site.store, site.audit
         try:
             yield
         finally:
-            app.state.store.close()
+            site.close()
 
     app = FastAPI(
         title=f"Lanterne: {cfg.site}",
@@ -87,47 +76,23 @@ def create_app(cfg: Config, *, clock: Callable[[], datetime] = lambda: datetime.
     # loaded from outside.
     csp = PUBLIC_CSP
     if cfg.console.tile_url is not None:
-        from urllib.parse import urlsplit
-
         # `{s}` is Leaflet's subdomain placeholder (a., b., c.): allow them all with a wildcard.
         parts = urlsplit(cfg.console.tile_url.replace("{s}", "*"))
         csp = f"{PUBLIC_CSP}; img-src 'self' data: {parts.scheme}://{parts.netloc}"
 
-    # --- console routers: one include line per area -------------------------------------
+    # --- routers: one include line per area ---------------------------------------------------
     deps.install(app, cfg, clock)  # first: sets app.state.cfg/clock, audit, throttle
+    app.include_router(public.router)
+    app.include_router(pages.router)
     app.include_router(auth.router)
-    app.include_router(cameras_api.router(cfg, clock))  # before /static: serves /static/vendor/leaflet
-    app.include_router(controls_api.router(cfg, clock))
-    app.include_router(search_api.router(cfg, clock))
-    app.include_router(observatory_api.router(cfg, clock))
+    app.include_router(alerts.router)
+    app.include_router(cameras.router)
+    app.include_router(stops.router)
+    app.include_router(search.router)
+    app.include_router(observatory_api.router)
+    app.include_router(vocabulary.router)
+    # Pages' scripts and styles, and Leaflet (`static/vendor/leaflet/`), from the package itself.
     app.mount("/static", StaticFiles(packages=[("lanterne.api", "static")]), name="static")
-    app.include_router(alerts_router(cfg, clock))
-
-    def data(request: Request) -> PublicData:
-        return public_data(cfg, request.app.state.store.engine, clock())
-
-    @app.get("/public", response_class=HTMLResponse, tags=["public"], summary="Public notice (HTML)")
-    def public_page(request: Request) -> HTMLResponse:
-        return HTMLResponse(render_html(data(request), SERVED))
-
-    @app.get("/public/style.css", tags=["public"], include_in_schema=False)
-    def public_css() -> Response:
-        return Response(stylesheet(), media_type="text/css; charset=utf-8")
-
-    @app.get("/public/transparency.json", tags=["public"], summary="Public notice (JSON)")
-    def public_json(request: Request) -> Response:
-        return Response(render_json(data(request)), media_type="application/json")
-
-    @app.get("/public/cameras.geojson", tags=["public"], summary="Cameras as GeoJSON with OpenStreetMap tags")
-    def public_geojson(request: Request) -> Response:
-        return Response(render_geojson(data(request)), media_type="application/geo+json")
-
-    @app.get("/favicon.ico", include_in_schema=False)
-    def favicon() -> Response:
-        # Browsers ask for it on every page; an empty answer keeps their consoles (and the browser
-        # test) free of a 404 without shipping an icon.
-        return Response(status_code=204)
-
     return app
 
 

@@ -1,15 +1,14 @@
-"""Sessions, CSRF and role checks: the dependencies every console route uses.
+"""What every console route depends on: sessions, CSRF and role checks, and the app's
+configuration, clock, database and audit log.
 
-A route declares who may call it::
+A route declares who may call it and what it needs, as annotated parameters (the FastAPI
+template's style: one alias per dependency, so a handler can be read, and called, on its own)::
 
     @router.get("/api/alerts")
-    def alerts(user: LoggedIn) -> ...: ...
-
-    Supervisor = Annotated[CurrentUser, Depends(require_roles("supervisor"))]
-    Write = Annotated[CurrentUser, Depends(csrf_protect)]
+    def alerts(user: Viewer, engine: EngineDep, now: Now) -> list[AlertOut]: ...
 
     @router.post("/api/stops")
-    def stop(user: Supervisor, _: Write) -> ...: ...
+    def stop(user: Supervisor, _: Writer, stops: StopsDep) -> StopOut: ...
 
 The session lives in an HttpOnly, SameSite=Strict cookie (script cannot read it, other sites
 cannot send it); writes also need the `X-CSRF-Token` header, which the page got at login. Every
@@ -19,27 +18,29 @@ refusal of an authenticated user is written to the audit log (AC-03).
 from __future__ import annotations
 
 import hmac
-import threading
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, StringConstraints
+from sqlalchemy import Engine
 
 from lanterne.accountability.accounts import (
     Account,
     LoginThrottle,
 )
 from lanterne.accountability.accounts import session_for as _session_for
+from lanterne.accountability.stops import Stops
 from lanterne.audit import Action, AuditLog
 from lanterne.audit.log import PURPOSE_MAX_LENGTH
+from lanterne.config import Config
 from lanterne.core.errors import LanterneError
-
-if TYPE_CHECKING:
-    from lanterne.config import Config
 
 COOKIE = "lanterne_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -74,7 +75,6 @@ def install(app: FastAPI, cfg: Config, clock: Callable[[], datetime] = lambda: d
     app.state.cfg = cfg
     app.state.clock = clock
     app.state.login_throttle = LoginThrottle(cfg.console.max_failed_logins)
-    app.state.audit_lock = threading.Lock()
 
     async def user_error(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=400)
@@ -84,7 +84,42 @@ def install(app: FastAPI, cfg: Config, clock: Callable[[], datetime] = lambda: d
         return JSONResponse({"detail": "internal error; see the server log"}, status_code=500)
 
     app.add_exception_handler(LanterneError, user_error)
+    app.add_exception_handler(RequestValidationError, unknown_parameters)
     app.add_exception_handler(Exception, server_error)
+
+
+async def unknown_parameters(request: Request, exc: Exception) -> JSONResponse:
+    """A query parameter the route does not take is refused (422), never ignored: a client that
+    believes it filtered by one must learn at once that it did not (no search on people, décret
+    2023-828 art. 3). Query models forbid extra fields; this turns pydantic's refusal into one
+    sentence naming the unknown and the allowed parameters, which the pages show as it is. Any
+    other validation error keeps FastAPI's usual body."""
+    assert isinstance(exc, RequestValidationError)
+    unknown = sorted(
+        {
+            str(e["loc"][-1])
+            for e in exc.errors()
+            if e.get("type") == "extra_forbidden" and tuple(e.get("loc", ()))[:1] == ("query",)
+        }
+    )
+    if not unknown:
+        return await request_validation_exception_handler(request, exc)
+    allowed = sorted(_query_names(request))
+    hint = f"; allowed: {', '.join(allowed)}" if allowed else ""
+    return JSONResponse({"detail": f"unknown parameter(s): {', '.join(unknown)}{hint}"}, status_code=422)
+
+
+def _query_names(request: Request) -> set[str]:
+    """The query parameter names of the matched route's query model(s)."""
+    route = request.scope.get("route")
+    names: set[str] = set()
+    for field in getattr(getattr(route, "dependant", None), "query_params", ()):
+        model = field.field_info.annotation
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            names.update(f.alias or name for name, f in model.model_fields.items())
+        else:
+            names.add(field.alias)
+    return names
 
 
 def config(request: Request) -> Config:
@@ -92,28 +127,42 @@ def config(request: Request) -> Config:
     return request.app.state.cfg  # type: ignore[no-any-return]
 
 
+def clock(request: Request) -> Callable[[], datetime]:
+    """The app's clock itself, for what reads the time more than once (a live stream, the stops'
+    cache); tests control it through `create_app(cfg, clock=...)`."""
+    return request.app.state.clock  # type: ignore[no-any-return]
+
+
 def now(request: Request) -> datetime:
-    """The app's clock: tests control it through `create_app(cfg, clock=...)`."""
+    """The app's clock, read once for the request."""
     return request.app.state.clock()  # type: ignore[no-any-return]
 
 
+def engine(request: Request) -> Engine:
+    """The store's database engine (the store opens with the app's lifespan)."""
+    return request.app.state.store.engine  # type: ignore[no-any-return]
+
+
 def audit_log(request: Request) -> AuditLog:
-    """The app's audit log, one per app, on the store's engine (opened in the lifespan)."""
-    state = request.app.state
-    log: AuditLog | None = getattr(state, "audit", None)
-    if log is None:
-        with state.audit_lock:
-            log = getattr(state, "audit", None)
-            if log is None:
-                cfg = state.cfg
-                log = AuditLog(
-                    state.store.engine,
-                    key_path=cfg.audit.key_path,
-                    checkpoint_every=cfg.audit.checkpoint_every,
-                    clock=state.clock,
-                )
-                state.audit = log
-    return log
+    """The app's audit log, opened with the site in the app's lifespan (`runtime.site.open_site`)."""
+    return request.app.state.audit  # type: ignore[no-any-return]
+
+
+def stops(request: Request) -> Stops:
+    """The app's one `Stops`: its cache of active stops is shared by every request of the process."""
+    found: Stops | None = getattr(request.app.state, "stops", None)
+    if found is None:
+        found = Stops(request.app.state.store.engine, audit_log(request), request.app.state.clock)
+        request.app.state.stops = found
+    return found
+
+
+ConfigDep = Annotated[Config, Depends(config)]
+ClockDep = Annotated[Callable[[], datetime], Depends(clock)]
+Now = Annotated[datetime, Depends(now)]
+EngineDep = Annotated[Engine, Depends(engine)]
+AuditDep = Annotated[AuditLog, Depends(audit_log)]
+StopsDep = Annotated[Stops, Depends(stops)]
 
 
 # --- dependencies ----------------------------------------------------------------------------
@@ -147,11 +196,36 @@ def current_user(request: Request) -> CurrentUser:
 LoggedIn = Annotated[CurrentUser, Depends(current_user)]
 """Shorthand for a route parameter: `def route(user: LoggedIn)`."""
 
+
+def _plain_text(value: str) -> str:
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise ValueError("the purpose contains control characters; write it as plain text")
+    return value
+
+
+def _blank_is_none(value: object) -> object:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
 PurposeText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=PURPOSE_MAX_LENGTH)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=PURPOSE_MAX_LENGTH),
+    AfterValidator(_plain_text),
 ]
 """The one purpose check of the console (LG-02): a field type for query and body models, with the
-audit log's own length limit, so a purpose the API accepts is one the log can keep."""
+audit log's own length limit, so a purpose the API accepts is one the log can keep, and no control
+characters (the purpose is printed in audit exports as it was typed)."""
+
+MaybePurpose = Annotated[PurposeText | None, BeforeValidator(_blank_is_none)]
+"""A purpose parameter that may be left out: absent or blank reads as None, so that the route
+answers its own 400 saying why it needs one (`required_purpose`) instead of a bare 422."""
+
+
+def required_purpose(purpose: str | None, refusal: str) -> str:
+    """The stated purpose, or 400 with `refusal` (which says why one is needed)."""
+    if purpose is None:
+        raise HTTPException(400, refusal)
+    return purpose
 
 
 def csrf_protect(request: Request, user: LoggedIn) -> CurrentUser:
@@ -175,9 +249,9 @@ def forbid(
 ) -> NoReturn:
     """Refuse and record the refusal. `what` names what was denied (an action value such as
     `view_clip`, or a route); the record's action is `action`, else `what` when it is an action
-    value, else `view_live` (looking at the console)."""
+    value, else `access_denied` (nothing was viewed, so no view action fits)."""
     if action is None:
-        action = Action(what) if what in Action._value2member_map_ else Action.VIEW_LIVE
+        action = Action(what) if what in Action._value2member_map_ else Action.ACCESS_DENIED
     audit_log(request).append(
         user.id,
         action,
@@ -190,12 +264,24 @@ def forbid(
 
 def require_roles(*roles: str, action: Action | None = None) -> Callable[..., CurrentUser]:
     """Dependency factory: the current user if their role is one of `roles`, else 403 and an
-    audit record (action `action`, default `view_live`, details naming the route)."""
+    audit record (action `action`, default `access_denied`, details naming the route)."""
     allowed = frozenset(roles)
 
     def dependency(request: Request, user: LoggedIn) -> CurrentUser:
         if user.role not in allowed:
-            forbid(request, user, f"{request.method} {request.url.path}", action=action or Action.VIEW_LIVE)
+            forbid(
+                request, user, f"{request.method} {request.url.path}", action=action or Action.ACCESS_DENIED
+            )
         return user
 
     return dependency
+
+
+FOOTAGE_ROLES = ("operator", "supervisor")
+"""Who sees alerts, snapshots, clips and the map; auditors and admins see no footage (AC-02)."""
+
+Viewer = Annotated[CurrentUser, Depends(require_roles(*FOOTAGE_ROLES))]
+"""Operators and supervisors; anyone else is refused (403, recorded)."""
+Supervisor = Annotated[CurrentUser, Depends(require_roles("supervisor"))]
+Writer = Annotated[CurrentUser, Depends(csrf_protect)]
+"""A write: the session's CSRF token must come with it."""

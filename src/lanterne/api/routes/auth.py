@@ -3,12 +3,11 @@ keeps for its writes. Failed logins are throttled per login and per address, and
 
 from __future__ import annotations
 
-from importlib.resources import files
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 
 from lanterne.accountability.accounts import (
     LoginThrottle,
@@ -18,10 +17,12 @@ from lanterne.accountability.accounts import (
     open_session,
     purge_sessions,
 )
-from lanterne.api.deps import COOKIE, CurrentUser, LoggedIn, audit_log, csrf_protect, now, user_of
+from lanterne.api.deps import COOKIE, EngineDep, LoggedIn, Writer, audit_log, now, user_of
+from lanterne.api.schemas.auth import SessionOut, UserOut
+from lanterne.api.schemas.common import ERRORS, Message
 from lanterne.audit import Action
 
-router = APIRouter(tags=["console"])
+router = APIRouter(tags=["console"], responses=ERRORS)
 
 
 def _login(request: Request, login: str, password: str) -> tuple[int, dict[str, Any], str | None]:
@@ -62,7 +63,11 @@ def _login(request: Request, login: str, password: str) -> tuple[int, dict[str, 
     return 200, {"csrf_token": csrf, "user": user_of(account).public()}, token
 
 
-@router.post("/api/login", summary="Log in (JSON {login, password}); sets the session cookie")
+@router.post(
+    "/api/login",
+    summary="Log in (JSON {login, password}); sets the session cookie",
+    response_model=SessionOut,
+)
 async def login(request: Request) -> JSONResponse:
     # The body is read by hand: FastAPI's validation error would echo the request, password included.
     try:
@@ -92,20 +97,14 @@ async def login(request: Request) -> JSONResponse:
 
 
 @router.post("/api/logout", summary="Log out (needs the CSRF header)")
-def logout(request: Request, user: Annotated[CurrentUser, Depends(csrf_protect)]) -> JSONResponse:
+def logout(request: Request, response: Response, user: Writer, engine: EngineDep) -> Message:
     token = request.cookies.get(COOKIE)
     if token:
-        close_session(request.app.state.store.engine, token)
-    response = JSONResponse({"detail": "logged out"})
+        close_session(engine, token)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
-    return response
+    return Message(detail="logged out")
 
 
 @router.get("/api/me", summary="The logged-in user and the session's CSRF token")
-def me(request: Request, user: LoggedIn) -> dict[str, Any]:
-    return {"user": user.public(), "csrf_token": request.state.csrf_token}
-
-
-@router.get("/login", response_class=HTMLResponse, include_in_schema=False)
-def login_page() -> HTMLResponse:
-    return HTMLResponse(files("lanterne.api").joinpath("static/login.html").read_text(encoding="utf-8"))
+def me(request: Request, user: LoggedIn) -> SessionOut:
+    return SessionOut(user=UserOut(**user.public()), csrf_token=request.state.csrf_token)

@@ -1,9 +1,7 @@
 // Login page: posts JSON to /api/login, keeps the CSRF token for this tab, goes to the console
 // page of the user's role.
 // No inline script: the page's Content-Security-Policy forbids it.
-"use strict";
-
-const CSRF_KEY = "lanterne.csrf";
+import { remember } from "./console/common.js";
 
 // Where each role starts: the alert queue is for operators and supervisors only; the other roles
 // (analyst, auditor, admin) would meet a refusal there, and every role may open the observatory.
@@ -16,12 +14,13 @@ document.addEventListener("DOMContentLoaded", () => {
   const message = document.getElementById("message");
   const button = document.getElementById("submit");
 
-  // Already logged in (a bookmark, the back button): recover the CSRF token and go on.
+  // Already logged in (a bookmark, the back button): recover the CSRF token and go on. Plain
+  // fetch, not common.js's `api`: here a 401 is the expected answer, not a lapsed session.
   fetch("/api/me", { credentials: "same-origin" })
     .then((r) => (r.ok ? r.json() : null))
     .then((me) => {
       if (me) {
-        sessionStorage.setItem(CSRF_KEY, me.csrf_token);
+        remember(me.csrf_token);
         window.location.replace(home(me.user));
       }
     })
@@ -49,7 +48,7 @@ document.addEventListener("DOMContentLoaded", () => {
         body = {};
       }
       if (response.ok) {
-        sessionStorage.setItem(CSRF_KEY, body.csrf_token);
+        remember(body.csrf_token);
         window.location.assign(home(body.user));
         return;
       }

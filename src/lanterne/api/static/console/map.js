@@ -1,7 +1,7 @@
 // Camera map: Leaflet served by the app (never a CDN), cameras coloured by state, their latest
 // alerts in a popup. Supervisors can stop or resume inference from here. No inline script or
 // style (CSP): element styles are set through the DOM, which the policy allows.
-"use strict";
+import { api, el, post, say, whoami } from "./common.js";
 
 const REFRESH_MS = 15000;
 const COLOURS = { running: "#7ee081", suspended: "#ffd166", stopped: "#ff6b6b", offline: "#9aa5b1" };
@@ -168,13 +168,10 @@ document.addEventListener("DOMContentLoaded", async () => {
   holder.style.border = "1px solid #3a4756";
   holder.style.background = "#0f1419";
   if (typeof L === "undefined") {
-    say("Leaflet is missing on this server: run scripts/bootstrap (npm ci --prefix console) and reload. The camera list below still works.");
+    say("Leaflet is missing on this server: reinstall Lanterne (the package ships it under static/vendor/leaflet) and reload. The camera list below still works.");
   }
   try {
-    const me = await (await api("/api/me")).json();
-    user = me.user;
-    if (me.csrf_token) sessionStorage.setItem(CSRF_KEY, me.csrf_token);
-    document.getElementById("who").textContent = user.login + " (" + user.role + ")";
+    user = (await whoami()).user;
   } catch (_) {
     return;
   }

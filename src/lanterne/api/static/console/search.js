@@ -1,6 +1,7 @@
 // Event search: the form's filters become query parameters of GET /api/events (purpose
-// required); results link to each alert's page. No inline script (CSP).
-"use strict";
+// required); results link to each alert's page. The situations offered are the server's
+// vocabulary. No inline script (CSP).
+import { api, el, vocabulary, whoami } from "./common.js";
 
 const PAGE_SIZE = 50;
 const FIELDS = ["purpose", "from", "to", "camera", "zone", "type", "object_class", "state", "sort"];
@@ -54,8 +55,9 @@ async function run() {
 
 document.addEventListener("DOMContentLoaded", async () => {
   try {
-    const me = await (await api("/api/me")).json();
-    document.getElementById("who").textContent = me.user.login + " (" + me.user.role + ")";
+    await whoami();
+    const types = document.getElementById("type");
+    for (const t of (await vocabulary()).event_types) types.appendChild(el("option", t.title, { value: t.id }));
     const cameras = await api("/api/cameras");
     if (cameras.ok) {
       const select = document.getElementById("camera");

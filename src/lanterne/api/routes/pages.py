@@ -1,0 +1,67 @@
+"""The console's HTML pages. A page holds no data: its script asks the JSON API, which checks the
+session; the alert pages also send a visitor without a session to the login page and refuse
+(and record) a role that sees no footage, since their address alone names an alert."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from lanterne.api.deps import FOOTAGE_ROLES, current_user, forbid
+
+STATIC = Path(__file__).resolve().parents[1] / "static" / "console"
+"""The pages and their scripts (also served under `/static/console/`)."""
+LOGIN = STATIC.parent / "login.html"
+HTML = "text/html; charset=utf-8"
+
+router = APIRouter(include_in_schema=False)
+
+
+def _page(path: Path) -> Response:
+    return Response(path.read_bytes(), media_type=HTML)
+
+
+def _alert_page(request: Request, name: str) -> Response:
+    try:
+        user = current_user(request)
+    except HTTPException as exc:
+        if exc.status_code != 401:
+            raise
+        return RedirectResponse("/login", status_code=303)
+    if user.role not in FOOTAGE_ROLES:
+        forbid(request, user, "alert queue")
+    return _page(STATIC / name)
+
+
+@router.get("/console")
+def queue_page(request: Request) -> Response:
+    return _alert_page(request, "queue.html")
+
+
+@router.get("/console/alerts/{alert_id}")
+def alert_page(request: Request, alert_id: str) -> Response:
+    return _alert_page(request, "alert.html")
+
+
+@router.get("/console/map", response_class=HTMLResponse)
+def map_page() -> Response:
+    return _page(STATIC / "map.html")
+
+
+@router.get("/console/search", response_class=HTMLResponse)
+def search_page() -> Response:
+    return _page(STATIC / "search.html")
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page() -> Response:
+    return _page(LOGIN)
+
+
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    # Browsers ask for it on every page; an empty answer keeps their consoles (and the browser
+    # test) free of a 404 without shipping an icon.
+    return Response(status_code=204)

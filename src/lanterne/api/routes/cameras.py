@@ -17,7 +17,7 @@ from lanterne.accountability.cameras import camera_status
 from lanterne.accountability.suspension import Suspensions
 from lanterne.api.deps import AuditDep, ClockDep, ConfigDep, EngineDep, LoggedIn, Now, StopsDep, Viewer
 from lanterne.api.schemas.cameras import CameraOut, MapSettings, RecentAlert
-from lanterne.api.schemas.common import ERRORS
+from lanterne.api.schemas.common import ERRORS, FeatureCollection, GeoJSONResponse
 
 LEAFLET = Path(__file__).resolve().parents[1] / "static" / "vendor" / "leaflet"
 """Leaflet's dist files as the package ships them."""
@@ -63,7 +63,8 @@ def cameras(
 @router.get(
     "/api/boundaries",
     summary="The city's boundaries (GeoJSON), drawn when there are no map tiles",
-    responses={200: {"content": {"application/geo+json": {}}}},
+    response_model=FeatureCollection,
+    response_class=GeoJSONResponse,
 )
 def boundaries(_user: LoggedIn, cfg: ConfigDep) -> Response:
     path = cfg.console.boundaries

@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo
 import h3
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from lanterne.api.deps import (
     AuditDep,
@@ -52,7 +52,7 @@ from lanterne.api.deps import (
     required_purpose,
 )
 from lanterne.api.routes.pages import STATIC
-from lanterne.api.schemas.common import ERRORS, Problem
+from lanterne.api.schemas.common import ERRORS, GeoJSONResponse, Problem
 from lanterne.api.schemas.observatory import (
     MAX_CATEGORY,
     MEASURE_PATTERN,
@@ -137,12 +137,6 @@ NO_STORE = (
     "no dataset ingested yet; run lanterne observatory ingest FILE --mapping MAPPING.yml "
     "--config CONFIG (see docs/observatory.md)"
 )
-
-
-class GeoJSONResponse(JSONResponse):
-    """The map's media type: GIS tools and browsers' viewers recognise GeoJSON by it."""
-
-    media_type = "application/geo+json"
 
 
 router = APIRouter(tags=["observatory"], responses={**ERRORS, 503: {"model": Problem}})

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
-from lanterne.accountability.transparency.data import public_data
+from lanterne.accountability.transparency.data import PublicData, public_data
 from lanterne.accountability.transparency.render import (
     SERVED,
     render_geojson,
@@ -15,6 +15,7 @@ from lanterne.accountability.transparency.render import (
     stylesheet,
 )
 from lanterne.api.deps import ConfigDep, EngineDep, Now
+from lanterne.api.schemas.common import FeatureCollection, GeoJSONResponse
 
 router = APIRouter(tags=["public"])
 
@@ -31,10 +32,12 @@ def public_css() -> Response:
 
 # The two documents below are served as `render_json`/`render_geojson` write them (sorted keys,
 # indented): the same bytes as the exported files, so a published copy can be compared with them.
+# Their response models document the shape (and the schema fuzzing checks the bytes against it);
+# FastAPI does not re-serialise a returned Response.
 @router.get(
     "/public/transparency.json",
     summary="Public notice (JSON)",
-    responses={200: {"content": {"application/json": {}}}},
+    response_model=PublicData,
 )
 def public_json(cfg: ConfigDep, engine: EngineDep, now: Now) -> Response:
     return Response(render_json(public_data(cfg, engine, now)), media_type="application/json")
@@ -43,7 +46,8 @@ def public_json(cfg: ConfigDep, engine: EngineDep, now: Now) -> Response:
 @router.get(
     "/public/cameras.geojson",
     summary="Cameras as GeoJSON with OpenStreetMap tags",
-    responses={200: {"content": {"application/geo+json": {}}}},
+    response_model=FeatureCollection,
+    response_class=GeoJSONResponse,
 )
 def public_geojson(cfg: ConfigDep, engine: EngineDep, now: Now) -> Response:
     return Response(render_geojson(public_data(cfg, engine, now)), media_type="application/geo+json")

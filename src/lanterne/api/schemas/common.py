@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 
@@ -23,3 +24,25 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 """The refusals a console route may answer, documented with their body so that a client (and the
 schema fuzzing) knows their shape."""
+
+
+class Feature(BaseModel):
+    """A GeoJSON feature (RFC 7946 §3.2); geometry and properties as the source file has them."""
+
+    type: Literal["Feature"]
+    geometry: dict[str, Any] | None
+    properties: dict[str, Any] | None
+    id: str | int | None = None
+
+
+class FeatureCollection(BaseModel):
+    """A GeoJSON feature collection (RFC 7946 §3.3): the public camera layer, the city outline."""
+
+    type: Literal["FeatureCollection"]
+    features: list[Feature]
+
+
+class GeoJSONResponse(JSONResponse):
+    """GeoJSON's media type (RFC 7946 §12): GIS tools and browsers' viewers recognise it by it."""
+
+    media_type = "application/geo+json"

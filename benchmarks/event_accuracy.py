@@ -3,9 +3,9 @@
 
 (a) Real footage with MOT ground truth: the pipeline's events against the events the same rules
     raise on the annotated boxes (`lanterne.video.evaluation`): PETS09-S2L1 (`vtest.avi`) with the zones
-    of `tests/test_scenes_mot.py`, and TUD-Stadtmitte with a crowd-density and an intrusion zone.
+    of `tests/support/pipeline.py`, and TUD-Stadtmitte with a crowd-density and an intrusion zone.
 (b) Semi-synthetic scenes for abandoned_object and person_down, composited from real footage by
-    `tests/scenes.py` (several backgrounds, walkers, objects, positions, speeds): a positive counts
+    `tests/support/scenes.py` (several backgrounds, walkers, objects, positions, speeds): a positive counts
     as a TP when exactly its event is raised with a start within the tolerance and an overlapping
     region; any other event of that type is an FP; a positive without a matching event is an FN.
 

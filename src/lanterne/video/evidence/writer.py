@@ -5,13 +5,19 @@ writer has no method that writes a frame as it came from the camera, and it take
 person and vehicle boxes with each frame so that the anonymiser can cover what its own face and
 plate detectors miss.
 
-Memory: each camera keeps a ring buffer of its most recent raw frames for the clip's pre-roll,
-bounded by BOTH `buffer_seconds` (default `pre_seconds + 5`) and `max_buffer_bytes` (default
-200 MiB per camera), whichever is reached first. At the analysis rate of 5 fps a 720p camera needs
-about 110 MB for 8 s; a 1080p one reaches the byte cap at about 6.4 s, so its pre-roll is shorter
-than asked when the event started long before it was raised. Clips are encoded frame by frame as
-frames arrive, so a long event costs encoder state, not frames in memory; an event that never
-closes is cut at `max_clip_seconds`.
+Cost per camera, not per event: a frame is anonymised at most once, the first time a clip or a
+snapshot needs it, and its anonymised copy takes the raw frame's place in the ring buffer, so every
+overlapping clip, every later event's pre-roll and every snapshot that covers it reuse that copy.
+A camera with no open event anonymises nothing. Clips hold the frames `push` is given, that is the
+analysis rate, with their real timestamps.
+
+Memory: each camera keeps a ring buffer of its most recent frames (raw, or anonymised in their
+place once needed: never both) for the clip's pre-roll, bounded by BOTH `buffer_seconds` (default
+`pre_seconds + 5`) and `max_buffer_bytes` (default 200 MiB per camera), whichever is reached
+first. At the analysis rate of 5 fps a 720p camera needs about 110 MB for 8 s; a 1080p one reaches
+the byte cap at about 6.4 s, so its pre-roll is shorter than asked when the event started long
+before it was raised. Clips are encoded frame by frame as frames arrive, so a long event costs
+encoder state, not frames in memory; an event that never closes is cut at `max_clip_seconds`.
 """
 
 from __future__ import annotations
@@ -60,10 +66,6 @@ def default_codec() -> str:
     return "libx264" if "libx264" in av.codecs_available else "mpeg4"
 
 
-ANON_CACHE_FRAMES = 48
-"""Anonymised frames kept for reuse by overlapping clips: about 10 s at 5 fps, 64 MiB at 768x576."""
-
-
 @dataclass(frozen=True, slots=True)
 class EvidenceFile:
     event_id: str
@@ -75,12 +77,16 @@ class EvidenceFile:
     size: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Buffered:
     pts: float
     image: np.ndarray
+    """The camera's frame until a clip or snapshot first needs it, then its anonymised copy (read
+    only) in its place: the raw pixels are no longer needed, and holding one image per frame keeps
+    the buffer's byte bound unchanged."""
     person_boxes: tuple[PixelBox, ...]
     vehicle_boxes: tuple[PixelBox, ...]
+    anonymised: bool = False
 
 
 @dataclass(slots=True)
@@ -157,7 +163,6 @@ class EvidenceWriter:
         self._cameras: dict[str, _Camera] = {}
         self._lock = threading.Lock()
         self._anonymizer_lock = threading.Lock()
-        self._anon_cache: OrderedDict[int, tuple[_Buffered, np.ndarray]] = OrderedDict()
 
     # --- public API ---------------------------------------------------------------------------
 
@@ -238,7 +243,8 @@ class EvidenceWriter:
         return cam.frames[-1].pts - cam.frames[0].pts
 
     def buffered_bytes(self, camera: str) -> int:
-        """Bytes of raw frames held for the camera: at most `max_buffer_bytes` (or one frame, if larger)."""
+        """Bytes of frames held for the camera (raw or anonymised, one image per frame): at most
+        `max_buffer_bytes` (or one frame, if larger)."""
         cam = self._cameras.get(camera)
         return 0 if cam is None else cam.bytes
 
@@ -259,23 +265,29 @@ class EvidenceWriter:
             cam.bytes -= cam.frames.popleft().image.nbytes
 
     def _anonymized(self, frame: _Buffered) -> np.ndarray:
+        """The frame's anonymised image, computed on first need and kept in the buffer in place of
+        the raw one: overlapping events (two people walking the wrong way together), a later
+        event's pre-roll and the snapshot all reuse it, so a frame is anonymised once whatever the
+        number of events that show it. Called with the camera's lock held."""
+        if frame.anonymised:
+            return frame.image
         # One writer serves every camera thread, and the default anonymiser's OpenCV detectors are
         # not thread-safe; anonymisation only runs during events, so serialising it costs little.
         with self._anonymizer_lock:
-            # Overlapping events (two people walking the wrong way together) share frames: the
-            # anonymised copy is kept for a few frames so it is computed once, not once per clip.
-            hit = self._anon_cache.get(id(frame))
-            if hit is not None and hit[0] is frame:
-                self._anon_cache.move_to_end(id(frame))
-                return hit[1]
             out = self._anonymizer.anonymize(frame.image, frame.person_boxes, frame.vehicle_boxes)
-            self._anon_cache[id(frame)] = (frame, out)
-            while len(self._anon_cache) > ANON_CACHE_FRAMES:
-                self._anon_cache.popitem(last=False)
-        if out is frame.image or out.shape != frame.image.shape:
+        if (
+            not isinstance(out, np.ndarray)
+            or np.may_share_memory(out, frame.image)
+            or out.shape != frame.image.shape
+            or out.dtype != frame.image.dtype
+        ):
             # An anonymiser that edits in place would also alter the buffered frame other clips
             # read; one that changes the shape is broken. Neither may reach the disk silently.
             raise RuntimeError("the anonymiser must return a new image of the same shape")
+        # Read only: the copy is shared by every clip and snapshot that covers the frame, so a
+        # region drawn for one event must go on a copy, never into what the others reuse.
+        out.flags.writeable = False
+        frame.image, frame.anonymised = out, True
         return out
 
     def _day_dir(self, camera: str) -> Path:
@@ -297,7 +309,7 @@ class EvidenceWriter:
             return None
         # The frame nearest to the moment the rule fired shows what the rule saw.
         frame = min(cam.frames, key=lambda f: abs(f.pts - event.end))
-        image = self._anonymized(frame)
+        image = self._anonymized(frame).copy()
         h, w = image.shape[:2]
         x0, y0, x1, y1 = event.region
         thickness = max(2, round(min(h, w) / 240))

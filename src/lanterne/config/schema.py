@@ -144,10 +144,10 @@ class DetectorSettings(Strict):
     model: Literal["yolox_nano"] = Field(
         "yolox_nano", title="Model", description="Object-detection model from the model registry."
     )
-    input_size: Literal[416] = Field(
+    input_size: Literal[320, 416] = Field(
         416,
         title="Input size",
-        description="Square network input in pixels. The published YOLOX-Nano file is fixed at 416; motion gating crops and zooms moving regions so that small objects still reach it at a useful size.",
+        description="Square network input in pixels. 416 runs the published YOLOX-Nano file; 320 runs the same network from a copy whose input size is left open (`yolox_nano_dynamic`, derived from it and checked by sha256), 1.6 times cheaper per call, with person recall 0.90 instead of 0.91 and fewer false boxes (precision 0.87 instead of 0.78) on PETS 2009. Motion gating crops and zooms moving regions so that small objects still reach the network at a useful size.",
     )
     threads: int = Field(
         1, ge=1, le=64, title="Threads", description="onnxruntime intra-op threads per camera worker."
@@ -163,6 +163,13 @@ class DetectorSettings(Strict):
         default_factory=lambda: {"backpack": 0.15, "handbag": 0.15, "suitcase": 0.15},
         title="Per-class thresholds",
         description="Score thresholds per COCO class. Bags score low with small models, so they get their own.",
+    )
+    interval_seconds: float = Field(
+        0.0,
+        ge=0,
+        le=5,
+        title="Detection interval (s)",
+        description="0 runs the detector on every analysed frame. Above 0 it runs at most once per this many seconds of stream time, and between runs the tracked boxes are moved by optical flow of the pixels inside them (motion only, nothing that could recognise a person); this divides the dearest step's cost at some loss of recall on fast or crowded scenes. A box whose motion cannot be followed is held, then dropped after the tracker's loss time (2 s).",
     )
 
     @field_validator("class_thresholds")
@@ -208,6 +215,11 @@ class MotionSettings(Strict):
         le=16,
         title="Maximum regions",
         description="Each motion region is one detector call at full network size, so past this many the whole frame is examined once instead. 1 is cheapest on a CPU; 2-4 zoom better on small, distant objects at a higher cost; 0 always examines the whole frame.",
+    )
+    flow: Literal["farneback", "dis"] = Field(
+        "farneback",
+        title="Optical flow",
+        description="Dense optical flow measuring crowd motion for `crowd_movement`. `dis` (OpenCV's DIS, ultrafast preset) computes the flow 13-20 times cheaper than `farneback` (2.3 times per frame once the shared resize is counted) and raises the same events on the PETS 2009 tests.",
     )
 
 
@@ -437,7 +449,9 @@ class Config(Strict):
         default_factory=DetectorSettings, title="Detector", description="Object detector settings."
     )
     motion: MotionSettings = Field(
-        default_factory=MotionSettings, title="Motion", description="Motion gating settings."
+        default_factory=MotionSettings,
+        title="Motion",
+        description="Motion gating, and the optical-flow method of crowd movement.",
     )
     store: StoreSettings = Field(
         default_factory=StoreSettings, title="Store", description="Where events and evidence go."

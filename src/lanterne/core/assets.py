@@ -3,7 +3,9 @@
 Files are looked up in a models directory and checked by sha256 before use; a file that fails
 the check is never loaded (a swapped model would change what the system signals without anyone
 deciding it). When no directory holds the file, it is fetched once from its public origin into
-the user cache and checked the same way.
+the user cache and checked the same way. A derived file (`derived_from`) has no origin of its own:
+it is made here from its checked parent, byte for byte as published in shared/models, and
+checked by the same sha256.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import io
 import os
 import tarfile
 import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +34,12 @@ class Asset:
     """Public origin. For `.deb` origins, `member` names the file inside the package."""
     licence: str
     member: str | None = None
+    derived_from: str | None = None
+    """Name of the registered model this file is made from by `DERIVATIONS[name]`; `url` is then
+    the parent's origin."""
+
+
+_YOLOX_NANO_URL = "https://raw.githubusercontent.com/opencv/opencv_zoo/2fd35e06a493624a4de247c6e251ef666395890a/models/object_detection_yolox/yolox_nano.onnx"
 
 
 MODELS: dict[str, Asset] = {
@@ -41,8 +50,17 @@ MODELS: dict[str, Asset] = {
             filename="yolox_nano.onnx",
             sha256="c789161ed43c8269fcd4e67c67eeeb4e80c622da2eb296a20bc6007bd18a0b7d",
             size=3659407,
-            url="https://raw.githubusercontent.com/opencv/opencv_zoo/2fd35e06a493624a4de247c6e251ef666395890a/models/object_detection_yolox/yolox_nano.onnx",
+            url=_YOLOX_NANO_URL,
             licence="Apache-2.0 (YOLOX, Megvii)",
+        ),
+        Asset(
+            name="yolox_nano_dynamic",
+            filename="yolox_nano_dynamic.onnx",
+            sha256="d22742be874176f9fd412b6c7c45ce733e2d1a1c904cfcef6b91b024c2accc29",
+            size=3647711,
+            url=_YOLOX_NANO_URL,
+            licence="Apache-2.0 (YOLOX, Megvii; derivative: input and output dims made symbolic)",
+            derived_from="yolox_nano",
         ),
         Asset(
             name="yunet",
@@ -72,6 +90,28 @@ DEMO_CLIP = Asset(
     licence="Apache-2.0 AND BSD-3-Clause (OpenCV sample data; footage PETS 2009)",
     member="./usr/share/doc/opencv-doc/examples/data/vtest.avi",
 )
+
+
+DETECTOR_FILES: dict[tuple[str, int], str] = {
+    ("yolox_nano", 416): "yolox_nano",
+    ("yolox_nano", 320): "yolox_nano_dynamic",
+}
+"""Registered file for each `detector.model` and `detector.input_size`. The published YOLOX-Nano
+declares a fixed 416 input, which onnxruntime enforces; the same graph with open dims runs at 320."""
+
+
+def detector_file(model: str, input_size: int) -> str:
+    """The registry name of the file a detector configuration loads: the name in audit records
+    and in the transparency page, since it is that file's sha256 that says what ran.
+
+    >>> detector_file("yolox_nano", 320)
+    'yolox_nano_dynamic'
+    """
+    try:
+        return DETECTOR_FILES[(model, input_size)]
+    except KeyError:
+        sizes = sorted(size for m, size in DETECTOR_FILES if m == model)
+        raise ModelError(f"{model} has no model file for input size {input_size}; sizes: {sizes}") from None
 
 
 def cache_dir() -> Path:
@@ -111,9 +151,14 @@ def sha256_file(path: Path) -> str:
 def _check(path: Path, asset: Asset) -> Path:
     digest = sha256_file(path)
     if digest != asset.sha256:
+        again = (
+            f"derived again from {MODELS[asset.derived_from].filename}"
+            if asset.derived_from is not None
+            else f"fetched again from {asset.url}"
+        )
         raise ModelError(
             f"{path}: sha256 {digest[:12]}… does not match the expected {asset.sha256[:12]}… for "
-            f"{asset.name}; delete the file so that it is fetched again from {asset.url}"
+            f"{asset.name}; delete the file so that it is {again}"
         )
     return path
 
@@ -169,7 +214,125 @@ def resolve(asset: Asset, search: list[Path]) -> Path:
     cached = cache_dir() / ("models" if asset.member is None else "data") / asset.filename
     if cached.is_file():
         return _check(cached, asset)
+    if asset.derived_from is not None:
+        return _derive(asset, cached, search)
     return _fetch(asset, cached)
+
+
+# -- derived models --------------------------------------------------------------------------
+# ONNX files are protocol buffers. Opening two declared shapes needs only the wire format, so
+# the `onnx` package (31 MB) stays out of the runtime; the sha256 check on the result proves the
+# edit produced exactly the published file.
+
+_MODEL_GRAPH, _GRAPH_INPUT, _GRAPH_OUTPUT, _GRAPH_VALUE_INFO = 7, 11, 12, 13
+"""Field numbers in onnx.proto: ModelProto.graph, GraphProto.input/output/value_info."""
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, pos
+
+
+def _enc_varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | 0x80 if n else byte)
+        if not n:
+            return bytes(out)
+
+
+def _fields(buf: bytes) -> Iterator[tuple[int, bytes, bytes]]:
+    """(field number, the field's bytes as stored, payload of a length-delimited field)."""
+    pos = 0
+    while pos < len(buf):
+        start = pos
+        key, pos = _varint(buf, pos)
+        payload = b""
+        match key & 7:
+            case 0:
+                _, pos = _varint(buf, pos)
+            case 1:
+                pos += 8
+            case 5:
+                pos += 4
+            case 2:
+                n, pos = _varint(buf, pos)
+                payload = buf[pos : pos + n]
+                pos += n
+            case wire:
+                raise ModelError(f"model file: unsupported protobuf wire type {wire}")
+        yield key >> 3, buf[start:pos], payload
+
+
+def _field(num: int, payload: bytes) -> bytes:
+    return _enc_varint(num << 3 | 2) + _enc_varint(len(payload)) + payload
+
+
+def _replace(buf: bytes, num: int, edit: Callable[[bytes], bytes]) -> bytes:
+    """`buf` with each length-delimited field `num` passed through `edit`; other bytes kept."""
+    return b"".join(_field(n, edit(p)) if n == num else raw for n, raw, p in _fields(buf))
+
+
+def _with_dims(value_info: bytes, dims: dict[str, list[int | str]]) -> bytes:
+    """A ValueInfoProto whose tensor shape is `dims[name]` (a str is a symbolic dim)."""
+    name = next((p.decode() for n, _, p in _fields(value_info) if n == 1), None)
+    if name not in dims:
+        return value_info
+    # TensorShapeProto.dim (1) of Dimension: dim_value (1, varint) or dim_param (2, string).
+    shape = b"".join(
+        _field(1, _enc_varint(1 << 3) + _enc_varint(d) if isinstance(d, int) else _field(2, d.encode()))
+        for d in dims[name]
+    )
+    # ValueInfoProto.type (2) -> TypeProto.tensor_type (1) -> Tensor.shape (2).
+    return _replace(
+        value_info, 2, lambda t: _replace(t, 1, lambda tensor: _replace(tensor, 2, lambda _: shape))
+    )
+
+
+def open_dims(model: bytes, dims: dict[str, list[int | str]]) -> bytes:
+    """What `onnx.tools.update_model_dims.update_inputs_outputs_dims(model, ...)` followed by
+    clearing `graph.value_info` writes: the graph unchanged, the named inputs' and outputs'
+    declared shapes replaced, the intermediate shapes (inferred at the old size) dropped."""
+
+    def graph(buf: bytes) -> bytes:
+        return b"".join(
+            _field(n, _with_dims(p, dims)) if n in (_GRAPH_INPUT, _GRAPH_OUTPUT) else raw
+            for n, raw, p in _fields(buf)
+            if n != _GRAPH_VALUE_INFO
+        )
+
+    return _replace(model, _MODEL_GRAPH, graph)
+
+
+DERIVATIONS: dict[str, Callable[[bytes], bytes]] = {
+    "yolox_nano_dynamic": lambda onnx: open_dims(onnx, {"images": [1, 3, "H", "W"], "output": [1, "N", 85]}),
+}
+"""How each derived file is made from its parent's bytes (shared/models/SOURCES.md)."""
+
+
+def _derive(asset: Asset, dest: Path, search: list[Path]) -> Path:
+    assert asset.derived_from is not None
+    parent = resolve(MODELS[asset.derived_from], search)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(dest.suffix + ".part")
+    tmp.write_bytes(DERIVATIONS[asset.name](parent.read_bytes()))
+    try:
+        _check(tmp, asset)
+    except ModelError:
+        tmp.unlink(missing_ok=True)
+        raise ModelError(
+            f"{asset.name}: deriving {asset.filename} from {parent} did not give the published file "
+            f"(sha256 {asset.sha256[:12]}…); place a checked {asset.filename} in the models directory"
+        ) from None
+    tmp.replace(dest)
+    return dest
 
 
 def resolve_model(name: str, models_dir: Path | None = None) -> Path:

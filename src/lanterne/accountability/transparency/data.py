@@ -27,7 +27,7 @@ from sqlalchemy import Engine, select
 
 from lanterne.config import Config, config_hash
 from lanterne.config.schema import Mode
-from lanterne.core.assets import MODELS
+from lanterne.core.assets import MODELS, detector_file
 from lanterne.core.types import EventType
 from lanterne.rules import DETECTOR_TYPES, EVENTS
 from lanterne.store.tables import SuspensionRecord
@@ -186,7 +186,9 @@ def _suspended(engine: Engine) -> dict[str, set[str]]:
 
 def _models(cfg: Config) -> tuple[ModelInfo, ...]:
     roles = {
-        cfg.detector.model: "Object detector (persons, vehicles, bags): boxes with a class and a score, nothing else.",
+        detector_file(
+            cfg.detector.model, cfg.detector.input_size
+        ): "Object detector (persons, vehicles, bags): boxes with a class and a score, nothing else.",
         "yunet": "Finds faces only to pixelate them in saved snapshots and clips; never recognises anyone.",
         "lpd_yunet": "Finds licence plates only to pixelate them in saved snapshots and clips; never reads them.",
     }
@@ -203,7 +205,7 @@ def _algorithms(cfg: Config, types: set[EventType]) -> tuple[AlgorithmInfo, ...]
             event_type=str(t),
             title=EVENTS[t].title,
             method=EVENTS[t].method,
-            model=cfg.detector.model if t in DETECTOR_TYPES else None,
+            model=detector_file(cfg.detector.model, cfg.detector.input_size) if t in DETECTOR_TYPES else None,
             known_limits=EVENTS[t].known_limits,
             doc=doc_path(t),
         )

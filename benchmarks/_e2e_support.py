@@ -157,8 +157,26 @@ def camera(cam_id: str, source: Path) -> dict[str, Any]:
     return {**cam, "id": cam_id, "source": str(source), "zones": zones}
 
 
+def with_settings(data: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """`data` with dotted keys set (`{"detector.interval_seconds": 0.4}`): a variant of the
+    configuration, measured beside today's."""
+    out = {**data}
+    for dotted, value in settings.items():
+        *parents, leaf = dotted.split(".")
+        node = out
+        for key in parents:
+            node[key] = dict(node.get(key) or {})
+            node = node[key]
+        node[leaf] = value
+    return out
+
+
 def site_config(
-    mode: str, cameras: list[dict[str, Any]], workdir: Path, public: bool = False
+    mode: str,
+    cameras: list[dict[str, Any]],
+    workdir: Path,
+    public: bool = False,
+    settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     data: dict[str, Any] = {
         **{k: v for k, v in DEMO_CONFIG.items() if k != "cameras"},
@@ -174,7 +192,7 @@ def site_config(
             "purposes": ["measuring the software's cost on public research clips"],
             "rights": "Benchmark on public research clips; no real camera is involved.",
         }
-    return data
+    return with_settings(data, settings or {})
 
 
 def write_config(data: dict[str, Any], workdir: Path) -> Path:
@@ -365,8 +383,8 @@ class Reference:
         return r, p
 
 
-def reference(video: Path, cam: dict[str, Any]) -> Reference:
-    cfg = parse_config({**DEMO_CONFIG, "mode": "alerts", "cameras": [cam]})
+def reference(video: Path, cam: dict[str, Any], settings: dict[str, Any] | None = None) -> Reference:
+    cfg = parse_config(with_settings({**DEMO_CONFIG, "mode": "alerts", "cameras": [cam]}, settings or {}))
     camera_cfg = cfg.cameras[0]
     gt = load_gt(PETS_GT)
     ref = Reference()

@@ -34,6 +34,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -114,15 +117,58 @@ def _check(child: Child, what: str) -> None:
         raise SystemExit(f"{what} failed (exit {child.rc}):\n{child.stderr[-3000:]}")
 
 
-def analyze_rows(scene: Scene, clip: Path, tmp: Path, ref: Reference | None) -> list[Row]:
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """A configuration measured beside the others: a name and the dotted settings it changes."""
+
+    name: str
+    settings: dict[str, Any]
+
+    @staticmethod
+    def parse(text: str) -> Variant:
+        """`fast:detector.interval_seconds=0.4,detector.input_size=320`; values read as YAML."""
+        name, _, pairs = text.partition(":")
+        settings = {}
+        for pair in filter(None, pairs.split(",")):
+            key, sep, value = pair.partition("=")
+            if not sep:
+                raise SystemExit(f"--variant {text!r}: write name:key=value,key=value")
+            settings[key.strip()] = yaml.safe_load(value)
+        return Variant(name.strip(), settings)
+
+    def label(self, what: str, several: bool) -> str:
+        return f"{what} [{self.name}]" if several else what
+
+
+TODAY = Variant("today", {})
+
+
+def analyze_rows(
+    scene: Scene, clip: Path, tmp: Path, refs: dict[str, Reference | None], variants: list[Variant]
+) -> list[Row]:
     dec = measure([PYTHON, "-c", DECODE_ONLY, str(clip), str(FPS)])
     _check(dec, f"decode of {clip}")
     done = json.loads(dec.stdout.strip().splitlines()[-1])
     rows = [Row(scene.key, "decode only", done["video_seconds"], dec, loop_cpu=done["cpu_seconds"])]
     cam = camera("bench", clip)
+    for variant in variants:
+        rows += _analyze_variant(scene, clip, tmp, refs[variant.name], cam, variant, len(variants) > 1)
+    return rows
+
+
+def _analyze_variant(
+    scene: Scene,
+    clip: Path,
+    tmp: Path,
+    ref: Reference | None,
+    cam: dict[str, Any],
+    variant: Variant,
+    several: bool,
+) -> list[Row]:
+    rows: list[Row] = []
     for mode in ("statistics", "alerts"):
-        work = tmp / f"{scene.key}-{mode}"
-        cfg = write_config(site_config(mode, [cam], work), work)
+        work = tmp / f"{scene.key}-{variant.name}-{mode}"
+        cfg = write_config(site_config(mode, [cam], work, settings=variant.settings), work)
         url = f"sqlite:///{work / 'lanterne.db'}"
         cmd = [*LANTERNE, "analyze", str(clip), "--config", str(cfg), "--out", str(work / "out")]
         child = measure([*cmd, "--store", url, "--user", "benchmark"])
@@ -130,7 +176,13 @@ def analyze_rows(scene: Scene, clip: Path, tmp: Path, ref: Reference | None) -> 
         stats = json.loads((work / "out" / "stats.json").read_text())
         evidence = work / "out" / "evidence"
         files = sum(1 for p in evidence.rglob("*") if p.is_file()) if evidence.is_dir() else 0
-        row = Row(scene.key, f"`analyze` {mode}", stats["video_seconds"], child, stats["cpu_seconds"])
+        row = Row(
+            scene.key,
+            variant.label(f"`analyze` {mode}", several),
+            stats["video_seconds"],
+            child,
+            stats["cpu_seconds"],
+        )
         row.events, row.evidence = stats["events"], files
         if ref is not None:
             r, p = ref.person
@@ -172,10 +224,13 @@ def _fmt(value: float) -> str:
     return "–" if value != value else f"{value:.1f}"
 
 
-def run_row(n: int, mode: str, clip: Path, seconds: float, tmp: Path) -> RunRow:
-    work = tmp / f"run-{mode}-{n}"
+def run_row(
+    n: int, mode: str, clip: Path, seconds: float, tmp: Path, variant: Variant = TODAY, several: bool = False
+) -> RunRow:
+    work = tmp / f"run-{variant.name}-{mode}-{n}"
     cams = [camera(f"cam-{i:02d}", clip) for i in range(n)]
-    cfg = write_config(site_config(mode, cams, work, public=mode == "alerts"), work)
+    data = site_config(mode, cams, work, public=mode == "alerts", settings=variant.settings)
+    cfg = write_config(data, work)
     if mode == "alerts":
         authorise(cfg, work)
     child = measure([*LANTERNE, "run", "--config", str(cfg), "--no-verbose"], stop_after=seconds)
@@ -196,7 +251,17 @@ def run_row(n: int, mode: str, clip: Path, seconds: float, tmp: Path) -> RunRow:
     ]
     evidence = work / "evidence"
     files = sum(1 for p in evidence.rglob("*") if p.is_file()) if evidence.is_dir() else 0
-    return RunRow(n, mode, child, sum(per_camera), per_camera, lag_end, lag_events, len(stored.events), files)
+    return RunRow(
+        n,
+        variant.label(mode, several),
+        child,
+        sum(per_camera),
+        per_camera,
+        lag_end,
+        lag_events,
+        len(stored.events),
+        files,
+    )
 
 
 def print_tables(
@@ -255,7 +320,15 @@ def main() -> None:
     ap.add_argument("--run-seconds", type=float, default=30.0, help="wall time of each `lanterne run`")
     ap.add_argument("--run-modes", default="statistics,alerts", help="modes of `lanterne run`")
     ap.add_argument("--quick", action="store_true", help="about two minutes on 2 cores")
+    ap.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="a configuration measured beside today's, as name:key=value,key=value "
+        "(e.g. fast:detector.interval_seconds=0.4,detector.input_size=320,motion.flow=dis); repeatable",
+    )
     args = ap.parse_args()
+    variants = [TODAY, *(Variant.parse(v) for v in args.variant)]
     if args.quick:
         args.scenes, args.seconds, args.cameras = "pets,static", args.seconds or 15.0, "1,4"
         args.run_seconds, args.run_modes = 20.0, "statistics"
@@ -266,8 +339,11 @@ def main() -> None:
         scene = SCENES[key]
         clip = scene.make(args.seconds)
         labels.append(f"{key}: {scene.label}: `{clip.name}`")
-        ref = reference(clip, camera("bench", clip)) if scene.ground_truth else None
-        rows += analyze_rows(scene, clip, tmp, ref)
+        refs = {
+            v.name: reference(clip, camera("bench", clip), v.settings) if scene.ground_truth else None
+            for v in variants
+        }
+        rows += analyze_rows(scene, clip, tmp, refs, variants)
         print(f"[{key} done]", file=sys.stderr, flush=True)
     runs: list[RunRow] = []
     counts = [int(n) for n in args.cameras.split(",") if n]
@@ -275,7 +351,8 @@ def main() -> None:
         loop = cut(VIDEO / "vtest.avi", None, loops=LOOPS)
         for mode in [m for m in args.run_modes.split(",") if m]:
             for n in counts:
-                runs.append(run_row(n, mode, loop, args.run_seconds, tmp))
+                for v in variants:
+                    runs.append(run_row(n, mode, loop, args.run_seconds, tmp, v, len(variants) > 1))
                 print(f"[run {mode} {n} done]", file=sys.stderr, flush=True)
     print_tables(sys.argv, rows, runs, args.run_seconds, labels)
     print(f"\n(work files: {tmp})", file=sys.stderr)

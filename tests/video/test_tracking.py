@@ -70,3 +70,19 @@ def test_coast_keeps_last_objects_until_forgotten() -> None:
 def test_memory_is_capped_by_law() -> None:
     with pytest.raises(ValueError):
         Tracker(fps=5, lost_seconds=MAX_MEMORY_SECONDS + 1)
+
+
+def test_detection_that_outgrew_the_kalman_box_is_kept() -> None:
+    """A walker stepping in at the frame edge: the box widens from 40 to 90 px in one update.
+    ByteTrack still matches it to the track (IoU 0.44 with the prediction), but the Kalman box,
+    slow to follow a change of aspect ratio, overlaps it by less than 0.5; the detection must
+    still come out, with its own box and the track's id (issue 10)."""
+    tr = Tracker(fps=5)
+    t = 0.0
+    for _ in range(5):
+        before = tr.update(dets([(600, 300, 640, 400)]), t, (640, 480))
+        t += 0.2
+    (walker,) = before
+    (now,) = tr.update(dets([(550, 300, 640, 400)]), t, (640, 480))
+    assert now.track_id == walker.track_id
+    assert now.box == pytest.approx((550 / 640, 300 / 480, 1.0, 400 / 480))

@@ -20,7 +20,7 @@ import numpy as np
 import onnxruntime as ort
 
 from lanterne.core.assets import resolve_model
-from lanterne.video.detectors.base import PixelBox
+from lanterne.video.detectors.base import PixelBox, session_options
 
 INPUT_W, INPUT_H = 320, 240
 _MIN_SIZES = ((10, 16, 24), (32, 48), (64, 96), (128, 192, 256))
@@ -79,9 +79,7 @@ class _PlateSettings:
 class _PlateDetector:
     def __init__(self, models_dir: Path | None, settings: _PlateSettings = _PlateSettings()) -> None:
         self._settings = settings
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = settings.threads
-        opts.inter_op_num_threads = 1
+        opts = session_options(settings.threads)
         self._session = ort.InferenceSession(
             str(resolve_model("lpd_yunet", models_dir)), opts, providers=["CPUExecutionProvider"]
         )

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
+import onnxruntime as ort
 import supervision as sv
 
 from lanterne.config.schema import DetectorSettings
@@ -39,3 +40,20 @@ def register(name: str) -> Callable[[DetectorFactory], DetectorFactory]:
         return factory
 
     return deco
+
+
+def session_options(threads: int) -> ort.SessionOptions:
+    """onnxruntime options for one camera worker's model. Every camera has its own session on
+    shared cores, so a thread that spin-waits for work between calls takes CPU another camera
+    needs: spinning is off, and the operators of one call run in `threads` threads (one by
+    default: cameras, not operators, are what a city runs in parallel).
+
+    >>> session_options(1).get_session_config_entry("session.intra_op.allow_spinning")
+    '0'
+    """
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return opts

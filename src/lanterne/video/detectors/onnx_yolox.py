@@ -26,7 +26,7 @@ from lanterne.config.schema import DetectorSettings
 from lanterne.core.assets import MODELS, detector_file, resolve_model
 from lanterne.core.errors import ModelError
 from lanterne.core.params import COCO_CLASSES
-from lanterne.video.detectors.base import PixelBox, register
+from lanterne.video.detectors.base import PixelBox, register, session_options
 
 NMS_IOU = 0.45
 """Per-class NMS overlap, as in YOLOX's own demo."""
@@ -120,9 +120,7 @@ class YoloxOnnxDetector:
         self.model_name = detector_file(settings.model, settings.input_size)
         self.model_sha256 = MODELS[self.model_name].sha256
         path = resolve_model(self.model_name, models_dir)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = settings.threads
-        opts.inter_op_num_threads = 1
+        opts = session_options(settings.threads)
         # The model is loaded once per camera worker; errors from onnxruntime are long C++
         # traces, so a file that passed the checksum but still fails to load (a registry entry
         # pointing at the wrong file) is reported on one line naming the file.

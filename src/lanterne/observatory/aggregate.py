@@ -656,6 +656,21 @@ def profile(
     return [(slot, None if hide else int(c)) for slot, c, hide in zip(slots, counts, hidden, strict=True)]
 
 
+def incident_rows(store: ObservatoryStore, filters: Filters, limit: int) -> tuple[int, list[tuple[Any, ...]]]:
+    """The rows an analyst asked for (OB-03: analysts only, with a purpose, checked by the
+    caller): how many match, and the first `limit` by time and category, each as time, category,
+    channel, H3 cell (int), area layer, area code and count. The same filters as every aggregate,
+    so the rows are exactly those behind the analyst's map and series."""
+    where, params = where_clause(filters)
+    total = int(store.query(f"SELECT count(*) FROM incidents WHERE {where}", params)[0][0])
+    found = store.query(
+        f"SELECT ts, category, channel, h3, area_layer, area_code, n FROM incidents WHERE {where} "
+        "ORDER BY ts, category LIMIT $limit",
+        {**params, "limit": limit},
+    )
+    return total, found
+
+
 def categories(store: ObservatoryStore, dataset: str) -> list[tuple[str, int]]:
     """Categories of a dataset with their row count, most frequent first (for pickers). Whole-
     dataset counts: a category with few rows over years says nothing about a place and time."""

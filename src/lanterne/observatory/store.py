@@ -445,6 +445,49 @@ class ObservatoryStore:
         finally:
             cur.close()
 
+    def dataset(self, dataset: str) -> dict[str, Any] | None:
+        """One dataset's id, kind, time zone and time precision, or None when it was never ingested."""
+        rows = self.query(
+            "SELECT id, kind, time_zone, time_precision FROM datasets WHERE id = $id", {"id": dataset}
+        )
+        return (
+            dict(zip(("id", "kind", "time_zone", "time_precision"), rows[0], strict=True)) if rows else None
+        )
+
+    def spans(self) -> dict[str, tuple[Any, ...]]:
+        """Per dataset: first and last time, whether it has located rows, its boundary layers and
+        its channels (none for measures)."""
+        return {
+            r[0]: r[1:]
+            for r in self.query(
+                "SELECT dataset, min(ts), max(ts), count(h3) > 0, "
+                "list(DISTINCT area_layer ORDER BY area_layer) FILTER (WHERE area_layer IS NOT NULL), "
+                "list(DISTINCT channel ORDER BY channel) FROM incidents GROUP BY dataset "
+                "UNION ALL SELECT dataset, min(ts), max(ts), count(h3) > 0, "
+                "list(DISTINCT area_layer ORDER BY area_layer) FILTER (WHERE area_layer IS NOT NULL), "
+                "[] FROM measures GROUP BY dataset"
+            )
+        }
+
+    def variables(self) -> dict[str, list[str]]:
+        """The measured variables of each measures dataset."""
+        return {
+            name: names
+            for name, names in self.query(
+                "SELECT dataset, list(DISTINCT variable ORDER BY variable) FROM measures GROUP BY dataset"
+            )
+        }
+
+    def month_span(self, dataset: str) -> tuple[Any, Any]:
+        """The whole months an incident dataset covers: the first month's start and the day after
+        its last month, or (None, None) when it holds no incident."""
+        low, high = self.query(
+            "SELECT date_trunc('month', min(ts)), date_trunc('month', max(ts)) + INTERVAL 1 MONTH "
+            "FROM incidents WHERE dataset = $d",
+            {"d": dataset},
+        )[0]
+        return low, high
+
     def datasets(self) -> list[dict[str, Any]]:
         cur = self.cursor()
         try:

@@ -108,9 +108,9 @@ from lanterne.observatory.aggregate import (
     categories,
     counts_by_h3,
     counts_by_layer,
+    incident_rows,
     profile,
     series,
-    where_clause,
 )
 from lanterne.observatory.bias import CAVEAT, Hotspots
 from lanterne.observatory.bias import audit as bias_audit
@@ -216,12 +216,9 @@ def open_store(cfg: Config) -> Iterator[ObservatoryStore]:
 
 
 def _dataset(store: ObservatoryStore, dataset: str, kind: str | None = "incidents") -> dict[str, Any]:
-    rows = store.query(
-        "SELECT id, kind, time_zone, time_precision FROM datasets WHERE id = $id", {"id": dataset}
-    )
-    if not rows:
+    row = store.dataset(dataset)
+    if row is None:
         raise HTTPException(404, f"unknown dataset {dataset}; GET /api/observatory/datasets lists them")
-    row = dict(zip(("id", "kind", "time_zone", "time_precision"), rows[0], strict=True))
     if kind is not None and row["kind"] != kind:
         raise HTTPException(422, f"dataset {dataset} holds {row['kind']}, not {kind}")
     return row
@@ -389,23 +386,8 @@ def datasets(obs: ReadingDep, _params: Annotated[NoQuery, Query()]) -> DatasetsO
 
 def _datasets(store: ObservatoryStore, layer_ids: set[str]) -> list[DatasetOut]:
     """Every dataset's provenance with the span, layers, channels and variables it holds."""
-    spans = {
-        r[0]: r[1:]
-        for r in store.query(
-            "SELECT dataset, min(ts), max(ts), count(h3) > 0, "
-            "list(DISTINCT area_layer ORDER BY area_layer) FILTER (WHERE area_layer IS NOT NULL), "
-            "list(DISTINCT channel ORDER BY channel) FROM incidents GROUP BY dataset "
-            "UNION ALL SELECT dataset, min(ts), max(ts), count(h3) > 0, "
-            "list(DISTINCT area_layer ORDER BY area_layer) FILTER (WHERE area_layer IS NOT NULL), "
-            "[] FROM measures GROUP BY dataset"
-        )
-    }
-    variables: dict[str, list[str]] = {
-        name: names
-        for name, names in store.query(
-            "SELECT dataset, list(DISTINCT variable ORDER BY variable) FROM measures GROUP BY dataset"
-        )
-    }
+    spans = store.spans()
+    variables = store.variables()
     out = []
     for d in store.datasets():
         first, last, located, area_layers, channels = spans.get(d["id"], (None, None, False, [], []))
@@ -772,13 +754,7 @@ def rows(request: Request, obs: ReadingDep, params: Annotated[RowsQuery, Query()
     obs.record("rows", {**scope.details(), "limit": params.limit}, purpose=reason)
     with obs.store() as store:
         ds = _dataset(store, params.dataset)
-        where, counted = where_clause(scope.filters(ds["time_zone"]))
-        total = store.query(f"SELECT count(*) FROM incidents WHERE {where}", counted)[0][0]
-        found = store.query(
-            f"SELECT ts, category, channel, h3, area_layer, area_code, n FROM incidents WHERE {where} "
-            "ORDER BY ts, category LIMIT $limit",
-            {**counted, "limit": params.limit},
-        )
+        total, found = incident_rows(store, scope.filters(ds["time_zone"]), params.limit)
     return RowsOut(
         dataset=params.dataset,
         total=total,
@@ -856,11 +832,7 @@ def _report_period(store: ObservatoryStore, dataset: str, f: Filters) -> tuple[d
     tables are monthly)."""
     start, end = f.start, f.end
     if start is None or end is None:
-        low, high = store.query(
-            "SELECT date_trunc('month', min(ts)), date_trunc('month', max(ts)) + INTERVAL 1 MONTH "
-            "FROM incidents WHERE dataset = $d",
-            {"d": dataset},
-        )[0]
+        low, high = store.month_span(dataset)
         if low is None:
             raise HTTPException(404, f"dataset {dataset} has no incident to report on")
         start, end = start or low, end or high

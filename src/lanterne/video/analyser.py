@@ -69,12 +69,19 @@ def _inside(point: tuple[float, float], region: PixelBox, size: tuple[int, int])
     return region[0] <= x <= region[2] and region[1] <= y <= region[3]
 
 
-def _as_detections(objects: list[TrackedObject], size: tuple[int, int]) -> sv.Detections:
+def _detections(boxes: list[Any], labels: list[str], scores: list[float]) -> sv.Detections:
+    """What the tracker is fed: pixel boxes with their COCO class and score."""
     return sv.Detections(
-        xyxy=np.array([_px(o.box, size) for o in objects], dtype=np.float32).reshape(-1, 4),
-        confidence=np.array([o.confidence for o in objects], dtype=np.float32),
-        class_id=np.array([COCO_CLASSES.index(o.label) for o in objects], dtype=int),
-        data={"class_name": np.array([o.label for o in objects], dtype=object)},
+        xyxy=np.array(boxes, dtype=np.float32).reshape(-1, 4),
+        confidence=np.array(scores, dtype=np.float32),
+        class_id=np.array([COCO_CLASSES.index(label) for label in labels], dtype=int),
+        data={"class_name": np.array(labels, dtype=object)},
+    )
+
+
+def _as_detections(objects: list[TrackedObject], size: tuple[int, int]) -> sv.Detections:
+    return _detections(
+        [_px(o.box, size) for o in objects], [o.label for o in objects], [o.confidence for o in objects]
     )
 
 
@@ -171,11 +178,7 @@ class CameraAnalyser:
         if self.needs_objects:
             objects = self._objects(frame)
             self.objects = objects
-            w, h = size
-            px = [
-                (o.label, (int(o.box[0] * w), int(o.box[1] * h), int(o.box[2] * w), int(o.box[3] * h)))
-                for o in objects
-            ]
+            px = [(o.label, _px(o.box, size)) for o in objects]
             person_px = tuple(b for label, b in px if label == "person")
             vehicle_px = tuple(b for label, b in px if label in VEHICLE_CLASSES)
         for counter in self.counters:
@@ -297,12 +300,7 @@ class CameraAnalyser:
         assert self._carrier is not None
         carried = self._carrier.carry(grey, t)
         kinds = [self._carried[c.key] for c in carried]
-        dets = sv.Detections(
-            xyxy=np.array([c.box for c in carried], dtype=np.float32).reshape(-1, 4),
-            confidence=np.array([conf for _, conf in kinds], dtype=np.float32),
-            class_id=np.array([COCO_CLASSES.index(label) for label, _ in kinds], dtype=int),
-            data={"class_name": np.array([label for label, _ in kinds], dtype=object)},
-        )
+        dets = _detections([c.box for c in carried], [label for label, _ in kinds], [s for _, s in kinds])
         return self.tracker.update(dets, t, size)
 
     def _note_movement(self, objects: tuple[TrackedObject, ...], t: float) -> None:

@@ -139,10 +139,17 @@ def latest_state() -> tuple[Any, ColumnElement[bool]]:
     it from the `event_id` index, where SQLite joined the grouped subquery by scanning it (17 s for
     a month of 20 000 alerts instead of a fraction of a second).
     """
+    step, newest = newest_step()
+    return step, and_(step.event_id == EventRecord.id, newest)
+
+
+def newest_step() -> tuple[Any, ColumnElement[bool]]:
+    """An alias of `alert_states` and the condition that its row is its event's newest step
+    (no newer row for the same event): the current state, as `latest_state` joins it."""
     step = aliased(AlertStateRecord)
     newer = aliased(AlertStateRecord)
     later = select(newer.id).where(newer.event_id == step.event_id, newer.id > step.id).exists()
-    return step, and_(step.event_id == EventRecord.id, ~later)
+    return step, ~later
 
 
 def _live(since: datetime | None, until: datetime, camera: str | None, type: EventType | None) -> Select[Any]:

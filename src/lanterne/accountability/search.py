@@ -15,12 +15,11 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, func, select
-from sqlalchemy.orm import aliased
 
 from lanterne.accountability.alerts import AlertState
-from lanterne.accountability.precision import latest_state
+from lanterne.accountability.precision import latest_state, newest_step
 from lanterne.core.types import EventType
-from lanterne.store.tables import AlertStateRecord, EventRecord
+from lanterne.store.tables import EventRecord
 
 
 class Sort(StrEnum):
@@ -78,13 +77,11 @@ COLUMNS = (
 
 
 def _latest_states(conn: Connection, event_ids: list[str]) -> dict[str, str]:
-    """The latest step of each of these events (no entry: `new`), as `precision.latest_state`
-    defines it: the step with no newer one for the same event."""
+    """The current state of each of these events (no entry: `new`)."""
     if not event_ids:
         return {}
-    step, newer = aliased(AlertStateRecord), aliased(AlertStateRecord)
-    later = select(newer.id).where(newer.event_id == step.event_id, newer.id > step.id).exists()
-    rows = conn.execute(select(step.event_id, step.state).where(step.event_id.in_(event_ids), ~later))
+    step, newest = newest_step()
+    rows = conn.execute(select(step.event_id, step.state).where(step.event_id.in_(event_ids), newest))
     return {r.event_id: r.state for r in rows}
 
 

@@ -14,9 +14,13 @@ load. Columns:
   previous match; also per 100 ground-truth tracks, and the number of person track ids made;
 - CPU ms per analysed frame of `CameraAnalyser.process` (`time.process_time`; onnxruntime on
   one thread), detector calls per frame, and analyser-only streams per core at 5 fps (decode is
-  not counted; it is the same for every variant).
+  not counted; it is the same for every variant). Pixel conversions are counted: each variant
+  gets its own `Frame` over the shared decoded picture (`Frame.unconverted`), and `--pixels
+  yuv,bgr` adds, per interval, the earlier path that made every frame BGR at decode (`bgr`) beside
+  today's, where BGR is made only for the detector and grey steps read the Y plane (`yuv`).
 
     .venv/bin/python benchmarks/detection_rate.py [--quick] [--intervals 0,0.4,0.6,1.0] [--clips pets,tud]
+        [--pixels yuv,bgr] [--input-size 416]
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import numpy as np
 
 from lanterne.config import config_hash, parse_config
 from lanterne.config.schema import Config
-from lanterne.core.types import TrackedObject
+from lanterne.core.types import Frame, TrackedObject
 from lanterne.video.analyser import CameraAnalyser
 from lanterne.video.capture.source import FileSource
 from lanterne.video.detectors import create_detector
@@ -112,11 +116,11 @@ def score(
     tally.track_ids.update(o.track_id for o in people)
 
 
-def config(clip: str, video: Path, interval: float) -> Config:
+def config(clip: str, video: Path, interval: float, input_size: int) -> Config:
     return parse_config(
         {
             "mode": "statistics",
-            "detector": {"interval_seconds": interval},
+            "detector": {"interval_seconds": interval, "input_size": input_size},
             "cameras": [
                 {
                     "id": clip,
@@ -131,18 +135,19 @@ def config(clip: str, video: Path, interval: float) -> Config:
 
 
 def run_clip(
-    clip: str, intervals: list[float], seconds: float | None
-) -> tuple[list[tuple[float, Tally, int]], int]:
-    """Per interval: (interval, tally, detector calls); and the number of ground-truth tracks seen."""
+    clip: str, variants: list[tuple[float, str]], seconds: float | None, input_size: int
+) -> tuple[list[tuple[float, str, Tally, int]], int]:
+    """Per (interval, pixels) variant: the variant, its tally and detector calls; and the number of
+    ground-truth tracks seen."""
     video, gt_path = CLIPS[clip]
     ignored = {f: b[1] for f, b in load_gt(gt_path).items()}
-    cfgs = [config(clip, video, i) for i in intervals]
+    cfgs = [config(clip, video, i, input_size) for i, _ in variants]
     detector = create_detector(cfgs[0].detector, cfgs[0].models_dir)
     analysers = [
         CameraAnalyser(c.cameras[0], c, detector, config_hash=config_hash(c), on_counts=lambda _: None)
         for c in cfgs
     ]
-    tallies = [Tally() for _ in intervals]
+    tallies = [Tally() for _ in variants]
     gt_tracks: set[int] = set()
     gt: GroundTruth | None = None
     for frame in FileSource(clip, str(video), fps=FPS).frames():
@@ -152,17 +157,20 @@ def run_clip(
             gt = load_mot(gt_path, frame.size, FPS)
         truth = truth_of(gt, frame.index)
         gt_tracks.update(int(i) for i in truth[1])
-        for analyser, tally in zip(analysers, tallies, strict=True):
+        for analyser, tally, (_, pixels) in zip(analysers, tallies, variants, strict=True):
             started = time.process_time()
-            analyser.process(frame)
+            own = frame.unconverted()
+            if pixels == "bgr":
+                own = Frame(own.camera_id, own.pts, own.image, own.index)
+            analyser.process(own)
             tally.cpu_s += time.process_time() - started
             tally.frames += 1
             score(tally, analyser.objects, frame.size, truth, ignored.get(frame.index, np.empty((0, 4))))
     for analyser in analysers:
         analyser.finish()
     rows = [
-        (interval, tally, analyser.stats.detector_runs)
-        for interval, tally, analyser in zip(intervals, tallies, analysers, strict=True)
+        (interval, pixels, tally, analyser.stats.detector_runs)
+        for (interval, pixels), tally, analyser in zip(variants, tallies, analysers, strict=True)
     ]
     return rows, len(gt_tracks)
 
@@ -174,27 +182,31 @@ def main() -> None:
     )
     parser.add_argument("--intervals", default="0,0.4,0.6,1.0", help="detector.interval_seconds values")
     parser.add_argument("--clips", default="pets,tud")
+    parser.add_argument("--pixels", default="yuv", help="yuv (today), bgr (BGR made at decode), or both")
+    parser.add_argument("--input-size", type=int, default=416, choices=(320, 416))
     args = parser.parse_args()
-    intervals = [float(v) for v in args.intervals.split(",")]
+    variants = [(float(v), p) for v in args.intervals.split(",") for p in args.pixels.split(",")]
     print(f"`.venv/bin/python {' '.join(['benchmarks/detection_rate.py', *sys.argv[1:]])}`")
     print()
-    print(f"Analysis at {FPS:g} fps, statistics mode, YOLOX-Nano default settings, onnxruntime 1 thread.")
+    print(
+        f"Analysis at {FPS:g} fps, statistics mode, YOLOX-Nano at {args.input_size} px, onnxruntime 1 thread."
+    )
     print()
     header = (
-        "| clip | interval (s) | frames | detector calls / frame | recall | precision | ID switches "
+        "| clip | interval (s) | pixels | frames | detector calls / frame | recall | precision | ID switches "
         "| switches / 100 GT tracks | person ids (GT tracks) | CPU ms / frame | streams / core (analyser) |"
     )
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     for clip in args.clips.split(","):
-        rows, gt_tracks = run_clip(clip, intervals, QUICK_SECONDS if args.quick else None)
-        for interval, t, calls in rows:
+        rows, gt_tracks = run_clip(clip, variants, QUICK_SECONDS if args.quick else None, args.input_size)
+        for interval, pixels, t, calls in rows:
             recall = t.tp / max(t.tp + t.fn, 1)
             precision = t.tp / max(t.tp + t.fp, 1)
             ms = 1000 * t.cpu_s / max(t.frames, 1)
             streams = 1000 / (FPS * ms) if ms else float("inf")
             print(
-                f"| {clip} | {interval:g} | {t.frames} | {calls / max(t.frames, 1):.2f} | {recall:.3f} "
+                f"| {clip} | {interval:g} | {pixels} | {t.frames} | {calls / max(t.frames, 1):.2f} | {recall:.3f} "
                 f"| {precision:.3f} | {t.switches} | {100 * t.switches / max(gt_tracks, 1):.1f} "
                 f"| {len(t.track_ids)} ({gt_tracks}) | {ms:.1f} | {streams:.1f} |",
                 flush=True,

@@ -5,7 +5,6 @@ what it costs in person recall on real footage."""
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -221,6 +220,8 @@ def test_carry_uses_stream_time_after_a_restart(detector: Detector, pets_frames:
     """A source that restarts (time runs backwards) is detected afresh on its first frame, not
     carried until the old clock is caught up."""
     counting = Counting(detector)
-    frames = pets_frames[:10] + [replace(f, pts=f.pts - pets_frames[9].pts) for f in pets_frames[10:12]]
+    frames = pets_frames[:10] + [
+        Frame(f.camera_id, f.pts - pets_frames[9].pts, f.image, f.index) for f in pets_frames[10:12]
+    ]
     analyse(frames, 1.0, counting)  # type: ignore[arg-type]
     assert counting.calls == pytest.approx([0.0, 1.0, 0.2]), counting.calls

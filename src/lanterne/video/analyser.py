@@ -208,7 +208,7 @@ class CameraAnalyser:
                 from lanterne.video.motion.flow import FlowEstimator
 
                 self._flow = FlowEstimator(method=self.cfg.motion.flow)
-            motion = self._flow.update(frame.image, t)
+            motion = self._flow.update(frame.grey, t)
         if not static and any("fire" in r.spec.needs for r in running):
             if self._fire is None:
                 from lanterne.video.detectors.fire_classic import FireEstimator
@@ -253,7 +253,7 @@ class CameraAnalyser:
         keep = tuple(
             _px(o.box, frame.size) for o in last if t - self._moved_at.get(o.track_id, t) < MOVING_SECONDS
         )
-        gate = self._gate.update(frame.image, t, keep)
+        gate = self._gate.update(frame.grey, t, keep)
         self._static = self.cfg.motion.enabled and gate.changed_share < self.cfg.motion.min_area
         if not gate.run_detector:
             return last
@@ -262,7 +262,7 @@ class CameraAnalyser:
         if interval > 0:
             if self._carrier is None:
                 self._carrier = BoxCarrier(frame.size, self.tracker.lost_seconds)
-            grey = self._carrier.prepare(frame.image)
+            grey = self._carrier.prepare(frame.grey)
             # Stream time, never frame counts: RTSP drops frames. Time running backwards is a
             # restarted source, and its first frame is detected afresh.
             since = t - self._detected_at if self._detected_at is not None else math.inf

@@ -113,20 +113,43 @@ class DecodeStats:
     frames_selected: int = 0
     bad_packets: int = 0
     reconnects: int = 0
+    frames_dropped: int = 0
+    """Packets skipped undecoded to catch up with real time (see `FileSource.skip_until`)."""
 
 
 class FileSource:
     """Decode a file once. `fps` selects frames for analysis by timestamp: frames are decoded
-    (the codec needs them) but only selected ones are converted to arrays, which is most of the
-    cost saved at 5 fps analysis of a 25 fps camera."""
+    (the codec needs them) but only selected ones are handed on, still in the decoder's pixel
+    format: each step converts only what it reads (`Frame`), which is most of the cost saved at 5
+    fps analysis of a 25 fps camera."""
 
-    def __init__(self, camera_id: str, uri: str, fps: float | None = None) -> None:
+    def __init__(
+        self,
+        camera_id: str,
+        uri: str,
+        fps: float | None = None,
+        pace: bool = False,
+        stop: threading.Event | None = None,
+    ) -> None:
         self.camera_id = camera_id
         self.uri = uri
         self.fps = fps
+        """Analysis rate; the consumer may lower it mid-stream to shed load (read on every frame)."""
         self.stats = DecodeStats()
         self.error: SourceError | None = None
         """Set when decoding stopped on a fault after some frames were delivered."""
+        # --- pacing and catching up (`lanterne run`): a file stands for a live camera ----------
+        self.pace = pace
+        """Deliver each frame no earlier than its stream time on the wall clock, as a camera would."""
+        self.stop = stop or threading.Event()
+        """Interrupts a pacing wait (and, for a live source, a reconnection wait)."""
+        self.wall_origin: float | None = None
+        """`time.monotonic()` of stream time 0 for a paced or live source (None for an unpaced
+        file, which has no real time to fall behind): lag = now - wall_origin - frame.pts."""
+        self.skip_until: float | None = None
+        """Set by a consumer that even its lowest rate cannot keep up: packets are dropped
+        undecoded (counted in `stats.frames_dropped`) up to the first keyframe at or after this
+        stream time, since a frame between keyframes cannot be decoded without those before it."""
 
     def frames(self) -> Iterator[Frame]:
         container = _open(self.uri)
@@ -146,6 +169,8 @@ class FileSource:
         fallback_rate = float(stream.average_rate or 25)
         try:
             for packet in container.demux(stream):
+                if self.skip_until is not None and self._dropped(packet, t_offset, first_pts):
+                    continue
                 try:
                     decoded = packet.decode()
                 except av.error.InvalidDataError:
@@ -172,6 +197,7 @@ class FileSource:
                         # make time run backwards for the rules.
                         t = last_t + 1e-3
                     last_t = t
+                    period = 1.0 / self.fps if self.fps else 0.0  # shed load lowers `fps` mid-stream
                     if period and t + 1e-6 < next_due:
                         continue
                     if period:
@@ -180,9 +206,11 @@ class FileSource:
                         next_due += period
                         if t + 1e-6 >= next_due:
                             next_due = t + period
+                    if self.pace:
+                        self._pace(t_offset + t)
                     self.stats.frames_selected += 1
-                    image = vf.to_ndarray(format="bgr24")
-                    yield Frame(camera_id=self.camera_id, pts=t_offset + t, image=image, index=idx)
+                    # Pixels stay in the decoder's format until a step asks for them (Frame).
+                    yield Frame(self.camera_id, t_offset + t, index=idx, picture=vf)
         except av.error.EOFError:
             pass
         except av.error.FFmpegError as exc:
@@ -194,11 +222,37 @@ class FileSource:
             )
             return
         declared = stream.frames
-        if not is_live(self.uri) and declared and self.stats.frames_decoded < 0.98 * declared:
+        decodable = self.stats.frames_decoded + self.stats.frames_dropped  # dropped were readable
+        if not is_live(self.uri) and declared and decodable < 0.98 * declared:
             self.error = SourceError(
                 f"{_redact(self.uri)}: only {self.stats.frames_decoded} of the {declared} frames the "
                 "file declares could be decoded; the file is truncated"
             )
+
+    def _dropped(self, packet: av.Packet, t_offset: float, first_pts: float | None) -> bool:
+        """Whether `packet` is dropped undecoded while catching up (`skip_until`). Decoding
+        resumes at a keyframe, the first picture the decoder can rebuild on its own."""
+        if packet.size == 0:
+            return False  # the demuxer's final flush packet, not a picture
+        at = None
+        stamp = packet.pts if packet.pts is not None else packet.dts  # AVI packets carry only dts
+        if stamp is not None and packet.time_base is not None and first_pts is not None:
+            at = t_offset + float(stamp * packet.time_base) - first_pts
+        if packet.is_keyframe and (at is None or self.skip_until is None or at >= self.skip_until):
+            self.skip_until = None
+            return False
+        self.stats.frames_dropped += 1
+        return True
+
+    def _pace(self, pts: float) -> None:
+        """Hold the frame of stream time `pts` until it is due on the wall clock, as a live camera
+        would deliver it. A consumer that is behind finds it due already and is not held."""
+        now = time.monotonic()
+        if self.wall_origin is None:
+            self.wall_origin = now - pts
+        delay = self.wall_origin + pts - now
+        if delay > 0:
+            self.stop.wait(delay)
 
 
 class LiveSource(FileSource):
@@ -221,6 +275,7 @@ class LiveSource(FileSource):
 
     def frames(self) -> Iterator[Frame]:
         started = time.monotonic()
+        self.wall_origin = started  # frame.pts counts wall time from here, across reconnections
         backoff = 1.0
         while not self.stop.is_set():
             try:
@@ -252,8 +307,9 @@ class LiveSource(FileSource):
 
 
 def open_source(
-    camera_id: str, uri: str, fps: float | None, stop: threading.Event | None = None
+    camera_id: str, uri: str, fps: float | None, stop: threading.Event | None = None, pace: bool = False
 ) -> FileSource:
+    """`pace` applies to files only: a live camera delivers at real time by itself."""
     if is_live(uri):
         return LiveSource(camera_id, uri, fps, stop=stop)
-    return FileSource(camera_id, uri, fps)
+    return FileSource(camera_id, uri, fps, pace=pace, stop=stop)

@@ -80,14 +80,14 @@ class FlowEstimator:
     def reset(self) -> None:
         self._prev = None
 
-    def update(self, image_bgr: np.ndarray, t: float) -> MotionField | None:
+    def update(self, image: np.ndarray, t: float) -> MotionField | None:
         """Motion since the previous call, or None for the first frame or when time did not
         advance (a duplicated timestamp would make the speed infinite). A 2-D image is taken as
         the grey picture already (the Y plane of a yuv420p decode): the BGR conversion and a
         three-channel resize are then not paid."""
-        h, w = image_bgr.shape[:2]
+        h, w = image.shape[:2]
         height = max(self.rows, round(self.width * h / w))
-        small = cv2.resize(image_bgr, (self.width, height), interpolation=cv2.INTER_AREA)
+        small = cv2.resize(image, (self.width, height), interpolation=cv2.INTER_AREA)
         grey = small if small.ndim == 2 else cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
         prev, prev_t = self._prev, self._prev_t
         if prev is not None and t <= prev_t:

@@ -23,7 +23,8 @@ def run_pipeline(video: Path, cfg_data: dict) -> tuple[list[Event], list[tuple[i
     )
     events: list[Event] = []
     times: list[tuple[int, float]] = []
-    for frame in FileSource(cam.id, str(video), fps=cam.fps).frames():
+    masks = [m.polygon for m in cam.privacy_masks]
+    for frame in FileSource(cam.id, str(video), fps=cam.fps, masks=masks).frames():
         events += [e for e in analyser.process(frame) if not e.ongoing]
         times.append((frame.index, frame.pts))
     events += analyser.finish()

@@ -84,6 +84,36 @@ class Zone(Strict):
         return v
 
 
+class PrivacyMask(Strict):
+    """A part of the picture nobody may see or analyse (LB-06: the inside of dwellings and their
+    entrances, CSI L251-3)."""
+
+    id: str = Field(
+        ...,
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        title="Mask id",
+        description="Unique within the camera; letters, digits, `_ . -`.",
+    )
+    polygon: list[Point] = Field(
+        ...,
+        title="Polygon",
+        description="Corners as `[x, y]` fractions of the frame width and height (0..1), in order. Painted flat grey before analysis and on every picture shown or exported, the privileged ones included.",
+    )
+    reason: str = Field(
+        "",
+        max_length=200,
+        title="Reason",
+        description="What the mask hides, e.g. `windows of no. 12` or `entrance of the building`.",
+    )
+
+    @field_validator("polygon")
+    @classmethod
+    def _polygon(cls, v: list[Point]) -> list[Point]:
+        if len(v) < 3:
+            raise ValueError("needs at least 3 points")
+        return v
+
+
 class Location(Strict):
     lat: float = Field(..., ge=-90, le=90, title="Latitude", description="WGS84 degrees.")
     lon: float = Field(..., ge=-180, le=180, title="Longitude", description="WGS84 degrees.")
@@ -118,6 +148,11 @@ class Camera(Strict):
     zones: list[Zone] = Field(
         default_factory=list, title="Zones", description="Areas of the image watched for events."
     )
+    privacy_masks: list[PrivacyMask] = Field(
+        default_factory=list,
+        title="Privacy masks",
+        description="Areas of the image that are never analysed, shown or exported (LB-06), such as the windows and entrances of dwellings.",
+    )
 
     @field_validator("source")
     @classmethod
@@ -129,6 +164,7 @@ class Camera(Strict):
     @model_validator(mode="after")
     def _unique_zones(self) -> Camera:
         _refuse_duplicates("zone id", [z.id for z in self.zones])
+        _refuse_duplicates("privacy mask id", [m.id for m in self.privacy_masks])
         return self
 
 

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+import cv2
 import numpy as np
+
+from lanterne.core.masks import paint
 
 Box = tuple[float, float, float, float]
 """`(x0, y0, x1, y1)` as fractions of the frame width and height (0..1)."""
@@ -61,9 +64,10 @@ class Frame:
     Pixels are made only when asked for: cameras send YUV, and most analysed frames need only its
     grey plane (motion gate, optical flow, carried boxes), which is a free view, while a BGR copy
     costs 0.5 ms a 768x576 frame in FFmpeg's converter (2.3 ms in OpenCV's). Each form is made at
-    most once per frame."""
+    most once per frame. The camera's privacy masks (`lanterne.core.masks`) are painted on every
+    form as it is made, so no step ever reads a masked pixel."""
 
-    __slots__ = ("_bgr", "_grey", "_picture", "camera_id", "index", "pts")
+    __slots__ = ("_bgr", "_grey", "_masks", "_picture", "camera_id", "index", "pts")
 
     def __init__(
         self,
@@ -73,6 +77,7 @@ class Frame:
         index: int = 0,
         *,
         picture: Picture | None = None,
+        masks: Sequence[np.ndarray] = (),
     ) -> None:
         if (image is None) == (picture is None):
             raise ValueError("a Frame needs exactly one of image (BGR) or picture (decoded)")
@@ -80,7 +85,8 @@ class Frame:
         self.pts = pts
         self.index = index
         """Decoded frame number (0-based), for diagnostics and ground-truth alignment only."""
-        self._bgr = image
+        self._masks = tuple(masks)
+        self._bgr = paint(image.copy(), self._masks) if image is not None and self._masks else image
         self._grey: np.ndarray | None = None
         self._picture = picture
 
@@ -89,7 +95,7 @@ class Frame:
         """BGR uint8, H x W x 3 (made on first use, then kept)."""
         if self._bgr is None:
             assert self._picture is not None
-            self._bgr = self._picture.to_ndarray(format="bgr24")
+            self._bgr = paint(self._picture.to_ndarray(format="bgr24"), self._masks)
         return self._bgr
 
     @property
@@ -100,10 +106,10 @@ class Frame:
             if pic is not None and pic.format.name in LUMA_FIRST:
                 plane = pic.planes[0]
                 rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
-                self._grey = rows[:, : plane.width]
+                luma = rows[:, : plane.width]
+                # A view of the decoder's plane is free; a masked camera pays one copy to paint.
+                self._grey = paint(luma.copy(), self._masks) if self._masks else luma
             else:
-                import cv2
-
                 self._grey = cv2.cvtColor(self.image, cv2.COLOR_BGR2GRAY)
         return self._grey
 
@@ -113,7 +119,7 @@ class Frame:
         if self._picture is None:
             assert self._bgr is not None
             return Frame(self.camera_id, self.pts, self._bgr, self.index)
-        return Frame(self.camera_id, self.pts, index=self.index, picture=self._picture)
+        return Frame(self.camera_id, self.pts, index=self.index, picture=self._picture, masks=self._masks)
 
     @property
     def size(self) -> tuple[int, int]:

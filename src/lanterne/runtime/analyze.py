@@ -125,7 +125,9 @@ def analyze(
         on_counts=on_counts,
         on_frame=on_frame,
     )
-    source = FileSource(camera.id, str(video), fps=camera.fps)
+    source = FileSource(
+        camera.id, str(video), fps=camera.fps, masks=[m.polygon for m in camera.privacy_masks]
+    )
     cpu0, wall0 = time.process_time(), time.perf_counter()
     last_t = 0.0
     try:

@@ -73,7 +73,13 @@ class CameraWorker:
                 allowed=r.allowed_for(self.camera.id),
                 inference_on=r.inference_on(self.camera.id),
             )
-            source = open_source(self.camera.id, self.camera.source, self.camera.fps, stop=self.stop)
+            source = open_source(
+                self.camera.id,
+                self.camera.source,
+                self.camera.fps,
+                stop=self.stop,
+                masks=[m.polygon for m in self.camera.privacy_masks],
+            )
             self.state.status = "running"
             try:
                 for frame in source.frames():

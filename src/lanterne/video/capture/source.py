@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import av
 import av.error
 
 from lanterne.core.errors import SourceError
+from lanterne.core.masks import PixelPolygon, pixel_polygons
 from lanterne.core.types import Frame
 
 log = logging.getLogger(__name__)
@@ -130,10 +131,14 @@ class FileSource:
         fps: float | None = None,
         pace: bool = False,
         stop: threading.Event | None = None,
+        *,
+        masks: Sequence[Sequence[tuple[float, float]]] = (),
     ) -> None:
         self.camera_id = camera_id
         self.uri = uri
         self.fps = fps
+        self.masks = tuple(masks)
+        """The camera's privacy masks (frame fractions): painted on every frame's pixels (LB-06)."""
         """Analysis rate; the consumer may lower it mid-stream to shed load (read on every frame)."""
         self.stats = DecodeStats()
         self.error: SourceError | None = None
@@ -167,6 +172,8 @@ class FileSource:
         last_t = -1.0
         bad = 0
         fallback_rate = float(stream.average_rate or 25)
+        masks: tuple[tuple[int, int], tuple[PixelPolygon, ...]] | None = None
+        """The privacy masks in pixels, for the size they were computed at (a stream may change size)."""
         try:
             for packet in container.demux(stream):
                 if self.skip_until is not None and self._dropped(packet, t_offset, first_pts):
@@ -210,7 +217,9 @@ class FileSource:
                         self._pace(t_offset + t)
                     self.stats.frames_selected += 1
                     # Pixels stay in the decoder's format until a step asks for them (Frame).
-                    yield Frame(self.camera_id, t_offset + t, index=idx, picture=vf)
+                    if masks is None or masks[0] != (vf.width, vf.height):
+                        masks = ((vf.width, vf.height), pixel_polygons(self.masks, (vf.width, vf.height)))
+                    yield Frame(self.camera_id, t_offset + t, index=idx, picture=vf, masks=masks[1])
         except av.error.EOFError:
             pass
         except av.error.FFmpegError as exc:
@@ -267,8 +276,10 @@ class LiveSource(FileSource):
         fps: float | None = None,
         stop: threading.Event | None = None,
         max_backoff: float = 30.0,
+        *,
+        masks: Sequence[Sequence[tuple[float, float]]] = (),
     ) -> None:
-        super().__init__(camera_id, uri, fps)
+        super().__init__(camera_id, uri, fps, masks=masks)
         self.stop = stop or threading.Event()
         self.max_backoff = max_backoff
         self.last_error: str | None = None
@@ -307,9 +318,14 @@ class LiveSource(FileSource):
 
 
 def open_source(
-    camera_id: str, uri: str, fps: float | None, stop: threading.Event | None = None, pace: bool = False
+    camera_id: str,
+    uri: str,
+    fps: float | None,
+    stop: threading.Event | None = None,
+    pace: bool = False,
+    masks: Sequence[Sequence[tuple[float, float]]] = (),
 ) -> FileSource:
     """`pace` applies to files only: a live camera delivers at real time by itself."""
     if is_live(uri):
-        return LiveSource(camera_id, uri, fps, stop=stop)
-    return FileSource(camera_id, uri, fps, pace=pace, stop=stop)
+        return LiveSource(camera_id, uri, fps, stop=stop, masks=masks)
+    return FileSource(camera_id, uri, fps, pace=pace, stop=stop, masks=masks)

@@ -5,9 +5,14 @@
     raise on the annotated boxes (`lanterne.video.evaluation`): PETS09-S2L1 (`vtest.avi`) with the zones
     of `tests/support/pipeline.py`, and TUD-Stadtmitte with a crowd-density and an intrusion zone.
 (b) Semi-synthetic scenes for abandoned_object and person_down, composited from real footage by
-    `tests/support/scenes.py` (several backgrounds, walkers, objects, positions, speeds): a positive counts
-    as a TP when exactly its event is raised with a start within the tolerance and an overlapping
-    region; any other event of that type is an FP; a positive without a matching event is an FN.
+    `tests/support/scenes.py` (24 positives and 24 hard negatives per type, the sets
+    `tests/video/test_scenes_synthetic.py` asserts on): a positive counts as a TP when exactly its
+    event is raised with a start within the tolerance and an overlapping region; any other event
+    of that type is an FP; a positive without a matching event is an FN.
+(c) What the second look (`lanterne.video.detectors.second_look`) costs where it finds nothing:
+    analyser CPU on PETS09-S2L1 (`vtest.avi`, a busy scene where tracks are often lost behind
+    other people) with a person_down and an abandoned_object zone over the whole picture, with
+    and without it, beside the events it raised there.
 
 Person-detection precision and recall are in `benchmarks/detector_accuracy.py`.
 
@@ -25,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.pipeline import (  # noqa: E402  # noqa: E402
+from tests.support.pipeline import (  # noqa: E402
     ABANDONED,
     ABANDONED_SECONDS,
     BAG_TOLERANCE,
@@ -36,10 +41,22 @@ from tests.support.pipeline import (  # noqa: E402  # noqa: E402
     run,
     run_pipeline,
 )
-from tests.support.scenes import BagScene, FallScene, Scene, abandoned_scene, person_down_scene  # noqa: E402
+from tests.support.scenes import (  # noqa: E402
+    BAG_NEGATIVES,
+    BAG_POSITIVES,
+    FALL_NEGATIVES,
+    FALL_POSITIVES,
+    abandoned_scene,
+    person_down_scene,
+    score_scene,
+)
 from tests.support.video import VIDEO  # noqa: E402
 
-from lanterne.core.types import Event  # noqa: E402
+from lanterne.config import parse_config  # noqa: E402
+from lanterne.video.analyser import CameraAnalyser  # noqa: E402
+from lanterne.video.capture.source import FileSource  # noqa: E402
+from lanterne.video.detectors import create_detector  # noqa: E402
+from lanterne.video.detectors.second_look import SecondLook  # noqa: E402
 from lanterne.video.evaluation import Score, load_mot, match_events, reference_events  # noqa: E402
 
 TUD = {
@@ -69,76 +86,12 @@ TUD = {
 }
 
 
-BAG_POSITIVES = [
-    BagScene(bag="hood-b"),
-    BagScene(bag="hood-c"),
-    BagScene(bag="hood-a", bag_scale=0.8),
-    BagScene(bag="hood-b", person="b"),
-    BagScene(bag="hood-c", person="c", x=520),
-    BagScene(bag="hood-b", x=400, speed=50),
-    BagScene(bag="hood-d", bg="room", x=420),
-    BagScene(bag="hood-b", bg="room", x=360, person="b"),
-    BagScene(bag="hood-c", bg="campus", height=160, x=500),
-]
-BAG_NEGATIVES = [
-    BagScene(kind="stays", bag="hood-b"),
-    BagScene(kind="stays", bag="hood-c", person="b"),
-    BagScene(kind="stays", bag="hood-d", bg="room", x=420),
-    BagScene(kind="lying", bag="hood-b"),
-    BagScene(kind="lying", bag="hood-c", person="c", x=520),
-    BagScene(kind="lying", bag="hood-d", bg="room", x=420),
-    BagScene(kind="carried", bag="hood-b"),
-    BagScene(kind="carried", bag="hood-c", person="b", speed=50),
-    BagScene(kind="carried", bag="hood-b", bg="campus", height=160),
-]
-FALL_POSITIVES = [
-    FallScene(),
-    FallScene(person="b"),
-    FallScene(person="c", direction=-1, x=380),
-    FallScene(fall_time=0.5, x=260),
-    FallScene(fall_time=1.2, person="b", x=420),
-    FallScene(bg="room", height=200, x=300),
-    FallScene(bg="room", height=200, person="c", direction=-1, x=420),
-    FallScene(bg="campus", height=160, x=380),
-    FallScene(bg="campus", height=160, person="b", direction=-1, x=460),
-]
-FALL_NEGATIVES = [
-    FallScene(kind="lying"),
-    FallScene(kind="lying", person="b", bg="room", height=200),
-    FallScene(kind="lying", person="c", bg="campus", height=160, x=400),
-    FallScene(kind="slow"),
-    FallScene(kind="slow", person="b", bg="room", height=200, direction=-1, x=420),
-    FallScene(kind="slow", person="c", bg="campus", height=160, x=400),
-    FallScene(kind="sit"),
-    FallScene(kind="sit", person="b", bg="room", height=200),
-    FallScene(kind="sit", person="c", bg="campus", height=160, x=400),
-]
-
-
 def real(
     name: str, video: str, cfg_data: dict, gt_name: str, size: tuple[int, int], fps: float
 ) -> dict[str, Score]:
     events, times, cfg = run_pipeline(VIDEO / video, cfg_data)
     ref = reference_events(load_mot(VIDEO / gt_name, size, fps), cfg.cameras[0], times)
     return match_events(events, ref, slack=1.5)
-
-
-def _overlaps(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
-    return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
-
-
-def score_scene(scene: Scene, events: list[Event], etype: str, tolerance: float) -> tuple[int, int, int]:
-    found = [e for e in events if str(e.type) == etype]
-    tp = 0
-    for want in scene.expected:
-        hit = next(
-            (e for e in found if abs(e.start - want.start) <= tolerance and _overlaps(e.region, want.region)),
-            None,
-        )
-        if hit is not None:
-            tp += 1
-            found.remove(hit)
-    return tp, len(found), len(scene.expected) - tp
 
 
 def synthetic(tmp: Path, verbose: bool) -> dict[str, Score]:
@@ -176,10 +129,62 @@ def synthetic(tmp: Path, verbose: bool) -> dict[str, Score]:
     return out
 
 
+def second_look_cost(repeats: int = 2) -> None:
+    """Analyser CPU on vtest.avi with and without the second look, alternated `repeats` times
+    (the lowest of each is printed: other processes only ever add time)."""
+    data = {**PETS, "cameras": [dict(PETS["cameras"][0])]}
+    cam_data = data["cameras"][0]
+    cam_data["zones"] = [
+        *cam_data["zones"],
+        {
+            "id": "all",
+            "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]],
+            "events": {**DOWN, **ABANDONED},
+        },
+    ]
+    cfg = parse_config(data)
+    cam = cfg.cameras[0]
+    frames = list(FileSource(cam.id, str(VIDEO / "vtest.avi"), fps=cam.fps).frames())
+    best: dict[bool, float] = {}
+    looks = 0
+    raised = 0
+    for _ in range(repeats):
+        for on in (False, True):
+            analyser = CameraAnalyser(cam, cfg, create_detector(cfg.detector, cfg.models_dir), config_hash="")
+            if not on:
+                analyser.second_look = None
+            started = time.process_time()
+            events = [e for f in frames for e in analyser.process(f) if e.ongoing]
+            spent = time.process_time() - started
+            best[on] = min(best.get(on, spent), spent)
+            if on and analyser.second_look is not None:
+                looks = analyser.second_look.calls
+                raised = sum(str(e.type) in ("person_down", "abandoned_object") for e in events)
+    print(
+        f"\nsecond look on vtest.avi ({len(frames)} frames at 5 fps, person_down + abandoned_object "
+        f"over the whole picture): CPU {best[False]:.1f} s without, {best[True]:.1f} s with "
+        f"(x{best[True] / best[False]:.2f}); {looks} second looks "
+        f"({looks / len(frames):.2f} per frame), {raised} person_down/abandoned_object events raised"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-v", "--verbose", action="store_true", help="one line per synthetic scene")
+    ap.add_argument(
+        "--without-second-look",
+        action="store_true",
+        help="the semi-synthetic sets only, with the second look switched off (the figures before it)",
+    )
     args = ap.parse_args()
+    if args.without_second_look:
+        SecondLook.for_rules = classmethod(lambda cls, detector, rules: None)  # type: ignore[method-assign,assignment]
+        with tempfile.TemporaryDirectory() as tmp:
+            for k, s in synthetic(Path(tmp), args.verbose).items():
+                print(
+                    f"| semi-synthetic, no second look | {k} | {s.tp} | {s.fp} | {s.fn} | {s.precision:.2f} | {s.recall:.2f} |"
+                )
+        return
     started = time.perf_counter()
     rows: list[tuple[str, str, Score]] = []
     for k, s in real("pets", "vtest.avi", PETS, "vtest.PETS09-S2L1.gt.txt", (768, 576), 10).items():
@@ -196,6 +201,7 @@ def main() -> None:
     print("| source | event | TP | FP | FN | precision | recall |\n|---|---|---|---|---|---|---|")
     for src, k, s in rows:
         print(f"| {src} | {k} | {s.tp} | {s.fp} | {s.fn} | {s.precision:.2f} | {s.recall:.2f} |")
+    second_look_cost()
     print(f"\n{time.perf_counter() - started:.0f} s")
 
 

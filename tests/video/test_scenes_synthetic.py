@@ -1,13 +1,17 @@
-"""Semi-synthetic scenes through the full pipeline (YOLOX-nano + ByteTrack + rules) for the two
-events no real clip shows: an abandoned bag and a person falling.
+"""Semi-synthetic scenes through the full pipeline (YOLOX-nano + ByteTrack + second look + rules)
+for the two events no real clip shows: an abandoned bag and a person falling.
 
-The scenes are composited from real footage, never drawn (see `tests/scenes.py`): a real empty
-street (TUD-Stadtmitte, median of its frames), a real pedestrian cut out of the same clip walking
-with their real gait, and a dark object cut out of a real frame that YOLOX-nano labels backpack.
-The fall is the standing cut-out rotated to horizontal about the feet within 0.8 s; sitting is the
-cut-out squashed to 60 % height. They test the chain (detection, tracking, rule) on pictures
-the detector really has to read; they do not show that a real fall or a real left bag is caught.
-Figures over more variants: `benchmarks/event_accuracy.py`, docs/events/evaluation.md.
+The scenes are composited from real footage, never drawn (see `tests/support/scenes.py`): real
+empty backgrounds (a street, a room, a campus), real pedestrians cut out of TUD-Stadtmitte walking
+with their real gait, and dark objects cut out of real frames that YOLOX-nano labels backpack.
+A fall is the standing cut-out rotated to horizontal about the feet; sitting, crouching and
+bending are the cut-out squashed or tilted. They test the chain (detection, tracking, rule) on
+pictures the detector really has to read; they do not show that a real fall or a real left bag is
+caught.
+
+Each test runs a whole set (24 positives and 24 hard negatives per type) and asserts recall and
+precision over it, so that one lucky scene cannot carry the figure. The same sets and figures
+are in `benchmarks/event_accuracy.py` and docs/events/evaluation.md.
 """
 
 from __future__ import annotations
@@ -25,58 +29,51 @@ from tests.support.pipeline import (
     DOWN_TOLERANCE,
     run,
 )
-from tests.support.scenes import BagScene, FallScene, abandoned_scene, person_down_scene
-
-
-def _overlaps(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
-    return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
-
-
-def test_bag_left_behind_raises_one_event(tmp_path: Path) -> None:
-    """A pedestrian walks in carrying the object, stops, sets it down at their feet, walks out
-    to the right; the object stays for the rest of the clip."""
-    scene = abandoned_scene(tmp_path, BagScene(kind="left", bag="hood-b"), ABANDONED_SECONDS)
-    events = [e for e in run(scene, ABANDONED) if str(e.type) == "abandoned_object"]
-    assert len(events) == 1, events
-    want = scene.expected[0]
-    assert abs(events[0].start - want.start) <= BAG_TOLERANCE, (events[0].start, want.start)
-    assert _overlaps(events[0].region, want.region)
-
-
-@pytest.mark.parametrize(
-    "kind",
-    [
-        "stays",  # set down, the owner keeps standing right beside it
-        "lying",  # a person lying on the ground (cut-out rotated 90°) with the object against them
-        "carried",  # walks across and out without ever setting it down
-    ],
+from tests.support.scenes import (
+    BAG_NEGATIVES,
+    BAG_POSITIVES,
+    FALL_NEGATIVES,
+    FALL_POSITIVES,
+    SetScore,
+    abandoned_scene,
+    person_down_scene,
+    score_scene,
 )
-def test_bag_hard_negatives_raise_nothing(tmp_path: Path, kind: str) -> None:
-    scene = abandoned_scene(tmp_path, BagScene(kind=kind, bag="hood-b"), ABANDONED_SECONDS)
-    events = [e for e in run(scene, ABANDONED) if str(e.type) == "abandoned_object"]
-    assert events == []
+
+pytestmark = pytest.mark.slow
+
+FALL_RECALL = 0.8
+FALL_PRECISION = 0.8
+"""The issue's goal, reached: 23 of 24 falls, no false alarm on the 24 hard negatives."""
+BAG_RECALL = 0.7
+BAG_PRECISION = 0.8
+"""Measured 0.75 recall (18 of 24) and 1.00 precision: the goal of 0.8 recall is not reached.
+The six misses are objects YOLOX-nano never calls a bag while they stand still, even zoomed
+(docs/events/evaluation.md). The floor sits one scene under the measured recall so that the
+test catches a regression, not noise; raise it when recall improves."""
 
 
-def test_fall_raises_one_event(tmp_path: Path) -> None:
-    """A pedestrian walks in, stands a second, falls sideways (rotated to horizontal about the
-    feet in 0.8 s) and stays down."""
-    scene = person_down_scene(tmp_path, FallScene(kind="fall"), DOWN_SECONDS)
-    events = [e for e in run(scene, DOWN) if str(e.type) == "person_down"]
-    assert len(events) == 1, events
-    want = scene.expected[0]
-    assert abs(events[0].start - want.start) <= DOWN_TOLERANCE, (events[0].start, want.start)
-    assert _overlaps(events[0].region, want.region)
+@pytest.fixture(scope="session")
+def scene_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Clips are rendered once per test session into one folder."""
+    return tmp_path_factory.mktemp("scenes")
 
 
-@pytest.mark.parametrize(
-    "kind",
-    [
-        "lying",  # lying on the ground from the first frame: never seen upright
-        "slow",  # sits down, rests, then lies back: 5 s in all
-        "sit",  # sits down quickly (squashed to 60 % height) and stays
-    ],
-)
-def test_fall_hard_negatives_raise_nothing(tmp_path: Path, kind: str) -> None:
-    scene = person_down_scene(tmp_path, FallScene(kind=kind), DOWN_SECONDS)
-    events = [e for e in run(scene, DOWN) if str(e.type) == "person_down"]
-    assert events == []
+def test_person_down_recall_and_precision_over_the_scene_set(scene_dir: Path) -> None:
+    total = SetScore()
+    for spec in FALL_POSITIVES + FALL_NEGATIVES:
+        scene = person_down_scene(scene_dir, spec, DOWN_SECONDS)
+        total.add(scene, score_scene(scene, run(scene, DOWN), "person_down", DOWN_TOLERANCE))
+    assert total.tp + total.fn == len(FALL_POSITIVES)
+    assert total.recall >= FALL_RECALL, total.report()
+    assert total.precision >= FALL_PRECISION, total.report()
+
+
+def test_abandoned_object_recall_and_precision_over_the_scene_set(scene_dir: Path) -> None:
+    total = SetScore()
+    for spec in BAG_POSITIVES + BAG_NEGATIVES:
+        scene = abandoned_scene(scene_dir, spec, ABANDONED_SECONDS)
+        total.add(scene, score_scene(scene, run(scene, ABANDONED), "abandoned_object", BAG_TOLERANCE))
+    assert total.tp + total.fn == len(BAG_POSITIVES)
+    assert total.recall >= BAG_RECALL, total.report()
+    assert total.precision >= BAG_PRECISION, total.report()

@@ -25,6 +25,7 @@ from lanterne.core.types import Counts, Event, EventType, Frame, MotionField, Ob
 from lanterne.rules import RULES
 from lanterne.rules.base import RuleSpec, ZoneRef
 from lanterne.video.detectors.base import Detector, PixelBox
+from lanterne.video.detectors.second_look import SecondLook
 from lanterne.video.motion.gate import MotionGate
 from lanterne.video.statistics import ZoneCounter
 from lanterne.video.tracking.carry import BoxCarrier
@@ -146,6 +147,9 @@ class CameraAnalyser:
         self.needs_motion = "motion" in needs
         self.needs_fire = "fire" in needs
         self.needs_objects = True  # counts, evidence boxes and most rules need the tracked objects
+        # People on the ground (picture turned) and still bags (zoomed) looked for again, only
+        # where person_down or abandoned_object rules read them (second_look.py).
+        self.second_look = SecondLook.for_rules(detector, [(r.spec.type, r.params) for r in self.rules])
         self._last_t = 0.0
         self._open_ids: dict[str, float] = {}
         self._anchors: dict[int, tuple[float, float]] = {}
@@ -177,6 +181,8 @@ class CameraAnalyser:
         vehicle_px: tuple[PixelBox, ...] = ()
         if self.needs_objects:
             objects = self._objects(frame)
+            if self.second_look is not None:
+                objects = self.second_look.refine(frame.image, t, objects)
             self.objects = objects
             px = [(o.label, _px(o.box, size)) for o in objects]
             person_px = tuple(b for label, b in px if label == "person")

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -254,10 +255,17 @@ def _hwm_mib(pid: int) -> float | None:
     return None
 
 
-def measure(cmd: list[str], stop_after: float | None = None, grace: float = 300.0) -> Child:
+def measure(
+    cmd: list[str],
+    stop_after: float | None = None,
+    grace: float = 300.0,
+    on_tick: Callable[[], None] | None = None,
+    tick: float = 2.0,
+) -> Child:
     """Run `cmd` and account its user+system CPU with `wait4` (that process and its threads alone,
     unlike RUSAGE_CHILDREN) and its peak RSS. With `stop_after`, the process gets SIGTERM after
-    that many seconds, as `systemctl stop` would."""
+    that many seconds, as `systemctl stop` would. `on_tick` is called every `tick` seconds while
+    it runs (to sample what it writes; in this process, so not in the child's CPU)."""
     t0 = time.perf_counter()
     base = Path(tempfile.mkdtemp(prefix="e2e-child-"))
     with (base / "out").open("w+") as out, (base / "err").open("w+") as err:
@@ -266,6 +274,7 @@ def measure(cmd: list[str], stop_after: float | None = None, grace: float = 300.
         peak = 0.0
         term_at = None if stop_after is None else time.monotonic() + stop_after
         kill_at = time.monotonic() + grace + (stop_after or 0.0)
+        next_tick = time.monotonic() + tick
         while True:
             peak = max(peak, _hwm_mib(proc.pid) or 0.0)
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -277,6 +286,9 @@ def measure(cmd: list[str], stop_after: float | None = None, grace: float = 300.
                 proc.send_signal(signal.SIGTERM)
             if now > kill_at:
                 proc.kill()
+            if on_tick is not None and now >= next_tick and stopped_at is None:
+                on_tick()
+                next_tick = now + tick
             time.sleep(0.05)
         proc.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - t0
@@ -309,6 +321,77 @@ print(json.dumps({"video_seconds": last + (1 / fps if fps else 0), "cpu_seconds"
 """
 """Child program for the floor: the product's decoder (FileSource, BGR at the analysis rate) with
 nothing else imported, so its start-up is that of a process that only decodes."""
+
+
+# --- camera health while `lanterne run` runs ------------------------------------------------------
+
+
+@dataclass(slots=True)
+class HealthSample:
+    at: datetime
+    """When the runner wrote the row."""
+    lag: float | None
+    fps: float
+    configured: float
+    dropped: int
+    state: str
+
+
+@dataclass(slots=True)
+class HealthSampler:
+    """Reads every camera's health row (`camera_health`, rewritten by the runner every few
+    seconds) from the child's database while it runs: the lag series behind "lag p95" and "lag
+    grows". Each row is kept once per write."""
+
+    url: str
+    series: dict[str, list[HealthSample]] = field(default_factory=dict)
+    _engine: Any = None
+
+    def __call__(self) -> None:
+        from sqlalchemy import select
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from lanterne.store import create_engine_for
+        from lanterne.store.tables import CameraHealthRecord
+
+        if self._engine is None:
+            self._engine = create_engine_for(self.url)
+        try:
+            with self._engine.connect() as conn:
+                rows = conn.execute(select(CameraHealthRecord)).all()
+        except SQLAlchemyError:
+            return  # the child has not created its schema yet
+        for r in rows:
+            series = self.series.setdefault(r.camera, [])
+            if series and series[-1].at == r.updated_at:
+                continue
+            series.append(
+                HealthSample(
+                    r.updated_at, r.lag_seconds, r.analysis_fps, r.configured_fps, r.frames_dropped, r.state
+                )
+            )
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+def lag_trend(samples: list[HealthSample], warmup: float = 10.0) -> float:
+    """Least-squares slope of the lag, seconds per second, over the samples after `warmup`
+    seconds (start-up: model loading, the first frames): above zero, the camera falls further
+    behind the longer it runs."""
+    pts = [(s.at, s.lag) for s in samples if s.lag is not None]
+    if len(pts) < 3:
+        return float("nan")
+    t0 = pts[0][0]
+    xs = [(at - t0).total_seconds() for at, _ in pts]
+    kept = [(x, lag) for x, (_, lag) in zip(xs, pts, strict=True) if x >= warmup]
+    if len(kept) < 3:
+        return float("nan")
+    mx = sum(x for x, _ in kept) / len(kept)
+    my = sum(y for _, y in kept) / len(kept)
+    den = sum((x - mx) ** 2 for x, _ in kept)
+    return sum((x - mx) * (y - my) for x, y in kept) / den if den else float("nan")
 
 
 # --- scoring what was stored ------------------------------------------------------------------

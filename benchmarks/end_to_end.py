@@ -7,7 +7,10 @@ anonymisation, the store and start-up are all included:
   - decode only: the product's decoder (`FileSource`, BGR at the analysis rate), the floor;
   - `lanterne analyze` in `statistics` mode (counts only) and in `alerts` mode (every rule, events
     in an SQLite store, snapshots and clips written through the anonymiser);
-  - `lanterne run` with 1, 4, 16 file cameras for a fixed wall time, then SIGTERM.
+  - `lanterne run` with 1, 4, 16 file cameras for a fixed wall time, then SIGTERM. The runner
+    reads files at real time (as the live cameras they stand for), so each camera's lag behind
+    real time, the analysis rate it shed to and the frames it dropped are read from its health
+    rows while it runs; `--unpaced` measures the runner reading files as fast as it can instead.
 
 Scenes: busy (PETS 2009 `vtest.avi`, and an H.264 re-encode of it), medium (Intel one-by-one, an
 indoor room), static (the per-pixel median of `vtest.avi`, an empty crossroads, held). Streams
@@ -17,7 +20,7 @@ does not expose boxes) and event precision/recall of the events the measured `an
 
     .venv/bin/python benchmarks/end_to_end.py --quick
     .venv/bin/python benchmarks/end_to_end.py [--scenes pets,pets-h264,intel,static]
-        [--seconds N] [--cameras 1,4,16] [--run-seconds 30] [--run-modes statistics,alerts]
+        [--seconds N] [--cameras 1,4,16] [--run-seconds 30] [--run-modes statistics,alerts] [--unpaced]
 
 Derived clips are made once into ~/.cache/lanterne-e2e (LANTERNE_E2E_CACHE overrides).
 """
@@ -31,7 +34,7 @@ import statistics
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,12 +48,15 @@ from _e2e_support import (
     ROOT,
     VIDEO,
     Child,
+    HealthSample,
+    HealthSampler,
     Reference,
     authorise,
     camera,
     cut,
     event_score,
     h264,
+    lag_trend,
     measure,
     min_seconds,
     read_store,
@@ -207,10 +213,34 @@ class RunRow:
     lag_events: list[float]
     events: int
     evidence: int
+    health: dict[str, list[HealthSample]] = field(default_factory=dict)
+    """Per camera, its health rows as the runner wrote them during the run (paced runs)."""
 
     @property
     def streams(self) -> float:
         return self.video_s / self.child.cpu if self.child.cpu else float("inf")
+
+    def lag_p95(self) -> dict[str, float]:
+        """Per camera, the 95th percentile of its lag over the run (start-up included)."""
+        return {
+            cam: _p95([s.lag for s in series if s.lag is not None]) for cam, series in self.health.items()
+        }
+
+    def growing(self) -> list[str]:
+        """Cameras whose lag still grows after start-up: a trend above 1 s per minute."""
+        return [cam for cam, series in self.health.items() if lag_trend(series) > 1 / 60]
+
+    def shed(self) -> dict[str, float]:
+        """Cameras that analysed below their configured rate at some point, with their lowest rate."""
+        out = {}
+        for cam, series in self.health.items():
+            low = min((s.fps for s in series), default=float("nan"))
+            if series and low < series[0].configured:
+                out[cam] = low
+        return out
+
+    def dropped(self) -> int:
+        return sum(series[-1].dropped for series in self.health.values() if series)
 
 
 def _p95(values: list[float]) -> float:
@@ -225,7 +255,14 @@ def _fmt(value: float) -> str:
 
 
 def run_row(
-    n: int, mode: str, clip: Path, seconds: float, tmp: Path, variant: Variant = TODAY, several: bool = False
+    n: int,
+    mode: str,
+    clip: Path,
+    seconds: float,
+    tmp: Path,
+    variant: Variant = TODAY,
+    several: bool = False,
+    paced: bool = True,
 ) -> RunRow:
     work = tmp / f"run-{variant.name}-{mode}-{n}"
     cams = [camera(f"cam-{i:02d}", clip) for i in range(n)]
@@ -233,18 +270,33 @@ def run_row(
     cfg = write_config(data, work)
     if mode == "alerts":
         authorise(cfg, work)
-    child = measure([*LANTERNE, "run", "--config", str(cfg), "--no-verbose"], stop_after=seconds)
+    url = f"sqlite:///{work / 'lanterne.db'}"
+    sampler = HealthSampler(url)
+    cmd = [*LANTERNE, "run", "--config", str(cfg), "--no-verbose", "--pace" if paced else "--no-pace"]
+    child = measure(cmd, stop_after=seconds, on_tick=sampler)
     if child.stopped_at is None:
         raise SystemExit(f"lanterne run stopped by itself (exit {child.rc}):\n{child.stderr[-3000:]}")
-    stored = read_store(f"sqlite:///{work / 'lanterne.db'}", FPS)
-    per_camera = [stored.video_seconds.get(c["id"], 0.0) for c in cams]
+    sampler()  # the rows the runner wrote on stopping: the lag at the stop
+    sampler.close()
+    stored = read_store(url, FPS)
+    final = {cam: series[-1] for cam, series in sampler.series.items() if series}
     # Lag at the stop: how far the last analysed frame is behind the wall clock, had the file been a
-    # live camera that started when the worker opened it (the first bucket's origin).
-    lag_end = [
-        (child.stopped_at - stored.origin[c["id"]]).total_seconds() - stored.video_seconds[c["id"]]
-        for c in cams
-        if c["id"] in stored.origin
-    ]
+    # live camera that started when the worker opened it (the first bucket's origin). Paced, the
+    # runner measures it itself, and the video a camera analysed follows from it (its rate may
+    # have been shed, so its count samples ÷ 5 fps would not); unpaced, the samples give both.
+    per_camera, lag_end = [], []
+    for c in cams:
+        cid, row = c["id"], final.get(c["id"])
+        if cid not in stored.origin:
+            per_camera.append(0.0)
+            continue
+        wall = (child.stopped_at - stored.origin[cid]).total_seconds()
+        if row is not None and row.lag is not None:
+            lag_end.append(row.lag)
+            per_camera.append(max(0.0, wall - row.lag))
+        else:
+            per_camera.append(stored.video_seconds[cid])
+            lag_end.append(wall - stored.video_seconds[cid])
     waits = min_seconds(cams[0])
     lag_events = [
         (created - start).total_seconds() - waits.get(etype, 0.0) for etype, start, created in stored.created
@@ -261,6 +313,7 @@ def run_row(
         lag_events,
         len(stored.events),
         files,
+        sampler.series if paced else {},
     )
 
 
@@ -292,24 +345,59 @@ def print_tables(
     if not runs:
         return
     print()
+    paced = any(r.health for r in runs)
+    how = (
+        "paced: each file read at real time, as the live camera it stands for"
+        if paced
+        else "unpaced: the runner reads files as fast as it can"
+    )
     print(
-        f"`lanterne run`, busy clip (`vtest.avi` ×{LOOPS} end to end, unpaced: the runner reads files as fast as it can), stopped by SIGTERM after {run_seconds:g} s:"
+        f"`lanterne run`, busy clip (`vtest.avi` ×{LOOPS} end to end, {how}), stopped by SIGTERM after {run_seconds:g} s:"
     )
     print()
     print(
         "| cameras | mode | CPU s | video s (all cameras) | **streams/core** | real-time × per camera "
         "(min / median) | lag at stop p95 s | event-row lag p95 s | peak RSS MiB | RSS / camera MiB "
-        "| events | evidence files |"
+        "| events | evidence files | lag p95 s per camera (median / worst) | lag grows (cameras) "
+        "| shed (cameras, lowest fps) | still shed at stop | frames dropped |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in runs:
         rt = [v / run_seconds for v in r.per_camera]
+        p95 = list(r.lag_p95().values())
+        lag_cols = "– | – | – | – | –"
+        if r.health:
+            shed = r.shed()
+            lag_cols = (
+                f"{_fmt(statistics.median(p95))} / {_fmt(max(p95))} | {len(r.growing())} of {r.cameras} "
+                f"| {len(shed)}{f', {min(shed.values()):g} fps' if shed else ''} "
+                f"| {sum(1 for v in r.health.values() if v and v[-1].fps < v[-1].configured)} | {r.dropped()}"
+            )
         print(
             f"| {r.cameras} | {r.mode} | {r.child.cpu:.1f} | {r.video_s:.1f} | **{r.streams:.2f}** "
             f"| {min(rt):.2f} / {statistics.median(rt):.2f} | {_p95(r.lag_end):.1f} "
             f"| {_fmt(_p95(r.lag_events))} | {r.child.rss_mib:.0f} | {r.child.rss_mib / r.cameras:.0f} "
-            f"| {r.events} | {r.evidence} |"
+            f"| {r.events} | {r.evidence} | {lag_cols} |"
         )
+    for r in runs:
+        if not r.health:
+            continue
+        print()
+        print(f"Per camera, {r.cameras} cameras, {r.mode} (health rows every 5 s):")
+        print()
+        print(
+            "| camera | lag p50 s | lag p95 s | lag trend s/min | lowest fps | fps at stop | frames dropped "
+            "| last state |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
+        for cam, series in sorted(r.health.items()):
+            lags = [s.lag for s in series if s.lag is not None]
+            median = statistics.median(lags) if lags else float("nan")
+            print(
+                f"| {cam} | {_fmt(median)} | {_fmt(_p95(lags))} | {lag_trend(series) * 60:+.2f} "
+                f"| {min(s.fps for s in series):g} | {series[-1].fps:g} | {series[-1].dropped} "
+                f"| {series[-1].state} |"
+            )
 
 
 def main() -> None:
@@ -320,6 +408,11 @@ def main() -> None:
     ap.add_argument("--run-seconds", type=float, default=30.0, help="wall time of each `lanterne run`")
     ap.add_argument("--run-modes", default="statistics,alerts", help="modes of `lanterne run`")
     ap.add_argument("--quick", action="store_true", help="about two minutes on 2 cores")
+    ap.add_argument(
+        "--unpaced",
+        action="store_true",
+        help="`lanterne run --no-pace`: files read as fast as possible (no lag, no shedding)",
+    )
     ap.add_argument(
         "--variant",
         action="append",
@@ -352,7 +445,9 @@ def main() -> None:
         for mode in [m for m in args.run_modes.split(",") if m]:
             for n in counts:
                 for v in variants:
-                    runs.append(run_row(n, mode, loop, args.run_seconds, tmp, v, len(variants) > 1))
+                    runs.append(
+                        run_row(n, mode, loop, args.run_seconds, tmp, v, len(variants) > 1, not args.unpaced)
+                    )
                 print(f"[run {mode} {n} done]", file=sys.stderr, flush=True)
     print_tables(sys.argv, rows, runs, args.run_seconds, labels)
     print(f"\n(work files: {tmp})", file=sys.stderr)

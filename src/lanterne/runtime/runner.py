@@ -4,11 +4,23 @@ One worker thread per camera (decoding, onnxruntime and OpenCV release the GIL, 
 both cores without the cost of a process per camera). A watchdog restarts a worker that died,
 with backoff, without touching the others: one broken camera must never blind the rest.
 Services start in one place, in order, and stop in reverse.
+
+A camera that cannot keep up says so and sheds load before it loses frames. A file camera is
+read at real time (its timestamps against the wall clock) so that it stands for a live one, and
+each worker measures its lag: the wall time since its stream opened minus the stream time it has
+analysed. Beyond `LAG_SHED_SECONDS` the worker halves its analysis rate (the source then skips
+more decoded frames without converting them, most of a frame's cost) step by step down to
+`MIN_FPS`, and raises it again once it has kept up for a while; only when even that floor falls
+behind does the source drop frames undecoded up to the next keyframe, counted. Each change is one
+log line, and every camera's lag, rate, drops and state go to the store every `HEALTH_SECONDS`
+for the console (`lanterne.accountability.cameras`). Rules count seconds, never frames, so a
+lower rate changes their sampling, not their timing.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from lanterne.accountability.cameras import CameraHealth, record_health
 from lanterne.audit import Action
 from lanterne.config import Config, config_hash
 from lanterne.config.schema import Camera, Mode
@@ -23,11 +36,132 @@ from lanterne.core.assets import MODELS
 from lanterne.core.errors import LanterneError
 from lanterne.core.types import Counts, Event, EventType, Frame
 from lanterne.video.analyser import CameraAnalyser
-from lanterne.video.capture.source import open_source
+from lanterne.video.capture.source import FileSource, open_source
 from lanterne.video.detectors import create_detector
 from lanterne.video.detectors.base import Detector
 
 log = logging.getLogger(__name__)
+
+LAG_SHED_SECONDS = 2.0
+"""Lag beyond which a camera sheds analysis rate. A live camera's alert is worth its timeliness;
+two seconds is more than a frame's analysis on a loaded machine (so noise does not shed) and less
+than most rules' `min_seconds`."""
+LAG_CLEAR_SECONDS = 1.0
+"""Lag under which a camera counts as keeping up. A paced camera's lag is one frame's analysis,
+tenths of a second, but on loaded cores single frames wait longer without the camera falling
+behind: at 0.5 s, 16 cameras on 2 busy cores never stayed calm long enough to get their rate back."""
+STEP_SECONDS = 5.0
+"""Least wall time between two rate changes (or drops), so that a change shows in the lag before
+the next one."""
+RECOVER_SECONDS = 30.0
+"""Time a shed camera must keep up before its rate is doubled again. Doubled itself (up to
+`MAX_RECOVER_SECONDS`) each time a raise is shed again soon after, so that a camera on the edge
+does not flap and fill the log."""
+MAX_RECOVER_SECONDS = 600.0
+STARTUP_SECONDS = 10.0
+"""A camera does not shed in its first seconds: every camera of a site starts at once, each with a
+motion gate that has no background yet (full-frame detections), so start-up lags that a minute of
+running works off. 16 cameras on 2 loaded cores all shed to 1.25 fps in their first 10 s without
+this. The highest lag seen meanwhile is the reference of the first decision: a camera working
+off its start-up backlog is left alone, one still falling behind sheds at once."""
+MIN_FPS = 1.0
+"""The floor of shedding. The rules' timing holds at any rate, but their tolerance does not: at
+1 fps a single missed detection already spans 2 s, more than the 1.6 s an event's condition may
+disappear without being split (`lanterne.rules.base.GRACE_SECONDS`). Below this, dropping a few
+seconds and catching up is better than analysing too sparsely to be trusted."""
+LAG_DROP_SECONDS = 5.0
+"""Lag at the floor rate beyond which the source drops frames undecoded to catch up."""
+CATCH_UP_MARGIN = 1.0
+"""Dropping stops this far behind real time (then at the next keyframe), not at the live edge, which
+a live stream's own latency keeps just out of reach."""
+HEALTH_SECONDS = 5.0
+"""How often every camera's health row is rewritten; the console takes a row older than
+`lanterne.accountability.cameras.HEALTH_STALE_AFTER` for a runner that is gone."""
+STALLED_SECONDS = 15.0
+"""A running worker with no analysed frame for this long is `stalled` (a live stream reconnecting,
+a stuck decoder), not running with a stale lag."""
+
+
+@dataclass(slots=True)
+class Shedder:
+    """One camera's analysis rate, lowered and restored from its lag.
+
+    Explicit state and an explicit clock (`now`, monotonic seconds), so that a test can walk it
+    through any sequence of lags; the worker applies `rate` to its source and drops frames when
+    `update` says so.
+    """
+
+    camera: str
+    configured: float
+    rate: float = 0.0
+    floor: float = 0.0
+    changed_at: float = -math.inf
+    lag_at_change: float = 0.0
+    calm_since: float | None = None
+    raised_at: float = -math.inf
+    recover_after: float = RECOVER_SECONDS
+    dropping: bool = False
+    started: float | None = None
+
+    def __post_init__(self) -> None:
+        self.rate = self.rate or self.configured
+        self.floor = self.floor or min(MIN_FPS, self.configured)
+
+    @property
+    def shed(self) -> bool:
+        return self.rate < self.configured
+
+    def update(self, lag: float, now: float) -> bool:
+        """Take one lag measurement (seconds behind real time after analysing a frame). Returns
+        True when even the floor rate cannot keep up and the source should drop frames."""
+        if self.started is None:
+            self.started = now
+        if now - self.started < STARTUP_SECONDS:
+            self.lag_at_change = max(self.lag_at_change, lag)
+            return False
+        if lag > LAG_SHED_SECONDS:
+            self.calm_since = None
+            if now - self.changed_at < STEP_SECONDS:
+                return False
+            improving = lag < 0.8 * self.lag_at_change
+            self.changed_at, self.lag_at_change = now, lag
+            if improving:
+                return False  # still working off its backlog since the last step: give it time
+            if self.rate > self.floor:
+                old, self.rate = self.rate, max(self.floor, self.rate / 2)
+                if now - self.raised_at < 2 * self.recover_after:
+                    self.recover_after = min(2 * self.recover_after, MAX_RECOVER_SECONDS)
+                log.warning(
+                    "camera %s: %.1f s behind real time; analysis shed from %g to %g fps",
+                    self.camera, lag, old, self.rate,
+                )  # fmt: skip
+                return False
+            if lag <= LAG_DROP_SECONDS:
+                return False
+            if not self.dropping:
+                log.warning(
+                    "camera %s: %.1f s behind real time even at %g fps; dropping frames to catch up",
+                    self.camera, lag, self.rate,
+                )  # fmt: skip
+            self.dropping = True
+            return True
+        if lag >= LAG_CLEAR_SECONDS:
+            self.calm_since = None
+            return False
+        if self.dropping:
+            self.dropping = False
+            log.warning("camera %s: caught up with real time at %g fps", self.camera, self.rate)
+        if self.calm_since is None:
+            self.calm_since = now
+        if self.shed and now - self.calm_since >= self.recover_after:
+            old, self.rate = self.rate, min(self.configured, self.rate * 2)
+            log.warning(
+                "camera %s: kept up for %.0f s; analysis back from %g to %g fps",
+                self.camera, now - self.calm_since, old, self.rate,
+            )  # fmt: skip
+            self.calm_since = self.changed_at = self.raised_at = now
+            self.lag_at_change = lag
+        return False
 
 
 @dataclass(slots=True)
@@ -39,6 +173,12 @@ class WorkerState:
     frames: int = 0
     events: int = 0
     started_at: float = field(default_factory=time.monotonic)
+    lag: float | None = None
+    """Seconds behind real time after the last analysed frame; None for an unpaced file."""
+    analysed_at: float | None = None
+    """`time.monotonic()` of the last analysed frame."""
+    frames_dropped: int = 0
+    """Frames dropped undecoded to catch up, over every run of this worker."""
 
 
 class CameraWorker:
@@ -48,6 +188,8 @@ class CameraWorker:
         self.state = WorkerState(camera.id)
         self.thread: threading.Thread | None = None
         self.stop = threading.Event()
+        self.shedder = Shedder(camera.id, camera.fps)
+        self.source: FileSource | None = None
 
     def start(self) -> None:
         self.stop.clear()
@@ -73,13 +215,19 @@ class CameraWorker:
                 allowed=r.allowed_for(self.camera.id),
                 inference_on=r.inference_on(self.camera.id),
             )
+            # A restarted worker starts again at the configured rate, its earlier drops kept.
+            self.shedder = shed = Shedder(self.camera.id, self.camera.fps)
+            dropped_before = self.state.frames_dropped
+            self.state.lag = self.state.analysed_at = None
             source = open_source(
                 self.camera.id,
                 self.camera.source,
                 self.camera.fps,
                 stop=self.stop,
+                pace=r.pace_files,
                 masks=[m.polygon for m in self.camera.privacy_masks],
             )
+            self.source = source
             self.state.status = "running"
             try:
                 for frame in source.frames():
@@ -88,6 +236,8 @@ class CameraWorker:
                     origin = datetime.now(UTC) - timedelta(seconds=frame.pts) if frame.index == 0 else origin
                     analyser.process(frame)
                     self.state.frames += 1
+                    self._keep_up(source, shed, frame.pts)
+                    self.state.frames_dropped = dropped_before + source.stats.frames_dropped
             finally:
                 analyser.finish()
             if source.error is not None:
@@ -101,6 +251,50 @@ class CameraWorker:
             self.state.status = "failed"
             self.state.last_error = f"{type(exc).__name__}: {exc}"
             log.exception("camera %s: worker crashed; the watchdog will restart it", self.camera.id)
+
+    def _keep_up(self, source: FileSource, shed: Shedder, pts: float) -> None:
+        """Measure the lag after a frame and act on it: the next frames are selected at the
+        shedder's rate, and dropped undecoded up to a keyframe when even the floor is behind."""
+        now = time.monotonic()
+        self.state.analysed_at = now
+        if source.wall_origin is None:
+            return  # an unpaced file: as fast as it can, no real time to fall behind
+        lag = now - source.wall_origin - pts
+        self.state.lag = lag
+        if shed.update(lag, now):
+            source.skip_until = now - source.wall_origin - CATCH_UP_MARGIN
+        source.fps = shed.rate
+
+    def health(self, now: float, at: datetime) -> CameraHealth:
+        """The camera's health row at monotonic time `now` (wall time `at`). The lag goes on
+        growing while no frame comes, so that a stuck worker does not report its last good lag."""
+        st, shed = self.state, self.shedder
+        state = st.status
+        lag = st.lag
+        last = st.analysed_at if st.analysed_at is not None else st.started_at
+        error = st.last_error
+        if state == "running":
+            quiet = now - last - 1.0 / shed.rate
+            if lag is not None and st.analysed_at is not None and quiet > 0:
+                lag += quiet
+            if now - last > STALLED_SECONDS:
+                state = "stalled"
+                error = getattr(self.source, "last_error", None) or error
+            elif shed.dropping:
+                state = "dropping"
+            elif shed.shed:
+                state = "shedding"
+        return CameraHealth(
+            camera=self.camera.id,
+            state=state,
+            lag_seconds=None if lag is None else round(lag, 3),
+            analysis_fps=shed.rate,
+            configured_fps=self.camera.fps,
+            frames_dropped=st.frames_dropped,
+            restarts=st.restarts,
+            last_error=error,
+            updated_at=at,
+        )
 
 
 def _never(event_type: EventType, t: float) -> bool:
@@ -117,6 +311,7 @@ class Runner:
         detector: Detector | None = None,
         restart_backoff: float = 2.0,
         loop_files: bool = False,
+        pace_files: bool = True,
     ) -> None:
         self.cfg = cfg
         self.chash = config_hash(cfg)
@@ -124,6 +319,12 @@ class Runner:
         self.restart_backoff = restart_backoff
         self.loop_files = loop_files
         """Restart finished file sources (demo and soak tests); a real camera never finishes."""
+        self.pace_files = pace_files
+        """Read file cameras at real time, as the live cameras they stand for (lag and shedding
+        then mean what they would on site); False reads them as fast as possible (the demo)."""
+        self._health: threading.Thread | None = None
+        self._health_stop = threading.Event()
+        self._health_failing = False
         self.workers: dict[str, CameraWorker] = {}
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -186,6 +387,9 @@ class Runner:
             w = CameraWorker(cam, self)
             self.workers[cam.id] = w
             w.start()
+        self._health_stop.clear()
+        self._health = threading.Thread(target=self._report_health, name="camera-health", daemon=True)
+        self._health.start()
 
     def _record_models(self) -> None:
         """Which models produce this run's events and pixels is on the record (GV-05): the models in
@@ -211,15 +415,45 @@ class Runner:
 
     def stop(self) -> None:
         self._stop.set()
+        self._health_stop.set()
+        if self._health is not None:
+            self._health.join(timeout=10)
         for w in self.workers.values():
             w.stop.set()
         for w in self.workers.values():
             if w.thread is not None:
                 w.thread.join(timeout=10)
+        if self._health is not None:
+            self.write_health()  # the last word: stopped (or finished), not a frozen "running"
+            self._health = None
         if self.writer is not None:
             self.writer.close()
         if self.retention is not None:
             self.retention.stop()
+
+    # --- camera health, for the console (another process: through the store) -------------------
+    def health(self) -> list[CameraHealth]:
+        now, at = time.monotonic(), datetime.now(UTC)
+        return [w.health(now, at) for w in self.workers.values()]
+
+    def write_health(self) -> None:
+        """Write every camera's health row. A database hiccup is logged once and retried at the
+        next beat; it never stops the cameras."""
+        if self.store is None:
+            return
+        try:
+            record_health(self.store.engine, self.health())
+        except LanterneError as exc:
+            if not self._health_failing:
+                log.warning("camera health not written (%s); retrying every %g s", exc, HEALTH_SECONDS)
+            self._health_failing = True
+            return
+        self._health_failing = False
+
+    def _report_health(self) -> None:
+        self.write_health()
+        while not self._health_stop.wait(HEALTH_SECONDS):
+            self.write_health()
 
     def watchdog_once(self) -> None:
         """Restart dead workers whose backoff has elapsed. Backoff doubles per restart of the same

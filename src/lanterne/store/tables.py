@@ -392,3 +392,47 @@ class StopRecord(Base):
     started_by: Mapped[str] = mapped_column(String(128))
     lifted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     lifted_by: Mapped[str | None] = mapped_column(String(128))
+
+
+HEALTH_STATES: tuple[str, ...] = (
+    "starting",
+    "running",
+    "shedding",
+    "dropping",
+    "failed",
+    "finished",
+    "stopped",
+    "stalled",
+)
+"""A camera worker's state as `lanterne run` last wrote it: `shedding` analyses below the configured
+rate to keep up with real time, `dropping` skips frames undecoded because even the lowest rate
+could not; `failed` waits for the watchdog's restart; `stalled` has had no frame for a while (a
+live stream reconnecting, a stuck worker)."""
+
+
+class CameraHealthRecord(Base):
+    """How each camera's worker keeps up with real time, one row per camera, rewritten every few
+    seconds by `lanterne run` (the console runs in another process and reads it here). A row not
+    rewritten lately means the runner is gone, whatever the row says."""
+
+    __tablename__ = "camera_health"
+    __table_args__ = (CheckConstraint(_in_list("state", HEALTH_STATES), name="ck_camera_health_state"),)
+
+    camera: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    lag_seconds: Mapped[float | None] = mapped_column(Float)
+    """Wall time since the stream opened minus stream time analysed; None for an unpaced file."""
+    analysis_fps: Mapped[float] = mapped_column(Float)
+    """The rate frames are analysed at now: below `configured_fps` while shedding."""
+    configured_fps: Mapped[float] = mapped_column(Float)
+    frames_dropped: Mapped[int] = mapped_column(Integer)
+    """Frames skipped undecoded to catch up, since the runner started."""
+    restarts: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+RECORDING_STATES: tuple[str, ...] = ("open", "complete", "recovered", "lost")
+"""`open`: being written now (or left by a crash until the recorder's `recover` runs at start-up);
+`complete`: sealed with its final record; `recovered`: cut short by a crash, its complete records
+kept; `lost`: nothing in it could be read."""

@@ -1,5 +1,6 @@
 """The camera map's API: where each camera is, whether it is analysing (the states are defined in
-`lanterne.accountability.cameras`), its latest alerts, and how the map draws its base layer.
+`lanterne.accountability.cameras`) and keeping up with real time (lag, analysis rate, shed or
+not, from the runner's health row), its latest alerts, and how the map draws its base layer.
 
 Leaflet is part of the package (`api/static/vendor/leaflet/`, copied from the npm package pinned in
 `console/package-lock.json`) and served by the `/static` mount, never from a CDN: the console must
@@ -16,7 +17,7 @@ from fastapi.responses import Response
 from lanterne.accountability.cameras import camera_status
 from lanterne.accountability.suspension import Suspensions
 from lanterne.api.deps import AuditDep, ClockDep, ConfigDep, EngineDep, LoggedIn, Now, StopsDep, Viewer
-from lanterne.api.schemas.cameras import CameraOut, MapSettings, RecentAlert
+from lanterne.api.schemas.cameras import CameraHealthOut, CameraOut, MapSettings, RecentAlert
 from lanterne.api.schemas.common import ERRORS, FeatureCollection, GeoJSONResponse
 
 LEAFLET = Path(__file__).resolve().parents[1] / "static" / "vendor" / "leaflet"
@@ -41,6 +42,7 @@ def cameras(
         if not user.sees(cam.id):
             continue
         status = camera_status(engine, cam, stops, suspensions, now)
+        h = status.health
         out.append(
             CameraOut(
                 id=cam.id,
@@ -55,6 +57,23 @@ def cameras(
                     RecentAlert(id=a.id, type=str(a.type), start=a.start, state=str(a.state))
                     for a in status.recent_alerts
                 ],
+                lag_seconds=None if h is None else h.lag_seconds,
+                analysis_fps=None if h is None else h.analysis_fps,
+                shed=h is not None and h.shed,
+                health=None
+                if h is None
+                else CameraHealthOut(
+                    state=h.state,
+                    lag_seconds=h.lag_seconds,
+                    analysis_fps=h.analysis_fps,
+                    configured_fps=h.configured_fps,
+                    shed=h.shed,
+                    frames_dropped=h.frames_dropped,
+                    restarts=h.restarts,
+                    last_error=h.last_error,
+                    updated_at=h.updated_at,
+                ),
+                health_stale=status.health_stale,
             )
         )
     return out

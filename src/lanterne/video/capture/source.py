@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import av
 import av.error
@@ -38,6 +39,18 @@ are normal on a damaged file or a lossy stream; fifty in a row means nothing use
 
 def is_live(uri: str) -> bool:
     return uri.startswith(("rtsp://", "rtsps://"))
+
+
+class PacketSink(Protocol):
+    """Where a connection's packets go besides the decoder (the recorder)."""
+
+    def push(self, packet: av.Packet) -> None: ...
+
+    def close(self) -> None: ...
+
+
+Recording = Callable[[av.video.stream.VideoStream, float], PacketSink]
+"""Opens the recording of one connection: given its video stream and stream-time offset."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,13 +146,19 @@ class FileSource:
         stop: threading.Event | None = None,
         *,
         masks: Sequence[Sequence[tuple[float, float]]] = (),
+        record: Recording | None = None,
     ) -> None:
         self.camera_id = camera_id
         self.uri = uri
         self.fps = fps
+        """Analysis rate; the consumer may lower it mid-stream to shed load (read on every frame)."""
         self.masks = tuple(masks)
         """The camera's privacy masks (frame fractions): painted on every frame's pixels (LB-06)."""
-        """Analysis rate; the consumer may lower it mid-stream to shed load (read on every frame)."""
+        self.record = record
+        """Called on each connection with the video stream and its stream-time offset; every packet
+        of that connection is then pushed to what it returns, before decoding (the recorder keeps
+        the camera's own packets, never re-encoded), and it is closed when the connection ends."""
+        self._recording: PacketSink | None = None
         self.stats = DecodeStats()
         self.error: SourceError | None = None
         """Set when decoding stopped on a fault after some frames were delivered."""
@@ -161,7 +180,13 @@ class FileSource:
         try:
             yield from self._decode(container, t_offset=0.0)
         finally:
+            self._end_recording()
             container.close()
+
+    def _end_recording(self) -> None:
+        if self._recording is not None:
+            recording, self._recording = self._recording, None
+            recording.close()
 
     def _decode(self, container: av.container.InputContainer, t_offset: float) -> Iterator[Frame]:
         stream = container.streams.video[0]
@@ -174,8 +199,13 @@ class FileSource:
         fallback_rate = float(stream.average_rate or 25)
         masks: tuple[tuple[int, int], tuple[PixelPolygon, ...]] | None = None
         """The privacy masks in pixels, for the size they were computed at (a stream may change size)."""
+        self._end_recording()
+        self._recording = self.record(stream, t_offset) if self.record is not None else None
         try:
             for packet in container.demux(stream):
+                if self._recording is not None:
+                    # Everything the camera sent is kept, including what analysis skips to catch up.
+                    self._recording.push(packet)
                 if self.skip_until is not None and self._dropped(packet, t_offset, first_pts):
                     continue
                 try:
@@ -278,8 +308,9 @@ class LiveSource(FileSource):
         max_backoff: float = 30.0,
         *,
         masks: Sequence[Sequence[tuple[float, float]]] = (),
+        record: Recording | None = None,
     ) -> None:
-        super().__init__(camera_id, uri, fps, masks=masks)
+        super().__init__(camera_id, uri, fps, masks=masks, record=record)
         self.stop = stop or threading.Event()
         self.max_backoff = max_backoff
         self.last_error: str | None = None
@@ -308,6 +339,7 @@ class LiveSource(FileSource):
                 if self.stats.frames_selected > delivered:
                     backoff = 1.0
             finally:
+                self._end_recording()
                 container.close()
             self.last_error = "stream ended"
             log.warning("camera %s: stream lost; reconnecting in %.0f s", self.camera_id, backoff)
@@ -324,8 +356,9 @@ def open_source(
     stop: threading.Event | None = None,
     pace: bool = False,
     masks: Sequence[Sequence[tuple[float, float]]] = (),
+    record: Recording | None = None,
 ) -> FileSource:
     """`pace` applies to files only: a live camera delivers at real time by itself."""
     if is_live(uri):
-        return LiveSource(camera_id, uri, fps, stop=stop, masks=masks)
-    return FileSource(camera_id, uri, fps, pace=pace, stop=stop, masks=masks)
+        return LiveSource(camera_id, uri, fps, stop=stop, masks=masks, record=record)
+    return FileSource(camera_id, uri, fps, pace=pace, stop=stop, masks=masks, record=record)

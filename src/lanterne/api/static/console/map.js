@@ -4,13 +4,35 @@
 import { api, el, post, say, whoami } from "./common.js";
 
 const REFRESH_MS = 15000;
-const COLOURS = { running: "#7ee081", suspended: "#ffd166", stopped: "#ff6b6b", offline: "#9aa5b1" };
+const COLOURS = {
+  running: "#7ee081",
+  lagging: "#f4a261",
+  suspended: "#ffd166",
+  stopped: "#ff6b6b",
+  offline: "#9aa5b1",
+};
 const LABELS = {
   running: "running",
+  lagging: "behind real time",
   suspended: "detector suspended",
   stopped: "stopped by a supervisor",
   offline: "offline",
 };
+
+// How far behind real time and at what rate, from the runner's health row: "4.2 s behind, 2.5 of
+// 5 fps, 120 frames dropped". Empty when the camera keeps up (or nothing fresh is known).
+function keepingUp(cam) {
+  const h = cam.health;
+  if (!h) return cam.health_stale ? "no recent health report from the runner" : "";
+  const parts = [];
+  if (h.lag_seconds !== null && (cam.state === "lagging" || h.lag_seconds > 2)) {
+    parts.push(h.lag_seconds.toFixed(1) + " s behind");
+  }
+  if (h.shed) parts.push("analysing " + h.analysis_fps + " of " + h.configured_fps + " fps");
+  if (h.frames_dropped) parts.push(h.frames_dropped + " frames dropped");
+  if (h.last_error && cam.state === "offline") parts.push(h.last_error);
+  return parts.join(", ");
+}
 
 let user = null;
 let map = null;
@@ -37,6 +59,8 @@ function popup(cam) {
   const box = el("div", null, { class: "cam-popup" });
   box.appendChild(el("strong", cam.name));
   box.appendChild(el("div", LABELS[cam.state] || cam.state));
+  const load = keepingUp(cam);
+  if (load) box.appendChild(el("div", load, { class: "cam-load" }));
   if (cam.stopped_types.length) box.appendChild(el("div", "stopped: " + cam.stopped_types.join(", ")));
   if (cam.suspended_types.length) box.appendChild(el("div", "suspended: " + cam.suspended_types.join(", ")));
   if (cam.recent_alerts.length) {
@@ -78,6 +102,8 @@ function drawCameras(cameras) {
     row.appendChild(el("td", cam.name));
     const state = el("td", LABELS[cam.state] || cam.state);
     state.style.color = colour;
+    const load = keepingUp(cam);
+    if (load) state.appendChild(el("div", load, { class: "cam-load" }));
     row.appendChild(state);
     const alerts = el("td");
     for (const a of cam.recent_alerts) {

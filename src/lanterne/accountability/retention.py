@@ -514,8 +514,12 @@ class RetentionScheduler:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         interval_s: float | None = None,
         user_id: str = "system",
+        recordings: Callable[[datetime], object] | None = None,
     ) -> None:
         self.store = store
+        self.recordings = recordings
+        """Purges the recorded segments at each tick (`accountability.recordings.purge_recordings`
+        with the site's settings, bound by the runner)."""
         self.evidence_root = evidence_root
         self.settings = settings
         self.audit = audit
@@ -556,6 +560,12 @@ class RetentionScheduler:
         self.last_report = report
         for err in report.errors:
             log.warning("retention purge: %s", err)
+        if self.recordings is not None:
+            try:
+                self.recordings(self.clock())
+            except Exception:
+                self.failures += 1
+                log.exception("recordings purge failed; retrying in %.0f s", self.interval_s)
         try:
             # Audit records have their own, longer retention (6 months to 3 years); the same
             # schedule applies it. The database refuses to delete anything younger.

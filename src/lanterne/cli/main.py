@@ -17,6 +17,7 @@ from lanterne.cli.authorisation import authorisation_app
 from lanterne.cli.config import config_app
 from lanterne.cli.dpia import dpia_app
 from lanterne.cli.observatory import observatory_app
+from lanterne.cli.recordings import recordings_app
 from lanterne.cli.retention import hold_app, retention_app
 from lanterne.cli.run import run_app
 from lanterne.cli.serve import serve_app
@@ -36,6 +37,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(authorisation_app, name="authorisation")
 app.add_typer(retention_app, name="retention")
 app.add_typer(hold_app, name="hold")
+app.add_typer(recordings_app, name="recordings")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(suspensions_app, name="suspensions")
 app.add_typer(transparency_app, name="transparency")

@@ -81,6 +81,14 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
     key_path = cfg.audit.key_path
     if not key_path.is_absolute():
         key_path = (base / key_path).resolve()
+    recording = cfg.recording
+    recording = recording.model_copy(
+        update={
+            name: (base / getattr(recording, name)).resolve()
+            for name in ("dir", "key_file")
+            if not getattr(recording, name).is_absolute()
+        }
+    )
     console = cfg.console
     if console.boundaries is not None and not console.boundaries.is_absolute():
         console = console.model_copy(update={"boundaries": (base / console.boundaries).resolve()})
@@ -99,6 +107,7 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
             "observatory": obs.model_copy(update={"store": obs_store, "layers": layers}),
             "console": console,
             "audit": cfg.audit.model_copy(update={"key_path": key_path}),
+            "recording": recording,
             "cameras": cameras,
             "store": store.model_copy(update={"url": url, "evidence_dir": evidence}),
             "models_dir": models_dir,

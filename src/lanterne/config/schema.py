@@ -153,6 +153,11 @@ class Camera(Strict):
         title="Privacy masks",
         description="Areas of the image that are never analysed, shown or exported (LB-06), such as the windows and entrances of dwellings.",
     )
+    record: Literal["continuous", "events", "off"] = Field(
+        "events",
+        title="Recording",
+        description="`continuous` keeps the camera's own stream (encrypted, never re-encoded, no audio) for `recording.retention_days`; `events` records the same way but keeps only the segments within `recording.event_margin_seconds` of an event; `off` records nothing. Statistics mode never records, whatever this says.",
+    )
 
     @field_validator("source")
     @classmethod
@@ -288,6 +293,54 @@ class RetentionSettings(Strict):
     )
 
     @field_validator("evidence_days")
+    @classmethod
+    def _legal_cap(cls, v: int) -> int:
+        if v > 30:
+            raise ValueError(
+                "recordings may not be kept more than 30 days (CSI L252-5); use a legal hold for evidence a court needs"
+            )
+        return v
+
+
+class RecordingSettings(Strict):
+    dir: Path = Field(
+        Path("recordings"),
+        title="Recordings directory",
+        description="Where the cameras' encrypted segments are written (relative to the config file). Nothing in it is readable without the key file.",
+    )
+    key_file: Path = Field(
+        Path("recording-keys.json"),
+        title="Key file",
+        description="The AES-256 keys that encrypt the segments (relative to the config file); created with mode 0600 on first use and refused if other users can read it. Keep it out of the database and its backups; `lanterne recordings rotate-key` adds a key.",
+    )
+    segment_seconds: int = Field(
+        10,
+        ge=2,
+        le=60,
+        title="Segment length (s)",
+        description="A new segment starts at the first keyframe after this many seconds, so a segment is usually one keyframe interval longer. Shorter segments lose less on a crash and delete closer to the limit.",
+    )
+    retention_days: int = Field(
+        30,
+        ge=1,
+        title="Recording retention (days)",
+        description="Segments are deleted after this many days, unless a legal hold covers them. French law caps recordings at one month (CSI L252-5): more than 30 is refused.",
+    )
+    storage_cap_gb: float | None = Field(
+        None,
+        gt=0,
+        title="Storage cap (GB)",
+        description="When the segments take more than this, the oldest ones not under a legal hold are deleted first, and the deletion is recorded and logged as a warning. None: only the disk's size limits them (a full disk does the same).",
+    )
+    event_margin_seconds: int = Field(
+        30,
+        ge=0,
+        le=600,
+        title="Event margin (s)",
+        description="For cameras with `record: events`: segments within this many seconds before or after an event are kept; the others are deleted once they are older than the margin.",
+    )
+
+    @field_validator("retention_days")
     @classmethod
     def _legal_cap(cls, v: int) -> int:
         if v > 30:
@@ -496,6 +549,11 @@ class Config(Strict):
         default_factory=RetentionSettings,
         title="Retention",
         description="How long evidence and alerts are kept.",
+    )
+    recording: RecordingSettings = Field(
+        default_factory=RecordingSettings,
+        title="Recording",
+        description="The cameras' own streams, kept encrypted in short hash-chained segments for at most 30 days.",
     )
     audit: AuditSettings = Field(
         default_factory=AuditSettings,

@@ -17,3 +17,9 @@ class SourceError(LanterneError):
 
 class ModelError(LanterneError):
     """A model file that is missing, corrupt or of the wrong checksum."""
+
+
+class RecordingError(LanterneError):
+    """A recorded segment that cannot be written or read as it must be: its key missing or wrong,
+    its file tampered with or gone, a key file others can read. Nothing is deleted when it is
+    raised: a wrong key must never look like corrupt footage to a purge."""

@@ -436,3 +436,55 @@ RECORDING_STATES: tuple[str, ...] = ("open", "complete", "recovered", "lost")
 """`open`: being written now (or left by a crash until the recorder's `recover` runs at start-up);
 `complete`: sealed with its final record; `recovered`: cut short by a crash, its complete records
 kept; `lost`: nothing in it could be read."""
+
+
+class RecordingSegmentRecord(Base):
+    """One encrypted segment of a camera's own stream (`video/recording/`). `sha256` is that of the
+    file's bytes and `prev_sha256` that of the same camera's previous segment (`seq - 1`), so a
+    replaced, removed or reordered segment breaks the chain. No image is ever in the database."""
+
+    __tablename__ = "recording_segments"
+    __table_args__ = (
+        CheckConstraint(_in_list("state", RECORDING_STATES), name="ck_recording_segments_state"),
+        CheckConstraint("end_ts >= start_ts", name="ck_recording_segments_order"),
+        UniqueConstraint("camera", "seq", name="uq_recording_segments_seq"),
+        Index("ix_recording_segments_camera_start", "camera", "start_ts"),
+        Index("ix_recording_segments_end", "end_ts"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    camera: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(Integer)
+    start_ts: Mapped[datetime] = mapped_column(UtcDateTime)
+    end_ts: Mapped[datetime] = mapped_column(UtcDateTime)
+    path: Mapped[str] = mapped_column(String(512))
+    """POSIX path relative to the recordings directory, so the directory can move."""
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    """None while the segment is open."""
+    prev_sha256: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+
+
+class RecordingHoldRecord(Base):
+    """Keeps a camera's segments (or every camera's, `camera` None) over a time range past
+    retention for a judicial procedure (CSI L252-5). A database trigger refuses to delete a segment
+    an active hold overlaps."""
+
+    __tablename__ = "recording_holds"
+    __table_args__ = (
+        CheckConstraint("length(judicial_reference) > 0", name="ck_recording_holds_reference"),
+        CheckConstraint("end_ts > start_ts", name="ck_recording_holds_order"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    camera: Mapped[str | None] = mapped_column(String(64))
+    start_ts: Mapped[datetime] = mapped_column(UtcDateTime)
+    end_ts: Mapped[datetime] = mapped_column(UtcDateTime)
+    judicial_reference: Mapped[str] = mapped_column(String(256))
+    reason: Mapped[str] = mapped_column(String(1000))
+    placed_by: Mapped[str] = mapped_column(String(128))
+    placed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    lifted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    lifted_by: Mapped[str | None] = mapped_column(String(128))

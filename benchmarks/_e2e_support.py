@@ -193,7 +193,11 @@ def site_config(
             "purposes": ["measuring the software's cost on public research clips"],
             "rights": "Benchmark on public research clips; no real camera is involved.",
         }
-    return with_settings(data, settings or {})
+    # `camera.record=off`: a key of every camera rather than of the site.
+    site = {k: v for k, v in (settings or {}).items() if not k.startswith("camera.")}
+    per_camera = {k.removeprefix("camera."): v for k, v in (settings or {}).items() if k.startswith("camera.")}
+    data["cameras"] = [with_settings(c, per_camera) for c in cameras]
+    return with_settings(data, site)
 
 
 def write_config(data: dict[str, Any], workdir: Path) -> Path:

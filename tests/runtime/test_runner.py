@@ -21,6 +21,7 @@ from lanterne.runtime.runner import Runner
 from lanterne.store import Store
 from lanterne.store.tables import AuditRecord
 from lanterne.video import analyser as camera_mod
+from lanterne.video.recording import KeyRing, segments, verify
 from tests.support.video import VIDEO, excerpt
 
 
@@ -44,6 +45,7 @@ def config(tmp: Path, clip: Path) -> dict:
     return {
         "mode": "alerts",
         "store": {"url": f"sqlite:///{tmp / 'run.db'}", "evidence_dir": str(tmp / "evidence")},
+        "recording": {"dir": str(tmp / "recordings"), "key_file": str(tmp / "recording-keys.json")},
         "cameras": [
             {**cam, "id": "good"},
             {**cam, "id": "crashy"},
@@ -111,6 +113,14 @@ def test_one_camera_failing_does_not_stop_the_others(
     assert "alerting_on" in actions and "config_change" in actions
     snaps = list((tmp_path / "evidence" / "good").rglob("*-snapshot.jpg"))
     assert len(snaps) == len(good)
+    # Recorded cameras: the clip is the recording itself, rendered when viewed; none is written.
+    assert not list((tmp_path / "evidence").rglob("*-clip.mp4"))
+    keys = KeyRing.load(cfg.recording.key_file)
+    day = timedelta(days=1)
+    recorded = segments(store, "good", now - day, now + day)
+    assert recorded and all(s.state == "complete" for s in recorded)
+    assert verify(store, cfg.recording.dir, keys) == []
+    assert not segments(store, "dead", now - day, now + day)
 
 
 def test_a_site_stop_halts_inference_on_every_camera(tmp_path: Path, clip: Path) -> None:

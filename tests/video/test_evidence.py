@@ -286,3 +286,25 @@ def test_a_clip_is_the_anonymisers_output_frame_for_frame(tmp_path: Path) -> Non
         assert times == ref_times
         assert all(np.array_equal(a, b) for a, b in zip(frames, ref_frames, strict=True))
         assert all((f[:, x - 1 : x + 2, 2].astype(int) - f[:, x - 1 : x + 2, 1]).mean() < 20 for f in frames)
+
+
+def test_a_recorded_camera_gets_its_snapshot_only_and_keeps_two_seconds(
+    tmp_path: Path, fast_anonymizer: Spy
+) -> None:
+    """With recording on, an event's clip is a range of the recording rendered when viewed, so
+    the writer anonymises one frame per event (the snapshot) and buffers little."""
+    w = EvidenceWriter(
+        tmp_path,
+        fast_anonymizer,
+        None,
+        pre_seconds=3,
+        post_seconds=3,
+        clock=lambda: DAY,
+        clips_for=lambda c: False,
+    )
+    files = run_stream(w, 5, 10.0, {6.0: event(5.0, 6.0, True), 7.0: event(5.0, 7.0, False)})
+    assert [f.kind for f in files] == ["snapshot"]
+    assert fast_anonymizer.calls == 1
+    for i in range(60):
+        w.push("cam1", 20 + i / 5, frame(i), [PERSON], [])
+    assert w.buffered_seconds("cam1") <= 2.0

@@ -18,6 +18,7 @@ refusal of an authenticated user is written to the audit log (AC-03).
 from __future__ import annotations
 
 import hmac
+import threading
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,7 +41,11 @@ from lanterne.accountability.stops import Stops
 from lanterne.audit import Action, AuditLog
 from lanterne.audit.log import PURPOSE_MAX_LENGTH
 from lanterne.config import Config
-from lanterne.core.errors import LanterneError
+from lanterne.core.errors import LanterneError, RecordingError
+from lanterne.video.anonymize.anonymizer import DefaultAnonymizer
+from lanterne.video.detectors import create_detector
+from lanterne.video.playback import Renderer, recorded
+from lanterne.video.recording import KeyRing
 
 COOKIE = "lanterne_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -157,12 +162,40 @@ def stops(request: Request) -> Stops:
     return found
 
 
+_RENDERER_LOCK = threading.Lock()
+
+
+def renderer(request: Request) -> Renderer:
+    """The app's one read path for recorded video (`lanterne.video.playback`), made on first use:
+    it loads the person detector and the anonymiser's models, which a server that never plays a
+    recording should not pay for. A missing or unreadable key file is a 503 naming the fix."""
+    found: Renderer | None = getattr(request.app.state, "renderer", None)
+    if found is not None:
+        return found
+    with _RENDERER_LOCK:
+        found = getattr(request.app.state, "renderer", None)
+        if found is None:
+            cfg: Config = request.app.state.cfg
+            try:
+                keys = KeyRing.load(cfg.recording.key_file)
+            except RecordingError as exc:
+                raise HTTPException(503, detail=str(exc)) from None
+            found = Renderer(
+                recorded(request.app.state.store, cfg.recording.dir, keys),
+                create_detector(cfg.detector, cfg.models_dir),
+                lambda: DefaultAnonymizer(cfg.models_dir),
+            )
+            request.app.state.renderer = found
+    return found
+
+
 ConfigDep = Annotated[Config, Depends(config)]
 ClockDep = Annotated[Callable[[], datetime], Depends(clock)]
 Now = Annotated[datetime, Depends(now)]
 EngineDep = Annotated[Engine, Depends(engine)]
 AuditDep = Annotated[AuditLog, Depends(audit_log)]
 StopsDep = Annotated[Stops, Depends(stops)]
+RendererDep = Annotated[Renderer, Depends(renderer)]
 
 
 # --- dependencies ----------------------------------------------------------------------------

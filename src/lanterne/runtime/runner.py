@@ -36,9 +36,10 @@ from lanterne.core.assets import MODELS
 from lanterne.core.errors import LanterneError
 from lanterne.core.types import Counts, Event, EventType, Frame
 from lanterne.video.analyser import CameraAnalyser
-from lanterne.video.capture.source import FileSource, open_source
+from lanterne.video.capture.source import FileSource, Recording, open_source
 from lanterne.video.detectors import create_detector
 from lanterne.video.detectors.base import Detector
+from lanterne.video.recording import recording_mode
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +227,7 @@ class CameraWorker:
                 stop=self.stop,
                 pace=r.pace_files,
                 masks=[m.polygon for m in self.camera.privacy_masks],
+                record=r.recording_for(self.camera.id),
             )
             self.source = source
             self.state.status = "running"
@@ -332,6 +334,8 @@ class Runner:
         self.writer: Any = None
         self.audit: Any = None
         self.retention: Any = None
+        self.recorder: Any = None
+        """Writes the recorded cameras' packets into encrypted segments (alerts mode only)."""
         self.gates: dict[str, Any] = {}
         self.suspensions: Any = None
         self.stops: Any = None
@@ -367,8 +371,24 @@ class Runner:
         self.gates = gates_for(self.cfg, self.store.engine, self.audit)
         for gate in self.gates.values():
             gate.check()
+        from lanterne.accountability.recordings import purge_recordings
+        from lanterne.video.recording import KeyRing, Recorder
+
+        modes = {c.id: recording_mode(self.cfg, c.id) for c in self.cfg.cameras}
+        if any(m != "off" for m in modes.values()):
+            # Before any camera opens: segments a crash left open are sealed or marked lost.
+            keys = KeyRing.load_or_create(self.cfg.recording.key_file)
+            self.recorder = Recorder(self.cfg.recording, keys, self.store, self.audit)
+            self.recorder.recover()
+        store, audit, settings = self.store, self.audit, self.cfg.recording
+        # Recordings are purged in every mode: a site back in statistics mode still deletes what it
+        # recorded before, on time.
         self.retention = RetentionScheduler(
-            self.store, self.cfg.store.evidence_dir, self.cfg.retention, self.audit
+            self.store,
+            self.cfg.store.evidence_dir,
+            self.cfg.retention,
+            self.audit,
+            recordings=lambda now: purge_recordings(store, settings, modes, audit, now),
         )
         self.retention.start()
         if self.cfg.mode is Mode.ALERTS:
@@ -379,7 +399,12 @@ class Runner:
 
             self.writer = BackgroundEvidenceWriter(
                 EvidenceWriter(
-                    self.cfg.store.evidence_dir, DefaultAnonymizer(self.cfg.models_dir), self.store
+                    self.cfg.store.evidence_dir,
+                    DefaultAnonymizer(self.cfg.models_dir),
+                    self.store,
+                    # A recorded camera's clips are ranges of its recording, anonymised when
+                    # viewed (`lanterne.video.playback`): here only its snapshots are written.
+                    clips_for=lambda camera: modes.get(camera, "off") == "off",
                 ),
                 block_when_full=not any(is_live(c.source) for c in self.cfg.cameras),
             )
@@ -426,6 +451,8 @@ class Runner:
         if self._health is not None:
             self.write_health()  # the last word: stopped (or finished), not a frozen "running"
             self._health = None
+        if self.recorder is not None:
+            self.recorder.close()
         if self.writer is not None:
             self.writer.close()
         if self.retention is not None:
@@ -496,6 +523,15 @@ class Runner:
             return False
         finally:
             self.stop()
+
+    def recording_for(self, camera_id: str) -> Recording | None:
+        """How the camera's source hands its packets to the recorder, or None when the camera is
+        not recorded. Each connection opens its own recording at the wall time it starts, which is
+        also where the camera's event times start, so an event's range finds its frames."""
+        recorder = self.recorder
+        if recorder is None or recording_mode(self.cfg, camera_id) == "off":
+            return None
+        return lambda stream, _offset: recorder.open(camera_id, stream, datetime.now(UTC))
 
     def allowed_for(self, camera_id: str) -> Callable[[EventType, float], bool]:
         """What may alert on this camera: an authorisation must cover it (the gate, asked first)

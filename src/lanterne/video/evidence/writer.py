@@ -55,6 +55,13 @@ rates vary), so the clip plays at true speed instead of assuming a constant rate
 REGION_COLOUR = (0, 0, 255)
 """BGR red: the region an operator should look at."""
 JPEG_QUALITY = 90
+PRE_SECONDS = 3.0
+"""What an event's clip shows before the event started: how the situation arose."""
+POST_SECONDS = 3.0
+"""What an event's clip shows after the event ended."""
+SNAPSHOT_SECONDS = 2.0
+"""Frames kept for a recorded camera: an event's snapshot is the frame nearest the moment its
+rule fired, which is at most one analysis interval old when the event is handed over."""
 _REMEMBERED_EVENTS = 4096
 """Ids of finished events remembered per camera, so that a late closing update does not write a
 second snapshot. Bounded so that a camera running for months does not grow a set forever."""
@@ -108,10 +115,14 @@ class _Clip:
 
 @dataclass(slots=True)
 class _Camera:
+    clips: bool
+    """Whether this writer makes the camera's clips (False: the recording holds them)."""
+    keep_seconds: float
     lock: threading.Lock = field(default_factory=threading.Lock)
     frames: deque[_Buffered] = field(default_factory=deque)
     bytes: int = 0
-    clips: dict[str, _Clip] = field(default_factory=dict)
+    open: dict[str, _Clip] = field(default_factory=dict)
+    """The clips being written, by event id."""
     done: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
 
@@ -138,13 +149,14 @@ class EvidenceWriter:
         root: Path,
         anonymizer: Anonymizer,
         store: Store | None,
-        pre_seconds: float = 3.0,
-        post_seconds: float = 3.0,
+        pre_seconds: float = PRE_SECONDS,
+        post_seconds: float = POST_SECONDS,
         buffer_seconds: float | None = None,
         max_buffer_bytes: int = 200 * 1024 * 1024,
         max_clip_seconds: float = 120.0,
         codec: str | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clips_for: Callable[[str], bool] = lambda camera: True,
     ) -> None:
         if not callable(getattr(anonymizer, "anonymize", None)):
             raise TypeError("EvidenceWriter needs an Anonymizer: no frame is written without one")
@@ -160,6 +172,10 @@ class EvidenceWriter:
         self.max_clip_seconds = float(max_clip_seconds)
         self.codec = codec or default_codec()
         self._clock = clock
+        self.clips_for = clips_for
+        """False for a camera that is recorded: its events' clips are time ranges of the recording,
+        rendered through the read path when someone looks (`lanterne.video.playback`), so only
+        the snapshot is written here and the buffer holds just enough frames to pick it."""
         self._cameras: dict[str, _Camera] = {}
         self._lock = threading.Lock()
         self._anonymizer_lock = threading.Lock()
@@ -191,7 +207,7 @@ class EvidenceWriter:
             cam.frames.append(frame)
             cam.bytes += image.nbytes
             self._evict(cam)
-            for clip in list(cam.clips.values()):
+            for clip in list(cam.open.values()):
                 out += self._feed(cam, clip, frame)
         return out
 
@@ -202,20 +218,23 @@ class EvidenceWriter:
         cam = self._camera(event.camera)
         out: list[EvidenceFile] = []
         with cam.lock:
-            clip = cam.clips.get(event.id)
+            clip = cam.open.get(event.id)
             if clip is None:
                 if event.id in cam.done:
                     return out
                 snap = self._snapshot(cam, event)
                 if snap is not None:
                     out.append(snap)
+                if not cam.clips:
+                    self._remember(cam, event.id)
+                    return out
                 clip = self._open_clip(event, snap.path.parent if snap else self._day_dir(event.camera))
                 if not event.ongoing:
                     clip.end = event.end + self.post_seconds
-                cam.clips[event.id] = clip
+                cam.open[event.id] = clip
                 for frame in list(cam.frames):
                     out += self._feed(cam, clip, frame)
-                    if event.id not in cam.clips:
+                    if event.id not in cam.open:
                         break
             elif not event.ongoing:
                 clip.end = event.end + self.post_seconds
@@ -254,13 +273,16 @@ class EvidenceWriter:
         with self._lock:
             cam = self._cameras.get(camera)
             if cam is None:
-                cam = self._cameras[camera] = _Camera()
+                clips = self.clips_for(camera)
+                cam = self._cameras[camera] = _Camera(
+                    clips=clips, keep_seconds=self.buffer_seconds if clips else SNAPSHOT_SECONDS
+                )
             return cam
 
     def _evict(self, cam: _Camera) -> None:
         newest = cam.frames[-1].pts
         while len(cam.frames) > 1 and (
-            newest - cam.frames[0].pts > self.buffer_seconds or cam.bytes > self.max_buffer_bytes
+            newest - cam.frames[0].pts > cam.keep_seconds or cam.bytes > self.max_buffer_bytes
         ):
             cam.bytes -= cam.frames.popleft().image.nbytes
 
@@ -391,11 +413,14 @@ class EvidenceWriter:
         clip.frames += 1
         return []
 
-    def _finish(self, cam: _Camera, clip: _Clip) -> list[EvidenceFile]:
-        cam.clips.pop(clip.event_id, None)
-        cam.done[clip.event_id] = None
+    def _remember(self, cam: _Camera, event_id: str) -> None:
+        cam.done[event_id] = None
         while len(cam.done) > _REMEMBERED_EVENTS:
             cam.done.popitem(last=False)
+
+    def _finish(self, cam: _Camera, clip: _Clip) -> list[EvidenceFile]:
+        cam.open.pop(clip.event_id, None)
+        self._remember(cam, clip.event_id)
         if clip.container is None:
             return []
         for packet in clip.stream.encode():
@@ -412,7 +437,7 @@ class EvidenceWriter:
 
     def _finish_all(self, cam: _Camera) -> list[EvidenceFile]:
         out: list[EvidenceFile] = []
-        for clip in list(cam.clips.values()):
+        for clip in list(cam.open.values()):
             out += self._finish(cam, clip)
         return out
 

@@ -5,45 +5,32 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import av
 import pytest
 
-from lanterne.audit import Action, AuditLog
+from lanterne.audit import Action
 from lanterne.config import Config
 from lanterne.config.schema import Mode
-from lanterne.store import Store
-from lanterne.video.recording import KeyRing, Recorder, segments
+from lanterne.video.recording import segments
 from tests.support.console import NOW, Clock, Console, add_event, open_console, site_config
-from tests.support.video import VIDEO, excerpt
+from tests.support.recording import camera_clip, record
 
 
 @pytest.fixture(scope="module")
-def camera_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # A camera sends a keyframe every second or two (vtest.avi has one every 25 s).
-    return excerpt(VIDEO / "vtest.avi", tmp_path_factory.mktemp("cam") / "pets.mp4", 20.0)
-
-
-def record(cfg: Config, store: Store, audit: AuditLog, camera: str, origin: datetime, clip: Path) -> None:
-    """What `lanterne run` does with a camera's packets: copy them, encrypted, into segments."""
-    recorder = Recorder(cfg.recording, KeyRing.load_or_create(cfg.recording.key_file), store, audit)
-    with av.open(str(clip)) as src:
-        stream = src.streams.video[0]
-        cam = recorder.open(camera, stream, origin)
-        for packet in src.demux(stream):
-            cam.push(packet)
-        cam.close()
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return camera_clip(tmp_path_factory.mktemp("cam"))
 
 
 @pytest.fixture
-def recorded(sqlite_url: str, tmp_path: Path, clock: Clock, camera_clip: Path) -> Iterator[Console]:
+def recorded(sqlite_url: str, tmp_path: Path, clock: Clock, clip: Path) -> Iterator[Console]:
     # One backend: the segment index is tested on both with the recorder; rendering is the cost.
     cfg = site_config(sqlite_url, tmp_path).model_copy(update={"mode": Mode.ALERTS})
     gen = open_console(cfg, clock)
     console = next(gen)
-    record(cfg, console.store, console.audit, "quai-nord", NOW - timedelta(seconds=5), camera_clip)
+    record(cfg, console.store, console.audit, "quai-nord", NOW - timedelta(seconds=5), clip)
     add_event(console.store, "r1", "quai-nord")  # NOW .. NOW + 5 s
     add_event(console.store, "r2", "parvis")  # a camera with no recording
     console.cfg = cfg  # type: ignore[attr-defined]

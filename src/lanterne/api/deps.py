@@ -42,10 +42,8 @@ from lanterne.audit import Action, AuditLog
 from lanterne.audit.log import PURPOSE_MAX_LENGTH
 from lanterne.config import Config
 from lanterne.core.errors import LanterneError, RecordingError
-from lanterne.video.anonymize.anonymizer import DefaultAnonymizer
-from lanterne.video.detectors import create_detector
-from lanterne.video.playback import Renderer, recorded
-from lanterne.video.recording import KeyRing
+from lanterne.runtime.exports import renderer_for
+from lanterne.video.playback import Renderer
 
 COOKIE = "lanterne_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -175,16 +173,10 @@ def renderer(request: Request) -> Renderer:
     with _RENDERER_LOCK:
         found = getattr(request.app.state, "renderer", None)
         if found is None:
-            cfg: Config = request.app.state.cfg
             try:
-                keys = KeyRing.load(cfg.recording.key_file)
+                found = renderer_for(request.app.state.cfg, request.app.state.store)
             except RecordingError as exc:
                 raise HTTPException(503, detail=str(exc)) from None
-            found = Renderer(
-                recorded(request.app.state.store, cfg.recording.dir, keys),
-                create_detector(cfg.detector, cfg.models_dir),
-                lambda: DefaultAnonymizer(cfg.models_dir),
-            )
             request.app.state.renderer = found
     return found
 

@@ -82,3 +82,16 @@ def opened_site(config: Path) -> Site:
 def utc_text(ts: datetime, *, seconds: bool = True) -> str:
     """A stored time as the tables print it: UTC, to the second or to the minute."""
     return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def parse_time(value: str, option: str) -> datetime:
+    """An option given as an ISO 8601 time with its zone, or a one-line error naming the option."""
+    try:
+        ts = datetime.fromisoformat(value)
+    except ValueError:
+        raise CliError(
+            f"{option} {value!r} is not an ISO 8601 time; use e.g. 2026-05-01T08:00:00+00:00"
+        ) from None
+    if ts.tzinfo is None:
+        raise CliError(f"{option} {value!r} has no time zone; add one, e.g. {value}+00:00")
+    return ts

@@ -16,6 +16,7 @@ from lanterne.cli.audit import audit_app
 from lanterne.cli.authorisation import authorisation_app
 from lanterne.cli.config import config_app
 from lanterne.cli.dpia import dpia_app
+from lanterne.cli.exports import export_app
 from lanterne.cli.observatory import observatory_app
 from lanterne.cli.recordings import recordings_app
 from lanterne.cli.retention import hold_app, retention_app
@@ -38,6 +39,7 @@ app.add_typer(authorisation_app, name="authorisation")
 app.add_typer(retention_app, name="retention")
 app.add_typer(hold_app, name="hold")
 app.add_typer(recordings_app, name="recordings")
+app.add_typer(export_app, name="export")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(suspensions_app, name="suspensions")
 app.add_typer(transparency_app, name="transparency")

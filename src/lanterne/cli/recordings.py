@@ -14,25 +14,22 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from lanterne.cli.common import CliError, ConfigOpt, UserOpt, opened_site, user_errors, user_id, utc_text
+from lanterne.cli.common import (
+    CliError,
+    ConfigOpt,
+    UserOpt,
+    opened_site,
+    parse_time,
+    user_errors,
+    user_id,
+    utc_text,
+)
 from lanterne.cli.common import out_console as _console
 
 recordings_app = typer.Typer(
     help="Recorded video: keys, verification, legal holds and retention (30 days at most).",
     no_args_is_help=True,
 )
-
-
-def _time(value: str, option: str) -> datetime:
-    try:
-        ts = datetime.fromisoformat(value)
-    except ValueError:
-        raise CliError(
-            f"{option} {value!r} is not an ISO 8601 time; use e.g. 2026-05-01T08:00:00+00:00"
-        ) from None
-    if ts.tzinfo is None:
-        raise CliError(f"{option} {value!r} has no time zone; add one, e.g. {value}+00:00")
-    return ts
 
 
 @recordings_app.command("rotate-key")
@@ -133,8 +130,8 @@ def verify_command(
             site.cfg.recording.dir,
             ring,
             camera,
-            since=_time(since, "--since") if since else None,
-            until=_time(until, "--until") if until else None,
+            since=parse_time(since, "--since") if since else None,
+            until=parse_time(until, "--until") if until else None,
         )
     for p in problems:
         _console().print(f"problem: {p}", highlight=False)
@@ -165,7 +162,7 @@ def hold_command(
         if camera is not None and camera not in {c.id for c in site.cfg.cameras}:
             raise CliError(f"camera {camera!r} is not in the configuration; check its id")
         h = place_hold(
-            site.store, site.audit, camera, _time(start, "--start"), _time(end, "--end"), reference, reason,
+            site.store, site.audit, camera, parse_time(start, "--start"), parse_time(end, "--end"), reference, reason,
             user_id(user), datetime.now(UTC),
         )  # fmt: skip
     _console().print(

@@ -61,6 +61,8 @@ class Piece:
     start: datetime
     data: bytes
     segment_id: int | None = None
+    sha256: str | None = None
+    """The segment file's sha256 as the index chained it when it was written (exports list it)."""
 
 
 class Pieces(Protocol):
@@ -78,7 +80,7 @@ def recorded(store: Store, recordings_dir: Path, keys: KeyRing) -> Pieces:
 
     def pieces(camera: str, start: datetime, end: datetime) -> list[Piece]:
         return [
-            Piece(row.start, open_segment(row, recordings_dir, keys), row.id)
+            Piece(row.start, open_segment(row, recordings_dir, keys), row.id, row.sha256)
             for row in segments(store, camera, start, end)
             if row.state != "lost"
         ]
@@ -193,7 +195,7 @@ class View:
         for frame in self.frames(fps):
             if out is None:
                 h, w = frame.image.shape[0] & ~1, frame.image.shape[1] & ~1
-                out, stream = _encoder(sink, (w, h), fps)
+                out, stream = open_encoder(sink, (w, h), fps)
                 first = frame.at
             assert first is not None
             ms = round((frame.at - first).total_seconds() * 1000)
@@ -251,10 +253,31 @@ def _decode(piece: Piece) -> Iterator[tuple[datetime, np.ndarray]]:
             yield piece.start + timedelta(seconds=offset), vf.to_ndarray(format="bgr24")
 
 
-def _encoder(sink: _Sink, size: tuple[int, int], fps: float) -> tuple[Any, Any]:
+def open_encoder(
+    target: Any,
+    size: tuple[int, int],
+    fps: float,
+    *,
+    live: bool = True,
+    metadata: dict[str, str] | None = None,
+) -> tuple[Any, Any]:
+    """An MP4 encoder for rendered frames: `live` writes a fragmented file to a sink that cannot
+    seek (a browser plays it while it is written); otherwise a plain MP4 file at `target` (an
+    export), with `metadata` in its header."""
     codec = default_codec()
+    if not live:
+        out = av.open(str(target), mode="w", format="mp4")
+        out.metadata.update(metadata or {})
+        stream = out.add_stream(codec, rate=max(1, round(fps or DEFAULT_FPS)))
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        stream.codec_context.time_base = _TIME_BASE
+        if codec == "libx264":
+            stream.options = {"preset": "veryfast", "crf": "20"}
+        else:
+            stream.bit_rate = 4_000_000
+        return out, stream
     out = av.open(
-        sink,
+        target,
         mode="w",
         format="mp4",
         # Fragmented: playable while it is still being written, on a socket that cannot seek.

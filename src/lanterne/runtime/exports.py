@@ -1,0 +1,104 @@
+"""Recorded video out of the site: rendered through the read path, watermarked, signed, audited.
+
+The read path itself (`lanterne.video.playback`) knows nothing of users or the audit log; this is
+where an export becomes an act on the record (RT-04, LG-02): who asked, for whom, why, until
+when, and from which segments, with the export's own sha256, written before the file is handed
+over.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from lanterne.audit import Action
+from lanterne.audit.signing import load_or_create_key
+from lanterne.config import Config
+from lanterne.core.errors import ConfigError
+from lanterne.runtime.site import Site
+from lanterne.store import Store
+from lanterne.video.anonymize.anonymizer import DefaultAnonymizer
+from lanterne.video.detectors import create_detector
+from lanterne.video.export import Manifest, export_view, manifest_path
+from lanterne.video.playback import Renderer, recorded
+from lanterne.video.recording import KeyRing
+
+DEFAULT_EXPIRY = timedelta(days=30)
+MAX_EXPORT = timedelta(hours=2)
+"""Longer ranges are refused: an export is evidence about a situation, not a copy of the archive."""
+
+
+def renderer_for(cfg: Config, store: Store) -> Renderer:
+    """The site's read path: its recordings and key file, the analysis's detector for the people
+    and vehicles to blur, and the default anonymiser (one per thread)."""
+    keys = KeyRing.load(cfg.recording.key_file)
+    return Renderer(
+        recorded(store, cfg.recording.dir, keys),
+        create_detector(cfg.detector, cfg.models_dir),
+        lambda: DefaultAnonymizer(cfg.models_dir),
+    )
+
+
+def export_recording(
+    site: Site,
+    camera_id: str,
+    start: datetime,
+    end: datetime,
+    out: Path,
+    *,
+    requester: str,
+    recipient: str,
+    purpose: str,
+    now: datetime,
+    expires: datetime | None = None,
+) -> Manifest:
+    """Write `out` (MP4) and its signed manifest, and record the export. Raises `ConfigError` for
+    an unknown camera or a bad range, `RecordingError` naming a segment that fails its checks."""
+    camera = next((c for c in site.cfg.cameras if c.id == camera_id), None)
+    if camera is None:
+        raise ConfigError(f"camera {camera_id!r} is not in the configuration; check its id")
+    if not end > start:
+        raise ConfigError("the export's end must come after its start")
+    if end - start > MAX_EXPORT:
+        raise ConfigError(f"an export covers at most {MAX_EXPORT}; split the range")
+    if not recipient.strip() or not purpose.strip():
+        raise ConfigError("an export needs a recipient and a purpose (RT-04, LG-02)")
+    expires = expires or now + DEFAULT_EXPIRY
+    view = renderer_for(site.cfg, site.store).open(camera, start, end)
+    export_id = secrets.token_hex(6)
+    manifest = export_view(
+        view,
+        out,
+        export_id=export_id,
+        requester=requester,
+        recipient=recipient,
+        purpose=purpose,
+        created=now,
+        expires=expires,
+        key=load_or_create_key(site.cfg.audit.key_path),
+    )
+    try:
+        site.audit.append(
+            requester,
+            Action.EXPORT,
+            object_type="recording",
+            object_id=export_id,
+            time_from=start,
+            time_to=end,
+            purpose=purpose,
+            recipient=recipient,
+            details={
+                "camera": camera_id,
+                "segments": [s.id for s in manifest.segments],
+                "sha256": manifest.video_sha256,
+                "expires": expires.isoformat(),
+                "file": out.name,
+            },
+        )
+    except BaseException:
+        # An export the log did not record must not exist.
+        out.unlink(missing_ok=True)
+        manifest_path(out).unlink(missing_ok=True)
+        raise
+    return manifest

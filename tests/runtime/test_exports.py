@@ -1,0 +1,150 @@
+"""Exports: the recording's range, anonymised, watermarked in every frame and in its metadata,
+with a signed manifest of its segments that `lanterne export verify` checks; on the record."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typer.testing import CliRunner
+
+from lanterne.audit import Action
+from lanterne.cli.main import app
+from lanterne.config import Config, parse_config
+from lanterne.core.errors import ConfigError
+from lanterne.runtime.exports import export_recording
+from lanterne.runtime.site import Site, open_site
+from lanterne.video.export import manifest_path, verify_export
+from tests.support.recording import camera_clip, record
+
+T0 = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return camera_clip(tmp_path_factory.mktemp("cam"), seconds=12.0)
+
+
+def site_config(tmp: Path) -> Config:
+    data = {
+        "mode": "alerts",
+        "site": "Ville d'Exemple",
+        "cameras": [{"id": "quai", "source": "quai.mp4", "location": {"lat": 48.88, "lon": 2.35}}],
+    }
+    path = tmp / "site.yml"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return parse_config(data, base_dir=tmp)
+
+
+@pytest.fixture
+def site(tmp_path: Path, clip: Path) -> Site:
+    cfg = site_config(tmp_path)
+    opened = open_site(cfg)
+    record(cfg, opened.store, opened.audit, "quai", T0, clip)
+    yield opened
+    opened.close()
+
+
+def export(site: Site, out: Path, **kw: object) -> object:
+    args = {
+        "requester": "sup-1",
+        "recipient": "OPJ Martin, commissariat central",
+        "purpose": "PV 2026/123",
+        "now": T0 + timedelta(hours=1),
+    }
+    args.update(kw)
+    return export_recording(site, "quai", T0 + timedelta(seconds=2), T0 + timedelta(seconds=5), out, **args)  # type: ignore[arg-type]
+
+
+def test_an_export_is_watermarked_signed_and_recorded(site: Site, tmp_path: Path) -> None:
+    out = tmp_path / "export.mp4"
+    manifest = export(site, out)
+    assert verify_export(out) == []
+    with av.open(str(out)) as c:
+        assert manifest.export_id in c.metadata.get("comment", "") + c.metadata.get("title", "")
+        frames = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
+    # 3 s at 10 frames a second.
+    assert 28 <= len(frames) <= 32 and manifest.frames == len(frames)
+    bottom = frames[0][-12:]
+    assert (bottom > 200).any() and np.median(bottom) < 80, "a dark band with white text"
+    assert manifest.segments and all(len(s.sha256) == 64 for s in manifest.segments)
+    [record_] = [e for e in site.audit.entries() if e.action == Action.EXPORT]
+    assert record_.user_id == "sup-1" and record_.recipient.startswith("OPJ Martin")
+    assert record_.purpose == "PV 2026/123" and record_.object_id == manifest.export_id
+    assert record_.details["sha256"] == manifest.video_sha256
+    assert record_.details["segments"] == [s.id for s in manifest.segments]
+
+
+def test_verify_names_what_changed(site: Site, tmp_path: Path) -> None:
+    out = tmp_path / "export.mp4"
+    export(site, out)
+    data = bytearray(out.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    altered = tmp_path / "altered.mp4"
+    altered.write_bytes(bytes(data))
+    manifest_path(altered).write_bytes(manifest_path(out).read_bytes())
+    assert verify_export(altered) == [
+        "altered.mp4: the video differs from the one exported (sha256 does not match the manifest)"
+    ]
+    m = json.loads(manifest_path(out).read_text())
+    m["recipient"] = "someone else"
+    manifest_path(out).write_text(json.dumps(m))
+    assert verify_export(out) == [
+        "export.mp4.manifest.json: the signature does not match the manifest (the manifest was altered)"
+    ]
+    other = Ed25519PrivateKey.generate().public_key()
+    out2 = tmp_path / "again.mp4"
+    export(site, out2)
+    [problem] = verify_export(out2, other)
+    assert "not by this site's key" in problem
+
+
+def test_an_export_needs_a_recipient_a_purpose_and_a_short_range(site: Site, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="recipient and a purpose"):
+        export(site, tmp_path / "x.mp4", recipient=" ")
+    with pytest.raises(ConfigError, match="at most 2:00:00"):
+        export_recording(
+            site,
+            "quai",
+            T0,
+            T0 + timedelta(hours=3),
+            tmp_path / "x.mp4",
+            requester="s",
+            recipient="r",
+            purpose="p",
+            now=T0,
+        )
+    assert not (tmp_path / "x.mp4").exists()
+    assert not [e for e in site.audit.entries() if e.action == Action.EXPORT]
+
+
+def test_cli_exports_and_verifies(site: Site, tmp_path: Path) -> None:
+    out = tmp_path / "cli.mp4"
+    config = tmp_path / "site.yml"
+    runner = CliRunner()
+    r = runner.invoke(
+        app,
+        [
+            "export", "clip", "--config", str(config), "--camera", "quai",
+            "--start", (T0 + timedelta(seconds=1)).isoformat(), "--end", (T0 + timedelta(seconds=3)).isoformat(),
+            "--recipient", "OPJ Martin", "--purpose", "PV 2026/124", "--out", str(out), "--user", "sup-2",
+        ],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["export", "verify", str(out), "--config", str(config)])
+    assert r.exit_code == 0, r.output
+    assert "intact" in r.output and "signed by this site's key" in r.output
+    out.write_bytes(out.read_bytes()[:-10])
+    r = runner.invoke(app, ["export", "verify", str(out)])
+    assert r.exit_code == 1 and "sha256 does not match" in r.output
+    r = runner.invoke(
+        app,
+        ["export", "clip", "--config", str(config), "--camera", "nowhere", "--start", T0.isoformat(),
+         "--end", (T0 + timedelta(seconds=3)).isoformat(), "--recipient", "x", "--purpose", "y", "--out", str(out)],
+    )  # fmt: skip
+    assert r.exit_code == 2 and "camera 'nowhere' is not in the configuration" in r.output

@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 
 from lanterne.api import deps
-from lanterne.api.routes import alerts, auth, cameras, pages, public, search, stops, vocabulary
+from lanterne.api.routes import alerts, auth, cameras, pages, public, recordings, search, stops, vocabulary
 from lanterne.api.routes import observatory as observatory_api
 from lanterne.config import Config
 from lanterne.runtime.site import open_site
@@ -87,6 +87,7 @@ def create_app(cfg: Config, *, clock: Callable[[], datetime] = lambda: datetime.
     app.include_router(auth.router)
     app.include_router(alerts.router)
     app.include_router(cameras.router)
+    app.include_router(recordings.router)
     app.include_router(stops.router)
     app.include_router(search.router)
     app.include_router(observatory_api.router)

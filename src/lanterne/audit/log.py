@@ -52,6 +52,9 @@ class Action(StrEnum):
     """Reserved for the live wall; logs written before `ACCESS_DENIED` existed hold refusals under it."""
     VIEW_SNAPSHOT = "view_snapshot"
     VIEW_CLIP = "view_clip"
+    VIEW_RECORDING = "view_recording"
+    """A stretch of a camera's continuous recording played in the console (issue 11): the record
+    names the camera, the time range and the segments rendered."""
     SEARCH = "search"
     EXPORT = "export"
     ALERT_STATE = "alert_state"
@@ -78,9 +81,11 @@ class Action(StrEnum):
     (AC-03): the refusal is what an auditor needs to see, and nothing was viewed."""
 
 
-NEEDS_PURPOSE: frozenset[Action] = frozenset({Action.VIEW_CLIP, Action.EXPORT, Action.AUDIT_EXPORT})
-"""Viewing recorded footage and handing data out need a stated purpose (CSI L255-1, LG-02). Clips are
-the only recorded footage today; continuous recording (issue 11) adds its playback action here."""
+NEEDS_PURPOSE: frozenset[Action] = frozenset(
+    {Action.VIEW_CLIP, Action.VIEW_RECORDING, Action.EXPORT, Action.AUDIT_EXPORT}
+)
+"""Viewing recorded footage (an alert's clip, a stretch of a recording) and handing data out need a
+stated purpose (CSI L255-1, LG-02)."""
 NEEDS_RECIPIENT: frozenset[Action] = frozenset({Action.EXPORT, Action.AUDIT_EXPORT})
 """A disclosure is logged with who received it (LED art. 25)."""
 

@@ -45,6 +45,12 @@ def alert_page(request: Request, alert_id: str) -> Response:
     return _alert_page(request, "alert.html")
 
 
+@router.get("/console/recordings")
+def playback_page(request: Request) -> Response:
+    # Like the alert pages: it exists to show footage, so a role that sees none is refused here.
+    return _alert_page(request, "playback.html")
+
+
 @router.get("/console/map", response_class=HTMLResponse)
 def map_page() -> Response:
     return _page(STATIC / "map.html")

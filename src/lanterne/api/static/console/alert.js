@@ -15,6 +15,9 @@ function fail(e) { problem.textContent = e.message; problem.hidden = false; }
 
 function show(a) {
   holder.replaceChildren(card(a, (updated) => { show(updated); history(); }, words));
+  const rec = document.getElementById("recording-link");
+  rec.href = `/console/recordings?camera=${encodeURIComponent(a.camera)}&at=${encodeURIComponent(a.start)}`;
+  rec.hidden = false;
 }
 
 async function history() {

@@ -1,0 +1,192 @@
+"""A camera's continuous recording in the console (issue 11, item 4): its timeline over a window,
+and a stretch of it rendered as video through the one read path (`lanterne.video.playback`).
+
+Who sees what: as for alerts, operators and supervisors only, and only the cameras in their scope;
+anyone else is refused (403) and the refusal recorded. Both routes are looks into recorded footage,
+so both need a stated purpose (CSI L255-1, LG-02): the timeline is recorded as a `search` of the
+recordings, a stretch played as `view_recording` naming the camera, the range and the segments,
+written before the first byte is sent. A refusal is recorded as `search` with what was denied,
+as an alert's refused clip is: the purpose belongs to a view that happened.
+
+Why windows are bounded: the renderer decrypts and verifies every segment of a range before the
+first frame (a tampered segment is named before anything is shown), so the work and the memory of
+one request grow with its length. Ten minutes of a 4 Mbit/s camera is 300 MB; the page asks for
+much less at a time and requests the next stretch as it plays. A day of timeline is a few
+thousand index rows, the most one screen-wide bar can show.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import Response, StreamingResponse
+
+from lanterne.accountability.search import EventFilters, Sort, search_events
+from lanterne.api.deps import (
+    AuditDep,
+    ConfigDep,
+    CurrentUser,
+    EngineDep,
+    Viewer,
+    forbid,
+    renderer,
+    required_purpose,
+)
+from lanterne.api.schemas.common import ERRORS
+from lanterne.api.schemas.recordings import RecordingAlertOut, SpanOut, TimelineOut, TimelineQuery, VideoQuery
+from lanterne.audit import Action
+from lanterne.config import Config
+from lanterne.config.schema import Camera, Mode
+from lanterne.core.errors import RecordingError
+from lanterne.store import Store
+from lanterne.video.recording import recording_mode, timeline
+
+MAX_TIMELINE = timedelta(hours=24)
+MAX_VIDEO = timedelta(minutes=10)
+MAX_ALERTS = 500
+"""Markers on one timeline: more would not be told apart on a bar a screen wide."""
+TIMELINE_PURPOSE_REQUIRED = (
+    "looking through a recording needs a purpose: add purpose=... (why you look at this camera's recording)"
+)
+VIDEO_PURPOSE_REQUIRED = "a purpose is required to view recorded video: add purpose=... (why you view it)"
+
+router = APIRouter(tags=["recordings"], responses=ERRORS)
+
+
+def _iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _window(start: datetime, end: datetime, longest: timedelta, what: str) -> None:
+    if end <= start:
+        raise HTTPException(422, "end must be after start; give an ISO 8601 time for each")
+    if end - start > longest:
+        hours = longest.total_seconds() / 3600
+        most = f"{hours:g} h" if hours >= 1 else f"{longest.total_seconds() / 60:g} minutes"
+        raise HTTPException(422, f"a {what} covers at most {most}; ask for a shorter window")
+
+
+def _recorded_camera(request: Request, user: CurrentUser, cfg: Config, camera_id: str) -> Camera:
+    """The camera, after the scope check (403, recorded) and once it is known to record (404 with
+    why not: a statistics site and a `record: off` camera keep no video at all)."""
+    if not user.sees(camera_id):
+        forbid(request, user, "recording", camera_id, action=Action.SEARCH, object_type="camera")
+    camera = next((c for c in cfg.cameras if c.id == camera_id), None)
+    if camera is None:
+        raise HTTPException(404, f"camera {camera_id!r} is not in the configuration; check its id")
+    if cfg.mode is Mode.STATISTICS:
+        raise HTTPException(404, "this site runs in statistics mode, which never records video")
+    if recording_mode(cfg, camera_id) == "off":
+        raise HTTPException(404, f"camera {camera_id!r} does not record (record: off in the configuration)")
+    return camera
+
+
+def _store(request: Request) -> Store:
+    """The site's store, opened with the app's lifespan (the recording index lives in it)."""
+    return request.app.state.store  # type: ignore[no-any-return]
+
+
+@router.get(
+    "/api/cameras/{camera}/recording",
+    summary="A camera's recording over a window: recorded, lost and gap spans, and its alerts (purpose required; audited)",
+)
+def get_timeline(
+    request: Request,
+    camera: str,
+    user: Viewer,
+    query: Annotated[TimelineQuery, Query()],
+    cfg: ConfigDep,
+    engine: EngineDep,
+    audit: AuditDep,
+) -> TimelineOut:
+    q = query
+    _window(q.start, q.end, MAX_TIMELINE, "timeline")
+    cam = _recorded_camera(request, user, cfg, camera)
+    purpose = required_purpose(q.purpose, TIMELINE_PURPOSE_REQUIRED)
+    # Recorded before the answer: a search the audit log refuses is not served.
+    audit.append(
+        user.id,
+        Action.SEARCH,
+        object_type="recording",
+        object_id=camera,
+        time_from=q.start,
+        time_to=q.end,
+        purpose=purpose,
+        details={"camera": camera, "from": _iso(q.start), "to": _iso(q.end)},
+    )
+    spans = timeline(_store(request), camera, q.start, q.end)
+    found = search_events(
+        engine,
+        user.scope,
+        EventFilters(since=q.start, until=q.end, camera=camera),
+        sort=Sort.START,
+        page_size=MAX_ALERTS,
+    )
+    return TimelineOut(
+        camera=camera,
+        start=q.start,
+        end=q.end,
+        record=cam.record,
+        spans=[SpanOut(kind=s.kind, start=s.start, end=s.end) for s in spans],  # type: ignore[arg-type]
+        alerts=[
+            RecordingAlertOut(id=e.id, type=e.type, start=e.start, end=e.end, state=e.state)
+            for e in found.items
+            if e.mode == "alerts"
+        ],
+        max_video_seconds=int(MAX_VIDEO.total_seconds()),
+    )
+
+
+@router.get(
+    "/api/cameras/{camera}/recording/video",
+    summary="A stretch of a camera's recording, masked and anonymised, as fragmented MP4 (purpose required; audited)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"video/mp4": {}}}},
+)
+def get_video(
+    request: Request,
+    camera: str,
+    user: Viewer,
+    query: Annotated[VideoQuery, Query()],
+    cfg: ConfigDep,
+    audit: AuditDep,
+) -> Response:
+    q = query
+    _window(q.start, q.end, MAX_VIDEO, "video request")
+    cam = _recorded_camera(request, user, cfg, camera)
+    purpose = required_purpose(q.purpose, VIDEO_PURPOSE_REQUIRED)
+    try:
+        # Every segment of the range is decrypted and verified here, before anything is sent.
+        view = renderer(request).open(cam, q.start, q.end)
+    except RecordingError as exc:
+        raise HTTPException(409, str(exc)) from None
+    if not view.pieces:
+        raise HTTPException(
+            404,
+            f"nothing of camera {camera!r} is recorded between {_iso(q.start)} and {_iso(q.end)} "
+            "(a gap, lost, deleted by retention, or not yet sealed); pick a recorded span of the timeline",
+        )
+    # Recorded before the first byte: a view the log refused must not happen.
+    audit.append(
+        user.id,
+        Action.VIEW_RECORDING,
+        object_type="recording",
+        object_id=camera,
+        time_from=q.start,
+        time_to=q.end,
+        purpose=purpose,
+        details={
+            "recording": {
+                "camera": camera,
+                "from": _iso(q.start),
+                "to": _iso(q.end),
+                "segments": view.segment_ids,
+            },
+            "fps": q.fps,
+        },
+    )
+    return StreamingResponse(
+        view.mp4(fps=q.fps), media_type="video/mp4", headers={"Cache-Control": "private, no-store"}
+    )

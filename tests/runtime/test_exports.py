@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
+from lanterne.accountability.privacy import PrivacyError, grant
 from lanterne.audit import Action
 from lanterne.cli.main import app
 from lanterne.config import Config, parse_config
@@ -148,3 +149,33 @@ def test_cli_exports_and_verifies(site: Site, tmp_path: Path) -> None:
          "--end", (T0 + timedelta(seconds=3)).isoformat(), "--recipient", "x", "--purpose", "y", "--out", str(out)],
     )  # fmt: skip
     assert r.exit_code == 2 and "camera 'nowhere' is not in the configuration" in r.output
+
+
+def first_frame(path: Path) -> np.ndarray:
+    with av.open(str(path)) as c:
+        return next(c.decode(video=0)).to_ndarray(format="bgr24")
+
+
+def test_an_unmasked_export_needs_a_permission_and_says_so_on_every_frame(site: Site, tmp_path: Path) -> None:
+    with pytest.raises(PrivacyError, match="holds no permission"):
+        export(site, tmp_path / "u.mp4", unmasked_reference="PV 2026/123")
+    assert not (tmp_path / "u.mp4").exists()
+    grant(
+        site.store.engine, site.audit, user="sup-1", cameras=["quai"], until=T0 + timedelta(days=30),
+        reason="unité judiciaire", granted_by="admin", now=T0,
+    )  # fmt: skip
+    anonymised = export(site, tmp_path / "a.mp4")
+    unmasked = export(site, tmp_path / "u.mp4", unmasked_reference="réquisition 2026-77")
+    assert anonymised.anonymised and not unmasked.anonymised
+    assert verify_export(tmp_path / "u.mp4") == []
+    a, u = first_frame(tmp_path / "a.mp4"), first_frame(tmp_path / "u.mp4")
+    top = u[:10]
+    assert (top > 200).any() and np.median(top) < 80, "who removed the protection, burned at the top"
+    middle = (slice(40, -40), slice(None))
+    assert np.abs(a[middle].astype(int) - u[middle].astype(int)).mean() > 0.5, "heads are not pixelated"
+    actions = [e.action for e in site.audit.entries()][-4:]
+    assert actions == [Action.EXPORT, Action.PRIVACY_REMOVED, Action.PRIVACY_RESTORED, Action.EXPORT]
+    removed, restored, exported = site.audit.entries()[-3:]
+    assert removed.purpose == "PV 2026/123" and removed.details["reference"] == "réquisition 2026-77"
+    assert restored.details["frames"] == unmasked.frames
+    assert exported.details["anonymised"] is False

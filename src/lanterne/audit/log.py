@@ -79,10 +79,16 @@ class Action(StrEnum):
     ACCESS_DENIED = "access_denied"
     """A console request refused for the user's role or scope when no better action names it
     (AC-03): the refusal is what an auditor needs to see, and nothing was viewed."""
+    PRIVACY_PERMISSION = "privacy_permission"
+    """A permission to remove privacy protection granted to a user, or revoked."""
+    PRIVACY_REMOVED = "privacy_removed"
+    """Recorded video rendered without anonymisation under a permission, with its reason and
+    reference, before the first frame; `PRIVACY_RESTORED` closes it with what was rendered."""
+    PRIVACY_RESTORED = "privacy_restored"
 
 
 NEEDS_PURPOSE: frozenset[Action] = frozenset(
-    {Action.VIEW_CLIP, Action.VIEW_RECORDING, Action.EXPORT, Action.AUDIT_EXPORT}
+    {Action.VIEW_CLIP, Action.VIEW_RECORDING, Action.EXPORT, Action.AUDIT_EXPORT, Action.PRIVACY_REMOVED}
 )
 """Viewing recorded footage (an alert's clip, a stretch of a recording) and handing data out need a
 stated purpose (CSI L255-1, LG-02)."""

@@ -34,6 +34,13 @@ def clip(
     expires: Annotated[
         str | None, typer.Option(help="When the copy must be destroyed (default: 30 days).")
     ] = None,
+    unmasked_reference: Annotated[
+        str | None,
+        typer.Option(
+            help="Export WITHOUT anonymisation under your permission (`lanterne privacy grant`), "
+            "citing this requisition or case reference; recorded, and burned into every frame."
+        ),
+    ] = None,
     user: UserOpt = None,
 ) -> None:
     """Render a camera's recording between START and END, anonymised, with a visible watermark
@@ -52,6 +59,7 @@ def clip(
             purpose=purpose,
             now=datetime.now(UTC),
             expires=parse_time(expires, "--expires") if expires else None,
+            unmasked_reference=unmasked_reference,
         )
     _console().print(
         f"export {manifest.export_id}: {out} ({manifest.frames} frames from {len(manifest.segments)} "

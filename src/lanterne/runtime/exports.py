@@ -12,6 +12,7 @@ import secrets
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from lanterne.accountability.privacy import end_use, start_use
 from lanterne.audit import Action
 from lanterne.audit.signing import load_or_create_key
 from lanterne.config import Config
@@ -21,7 +22,7 @@ from lanterne.store import Store
 from lanterne.video.anonymize.anonymizer import DefaultAnonymizer
 from lanterne.video.detectors import create_detector
 from lanterne.video.export import Manifest, export_view, manifest_path
-from lanterne.video.playback import Renderer, recorded
+from lanterne.video.playback import Renderer, Reveal, recorded
 from lanterne.video.recording import KeyRing
 
 DEFAULT_EXPIRY = timedelta(days=30)
@@ -52,9 +53,14 @@ def export_recording(
     purpose: str,
     now: datetime,
     expires: datetime | None = None,
+    unmasked_reference: str | None = None,
 ) -> Manifest:
     """Write `out` (MP4) and its signed manifest, and record the export. Raises `ConfigError` for
-    an unknown camera or a bad range, `RecordingError` naming a segment that fails its checks."""
+    an unknown camera or a bad range, `RecordingError` naming a segment that fails its checks.
+
+    `unmasked_reference` (a requisition, a case number): export without anonymisation, which the
+    requester's permission must cover (`PrivacyError` otherwise); the use is recorded before the
+    first frame, the purpose is its reason, and every frame says so. Privacy masks stay."""
     camera = next((c for c in site.cfg.cameras if c.id == camera_id), None)
     if camera is None:
         raise ConfigError(f"camera {camera_id!r} is not in the configuration; check its id")
@@ -65,19 +71,40 @@ def export_recording(
     if not recipient.strip() or not purpose.strip():
         raise ConfigError("an export needs a recipient and a purpose (RT-04, LG-02)")
     expires = expires or now + DEFAULT_EXPIRY
-    view = renderer_for(site.cfg, site.store).open(camera, start, end)
+    renderer = renderer_for(site.cfg, site.store)
+    use = None
+    if unmasked_reference is not None:
+        use = start_use(
+            site.store.engine,
+            site.audit,
+            user=requester,
+            camera=camera_id,
+            start=start,
+            end=end,
+            reason=purpose,
+            reference=unmasked_reference,
+            now=now,
+        )
+    reveal = Reveal(requester, use.reason, use.reference) if use is not None else None
     export_id = secrets.token_hex(6)
-    manifest = export_view(
-        view,
-        out,
-        export_id=export_id,
-        requester=requester,
-        recipient=recipient,
-        purpose=purpose,
-        created=now,
-        expires=expires,
-        key=load_or_create_key(site.cfg.audit.key_path),
-    )
+    frames = 0
+    try:
+        manifest = export_view(
+            renderer.open(camera, start, end, reveal),
+            out,
+            export_id=export_id,
+            requester=requester,
+            recipient=recipient,
+            purpose=purpose,
+            created=now,
+            expires=expires,
+            key=load_or_create_key(site.cfg.audit.key_path),
+        )
+        frames = manifest.frames
+    finally:
+        if use is not None:
+            # The use is closed in the log whatever happened, with what was rendered.
+            end_use(site.audit, use, frames=frames)
     try:
         site.audit.append(
             requester,
@@ -94,6 +121,7 @@ def export_recording(
                 "sha256": manifest.video_sha256,
                 "expires": expires.isoformat(),
                 "file": out.name,
+                "anonymised": use is None,
             },
         )
     except BaseException:

@@ -488,3 +488,23 @@ class RecordingHoldRecord(Base):
     placed_at: Mapped[datetime] = mapped_column(UtcDateTime)
     lifted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     lifted_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class PrivacyPermissionRecord(Base):
+    """A person's permission to see recorded video without anonymisation (issue 11 item 3, after
+    Genetec's privilege): granted by an administrator, to one user, for named cameras (or all),
+    until a date; revoking only ever ends it early. Each use is an audit record of its own."""
+
+    __tablename__ = "privacy_permissions"
+    __table_args__ = (CheckConstraint("length(reason) > 0", name="ck_privacy_permissions_reason"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(128), index=True)
+    cameras: Mapped[str] = mapped_column(String(4000))
+    """Camera ids separated by commas, or `*` for every camera."""
+    reason: Mapped[str] = mapped_column(String(1000))
+    granted_by: Mapped[str] = mapped_column(String(128))
+    granted_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    valid_until: Mapped[datetime] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(128))

@@ -14,20 +14,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import unicodedata
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import av
-import cv2
 import numpy as np
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from lanterne.audit.signing import key_id, public_key_from_pem, public_key_pem
 from lanterne.video.playback import DEFAULT_FPS, View, open_encoder
+from lanterne.video.watermark import ascii_text, burn
 
 MANIFEST_SUFFIX = ".manifest.json"
 SIGNING_DOMAIN = b"lanterne-export-manifest-v1\n"
@@ -63,6 +62,8 @@ class Manifest:
     public_key: str
     """PEM of the key that signed; compare its id with the site's published key."""
     key_id: str
+    anonymised: bool = True
+    """False for an export made under a permission to remove privacy protection (masks stay)."""
     signature: str = ""
 
     def signed_bytes(self) -> bytes:
@@ -78,37 +79,11 @@ def manifest_path(video: Path) -> Path:
 def watermark_text(
     export_id: str, requester: str, recipient: str, created: datetime, expires: datetime
 ) -> str:
-    """The line burned into every frame, in ASCII (the frame font has no accents)."""
-    text = (
+    """The line burned into every frame and written in the file's metadata."""
+    return ascii_text(
         f"LANTERNE EXPORT {export_id} | by {requester} for {recipient} | "
         f"{created.strftime('%Y-%m-%d %H:%M UTC')} | expires {expires.strftime('%Y-%m-%d')}"
     )
-    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-
-
-def burn(image: np.ndarray, text: str) -> np.ndarray:
-    """A dark band along the bottom with the text in white: readable on any picture, and across
-    the frame so that it cannot be cropped off without losing the bottom of the view."""
-    h, w = image.shape[:2]
-    scale = max(0.35, w / 1600)
-    thickness = max(1, round(scale * 2))
-    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-    if tw > w - 8:
-        scale *= (w - 8) / tw
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-    band = th + base + 8
-    image[h - band :, :] = (image[h - band :, :] * 0.3).astype(np.uint8)
-    cv2.putText(
-        image,
-        text,
-        (4, h - base - 4),
-        cv2.FONT_HERSHEY_SIMPLEX,
-        scale,
-        (255, 255, 255),
-        thickness,
-        cv2.LINE_AA,
-    )
-    return image
 
 
 def export_view(
@@ -189,6 +164,7 @@ def export_view(
         frames=frames,
         public_key=public_key_pem(key),
         key_id=key_id(key.public_key()),
+        anonymised=view.reveal is None,
     )
     signature = base64.b64encode(key.sign(manifest.signed_bytes())).decode()
     signed = Manifest(**{**_fields(manifest), "signature": signature})

@@ -41,6 +41,7 @@ from lanterne.video.anonymize.pixelate import pixelate
 from lanterne.video.detectors.base import Detector, PixelBox
 from lanterne.video.evidence.writer import JPEG_QUALITY, default_codec
 from lanterne.video.recording import KeyRing, open_segment, segments
+from lanterne.video.watermark import burn
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,19 @@ def recorded(store: Store, recordings_dir: Path, keys: KeyRing) -> Pieces:
 
 
 @dataclass(frozen=True, slots=True)
+class Reveal:
+    """Render without anonymisation: granted by a permission whose use is already on the record.
+    Who removed the protection, why and under which reference is burned into every frame."""
+
+    user: str
+    reason: str
+    reference: str
+
+    def text(self) -> str:
+        return f"PRIVACY PROTECTION REMOVED by {self.user} | {self.reason} | ref {self.reference}"
+
+
+@dataclass(frozen=True, slots=True)
 class Rendered:
     """A frame made fit to be seen: masked and anonymised. `at` is its wall time (UTC)."""
 
@@ -111,11 +125,12 @@ class Renderer:
         self._factory = anonymizer_factory
         self._local = threading.local()
 
-    def open(self, camera: Camera, start: datetime, end: datetime) -> View:
+    def open(self, camera: Camera, start: datetime, end: datetime, reveal: Reveal | None = None) -> View:
         """The camera's recording between `start` and `end` (UTC), every segment of it decrypted
         and verified now: a tampered, missing or wrongly keyed segment raises `RecordingError`
-        naming it before a single frame is rendered."""
-        return View(self, camera, start, end, self._pieces(camera.id, start, end))
+        naming it before a single frame is rendered. `reveal`: render without anonymisation, for
+        a recorded use of a permission (`lanterne.accountability.privacy`); masks stay."""
+        return View(self, camera, start, end, self._pieces(camera.id, start, end), reveal)
 
     def _anonymizer(self) -> Anonymizer:
         anon = getattr(self._local, "anonymizer", None)
@@ -156,6 +171,7 @@ class View:
     start: datetime
     end: datetime
     pieces: list[Piece]
+    reveal: Reveal | None = None
 
     @property
     def segment_ids(self) -> list[int]:
@@ -182,7 +198,10 @@ class View:
                 if masks_at is None or masks_at[0] != size:
                     masks_at = (size, pixel_polygons(polygons, size))
                 paint(image, masks_at[1])
-                yield Rendered(at, self.renderer._anonymised(self.camera.id, image))
+                if self.reveal is not None:
+                    yield Rendered(at, burn(image, self.reveal.text(), top=True))
+                else:
+                    yield Rendered(at, self.renderer._anonymised(self.camera.id, image))
 
     def mp4(self, fps: float = DEFAULT_FPS) -> Iterator[bytes]:
         """The rendered frames as a fragmented MP4 (H.264 where available), yielded in pieces as

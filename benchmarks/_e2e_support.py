@@ -195,7 +195,9 @@ def site_config(
         }
     # `camera.record=off`: a key of every camera rather than of the site.
     site = {k: v for k, v in (settings or {}).items() if not k.startswith("camera.")}
-    per_camera = {k.removeprefix("camera."): v for k, v in (settings or {}).items() if k.startswith("camera.")}
+    per_camera = {
+        k.removeprefix("camera."): v for k, v in (settings or {}).items() if k.startswith("camera.")
+    }
     data["cameras"] = [with_settings(c, per_camera) for c in cameras]
     return with_settings(data, site)
 

@@ -32,6 +32,11 @@ RTSP_OPTIONS = {
     "timeout": "5000000",
 }
 
+OPEN_TIMEOUT = 10.0
+"""Seconds to open a source (RTSP handshake and stream probe)."""
+READ_TIMEOUT = 5.0
+"""Seconds without a packet after which a live camera is declared lost and reopened: a hung
+camera keeps its session open, so only the read timeout notices it."""
 MAX_BAD_PACKETS = 50
 """Consecutive undecodable packets after which a source is declared corrupt. A few bad packets
 are normal on a damaged file or a lossy stream; fifty in a row means nothing useful follows."""
@@ -71,10 +76,18 @@ def _open(uri: str) -> av.container.InputContainer:
         if p.stat().st_size == 0:
             raise SourceError(f"{target}: file is empty; record or copy the clip again")
     try:
-        container = av.open(target, options=RTSP_OPTIONS if is_live(uri) else None, timeout=10.0)
+        container = av.open(
+            target, options=RTSP_OPTIONS if is_live(uri) else None, timeout=(OPEN_TIMEOUT, READ_TIMEOUT)
+        )
     except av.error.FileNotFoundError:
         raise SourceError(f"{target}: file not found; check the camera's source path") from None
     except av.error.InvalidDataError:
+        if is_live(uri):
+            # A camera that accepts the session but sends no picture (hung encoder, frozen relay)
+            # leaves FFmpeg nothing to probe: that is not a bad file.
+            raise SourceError(
+                f"{_redact(uri)}: the camera answered but sent no decodable video; check the camera"
+            ) from None
         raise SourceError(
             f"{target}: not a video file FFmpeg can read (corrupt, truncated or unknown format)"
         ) from None
@@ -197,6 +210,8 @@ class FileSource:
         last_t = -1.0
         bad = 0
         fallback_rate = float(stream.average_rate or 25)
+        here = 0
+        """Frames decoded on this connection."""
         masks: tuple[tuple[int, int], tuple[PixelPolygon, ...]] | None = None
         """The privacy masks in pixels, for the size they were computed at (a stream may change size)."""
         self._end_recording()
@@ -223,9 +238,12 @@ class FileSource:
                 for vf in decoded:
                     idx = self.stats.frames_decoded
                     self.stats.frames_decoded += 1
+                    here += 1
                     raw = vf.time
                     if raw is None:
-                        raw = idx / fallback_rate
+                        # Counted on this connection: the cumulative count would put a reconnected
+                        # camera's first frame far ahead, and analysis would wait that long.
+                        raw = (here - 1) / fallback_rate
                     if first_pts is None:
                         first_pts = raw
                     t = raw - first_pts

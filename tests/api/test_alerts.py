@@ -25,7 +25,6 @@ from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
 from lanterne.accountability import accounts
-from lanterne.accountability.accounts import create_account
 from lanterne.accountability.alerts import acknowledge, confirm, dismiss
 from lanterne.api.app import create_app
 from lanterne.api.routes.alerts import LABEL
@@ -35,6 +34,7 @@ from lanterne.config import Config
 from lanterne.config.loader import parse_config
 from lanterne.core.types import Event, EventType
 from lanterne.store import Store
+from tests.support.console import cleared_account, login_json
 
 PASSWORD = "correct horse battery staple"
 SQUARE = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
@@ -92,7 +92,7 @@ def make_site(url: str, tmp_path: Path) -> Site:
     store = Store.open(url)
     audit = AuditLog(store.engine, key_path=cfg.audit.key_path)
     ids = {
-        login: create_account(store.engine, audit, login, role, scope, PASSWORD, "setup").id
+        login: cleared_account(store.engine, audit, login, role, scope, PASSWORD, "setup").id
         for login, (role, scope) in USERS.items()
     }
     t0 = datetime.now(UTC) - timedelta(hours=1)
@@ -129,7 +129,7 @@ def client(site: Site) -> Iterator[TestClient]:
 
 def login(client: TestClient, name: str) -> dict[str, str]:
     """Log in as `name` (replacing the client's session cookie); the CSRF header for writes."""
-    r = client.post("/api/login", json={"login": name, "password": PASSWORD})
+    r = client.post("/api/login", json=login_json(name, PASSWORD))
     assert r.status_code == 200, r.text
     return {"X-CSRF-Token": r.json()["csrf_token"]}
 
@@ -419,7 +419,7 @@ def test_stream_delivers_new_alerts_in_scope(sqlite_url: str, tmp_path: Path) ->
             assert time.monotonic() < deadline, "server did not start"
             time.sleep(0.05)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as c:
-            assert c.post("/api/login", json={"login": "op-a", "password": PASSWORD}).status_code == 200
+            assert c.post("/api/login", json=login_json("op-a", PASSWORD)).status_code == 200
             with c.stream("GET", "/api/alerts/stream") as r:
                 assert r.status_code == 200
                 assert r.headers["content-type"].startswith("text/event-stream")

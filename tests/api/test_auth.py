@@ -18,7 +18,7 @@ from playwright.sync_api import sync_playwright
 from sqlalchemy import select
 
 from lanterne.accountability import accounts
-from lanterne.accountability.accounts import create_account, disable_account
+from lanterne.accountability.accounts import disable_account
 from lanterne.api.app import create_app
 from lanterne.api.deps import COOKIE, CurrentUser, csrf_protect, require_roles
 from lanterne.audit import Action, AuditLog
@@ -26,6 +26,7 @@ from lanterne.config import Config, parse_config
 from lanterne.store import Store
 from lanterne.store.tables import AuditRecord, SessionRecord
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, OUTPUT, lanterne_serve, wait_until
+from tests.support.console import cleared_account, login_json, second_factor
 
 NOW = datetime(2026, 6, 20, 8, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery"
@@ -61,7 +62,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
     store = Store.open(url)
     audit = AuditLog(store.engine, clock=lambda: NOW)
     ids = {
-        login: create_account(store.engine, audit, login, role, ["*"], PASSWORD, "u-admin0001").id
+        login: cleared_account(store.engine, audit, login, role, ["*"], PASSWORD, "u-admin0001", now=NOW).id
         for login, role in (("op.one", "operator"), ("sup.one", "supervisor"))
     }
     yield Site(cfg, store, {"now": NOW}, ids)
@@ -95,7 +96,8 @@ def client(site: Site) -> Iterator[TestClient]:
 
 
 def login(c: TestClient, who: str = "op.one", password: str = PASSWORD) -> Any:
-    return c.post("/api/login", json={"login": who, "password": password})
+    at = c.app.state.clock()  # type: ignore[attr-defined]
+    return c.post("/api/login", json=login_json(who, password, at))
 
 
 def audit_rows(site: Site) -> list[Any]:
@@ -303,7 +305,7 @@ def server(site: Site, tmp_path: Path) -> Iterator[str]:
         yield base
 
 
-def test_login_page_in_chromium(server: str) -> None:
+def test_login_page_in_chromium(server: str, site: Site) -> None:
     OUTPUT.mkdir(exist_ok=True)
     csp_errors: list[str] = []
     with sync_playwright() as pw:
@@ -324,7 +326,13 @@ def test_login_page_in_chromium(server: str) -> None:
             assert page.input_value("#password") == ""  # cleared after a failure
             page.screenshot(path=str(OUTPUT / "login-refused.png"))
 
+            page.fill("#password", PASSWORD)  # the right password, but no second factor
+            page.click("#submit")
+            wait_until(page, "document.getElementById('message').textContent.includes('6-digit code')")
+            assert page.input_value("#code") == ""
+
             page.fill("#password", PASSWORD)
+            page.fill("#code", second_factor(site.ids["op.one"]))
             page.click("#submit")
             page.wait_for_url(server + "/console")
             csrf = page.evaluate("sessionStorage.getItem('lanterne.csrf')")

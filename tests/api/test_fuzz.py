@@ -22,12 +22,11 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 from starlette.testclient import TestClient
 
-from lanterne.accountability.accounts import create_account
 from lanterne.api.app import create_app
 from lanterne.audit import AuditLog
 from lanterne.core.types import EventType
 from lanterne.store import Store
-from tests.support.console import NOW, PASSWORD, Clock, add_event, site_config
+from tests.support.console import NOW, PASSWORD, Clock, add_event, cleared_account, login_json, site_config
 
 EXAMPLES = 12
 CHECKS = [not_a_server_error, response_schema_conformance]
@@ -47,7 +46,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     cfg = site_config(f"sqlite:///{tmp / 'lanterne.db'}", tmp)
     store = Store.open(cfg.store.url)
     audit = AuditLog(store.engine)
-    create_account(store.engine, audit, "fuzz-sup", "supervisor", ["*"], PASSWORD, "test", now=NOW)
+    cleared_account(store.engine, audit, "fuzz-sup", "supervisor", ["*"], PASSWORD, "test", now=NOW)
     for i in range(6):
         add_event(
             store,
@@ -60,7 +59,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     # The lifespan is what opens the store; schemathesis's ASGI transport does not run it.
     app.state.store = store
     with TestClient(app) as client:
-        r = client.post("/api/login", json={"login": "fuzz-sup", "password": PASSWORD})
+        r = client.post("/api/login", json=login_json("fuzz-sup", at=NOW))
         assert r.status_code == 200, r.text
         cookie = client.cookies.get("lanterne_session")
         auth = {"headers": {"X-CSRF-Token": r.json()["csrf_token"]}, "cookies": {"lanterne_session": cookie}}

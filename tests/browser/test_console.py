@@ -28,7 +28,6 @@ from argon2 import PasswordHasher
 from playwright.sync_api import Page, expect, sync_playwright
 
 from lanterne.accountability import accounts
-from lanterne.accountability.accounts import create_account
 from lanterne.accountability.alerts import DISMISS_REASON_LABELS
 from lanterne.audit import AuditLog
 from lanterne.core.types import Event, EventType
@@ -36,6 +35,7 @@ from lanterne.rules import EVENT_TITLES
 from lanterne.store import Store
 from lanterne.store.tables import DISMISS_REASONS, FOLLOW_UPS
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, OUTPUT, free_port, wait_until
+from tests.support.console import cleared_account, login_json
 
 SQUARE = [[0.05, 0.05], [0.95, 0.05], [0.95, 0.95], [0.05, 0.95]]
 PASSWORD = "correct horse battery staple"
@@ -127,10 +127,10 @@ def start_site(
     hasher, accounts.HASHER = accounts.HASHER, PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     try:
         ids = {
-            "op-nord": create_account(
+            "op-nord": cleared_account(
                 store.engine, audit, "op-nord", "operator", [cameras[0]], PASSWORD, "setup"
             ).id,
-            "op-parvis": create_account(
+            "op-parvis": cleared_account(
                 store.engine, audit, "op-parvis", "operator", [cameras[1]], PASSWORD, "setup"
             ).id,
         }
@@ -174,6 +174,7 @@ def log_in(page: Page, base: str, login: str) -> None:
     expect(page).to_have_url(base + "/login")  # not logged in: sent to the login page
     page.fill("#login", login)
     page.fill("#password", PASSWORD)
+    page.fill("#code", login_json(login, PASSWORD)["code"])
     page.click("#submit")
     expect(page).to_have_url(base + "/console")
     expect(page.locator("#live")).to_have_text("live", timeout=5000)  # the stream is open

@@ -16,13 +16,12 @@ import pytest
 import yaml
 from argon2 import PasswordHasher
 
-from lanterne.accountability.accounts import create_account
 from lanterne.accountability.stops import Stops
 from lanterne.audit import AuditLog
 from lanterne.core.types import Counts, Event, EventType
 from lanterne.store import Store
 from tests.support.browser import OUTPUT, chromium, lanterne_serve, log_in, watch
-from tests.support.console import SQUARE
+from tests.support.console import SQUARE, cleared_account
 
 BOUNDARIES = Path("/work/shared/data/observatory/boundaries/paris_arrondissements.geojson")
 """Read in place (licence: not copied into the repository); 20 polygons, 200 kB."""
@@ -61,7 +60,7 @@ def _site(tmp_path: Path) -> Path:
     pytest.MonkeyPatch().setattr(
         "lanterne.accountability.accounts.HASHER", PasswordHasher(time_cost=1, memory_cost=64)
     )
-    create_account(store.engine, audit, "chef", "supervisor", ["*"], PASSWORD, "test")
+    cleared_account(store.engine, audit, "chef", "supervisor", ["*"], PASSWORD, "test")
     store.add_counts(Counts("quai-nord", "z1", 0.0, 60.0, 2, 1.0, {}, 10), now - timedelta(seconds=30))
     for i in range(3):
         ev = Event(

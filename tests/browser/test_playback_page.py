@@ -17,14 +17,13 @@ from argon2 import PasswordHasher
 from playwright.sync_api import expect
 
 from lanterne.accountability import accounts
-from lanterne.accountability.accounts import create_account
 from lanterne.audit import Action, AuditLog
 from lanterne.config import load_config
 from lanterne.core.types import Event, EventType
 from lanterne.store import Store
 from tests.api.test_recorded_clip import record
 from tests.support.browser import OUTPUT, chromium, lanterne_serve, log_in, wait_until, watch
-from tests.support.console import SQUARE
+from tests.support.console import SQUARE, cleared_account
 from tests.support.video import VIDEO, excerpt
 
 PASSWORD = "lanterns carry light slowly"
@@ -65,7 +64,7 @@ def _site(tmp_path: Path, camera_clip: Path) -> tuple[Path, datetime, dict[str, 
     hasher, accounts.HASHER = accounts.HASHER, PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     try:
         ids = {
-            "op-nord": create_account(
+            "op-nord": cleared_account(
                 store.engine, audit, "op-nord", "operator", ["quai-nord"], PASSWORD, "t"
             ).id
         }

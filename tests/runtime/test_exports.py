@@ -179,3 +179,30 @@ def test_an_unmasked_export_needs_a_permission_and_says_so_on_every_frame(site: 
     assert removed.purpose == "PV 2026/123" and removed.details["reference"] == "réquisition 2026-77"
     assert restored.details["frames"] == unmasked.frames
     assert exported.details["anonymised"] is False
+
+
+def test_an_access_request_is_answered_with_the_requester_alone(site: Site, tmp_path: Path) -> None:
+    from lanterne.accountability.requests import RequestError, get, register
+    from lanterne.runtime.exports import answer_access_request
+
+    request = register(
+        site.store.engine, site.audit, requester="Jeanne Martin", contact="jeanne@example.org",
+        window_start=T0, window_end=T0 + timedelta(minutes=10), place="carrefour", description="manteau rouge",
+        received_at=T0 + timedelta(days=1), recorded_by="agent-1",
+    )  # fmt: skip
+    out = tmp_path / "answer.mp4"
+    with pytest.raises(RequestError, match="must stay inside it"):
+        answer_access_request(
+            site, request.id, "quai", T0 - timedelta(seconds=5), T0 + timedelta(seconds=2), (0.4, 0.3, 0.6, 0.9),
+            out, agent="agent-1", now=T0 + timedelta(days=2),
+        )  # fmt: skip
+    m = answer_access_request(
+        site, request.id, "quai", T0 + timedelta(seconds=2), T0 + timedelta(seconds=4), (0.4, 0.3, 0.6, 0.9),
+        out, agent="agent-1", now=T0 + timedelta(days=2),
+    )  # fmt: skip
+    assert verify_export(out) == [] and m.recipient == f"requester of access request {request.id}"
+    closed = get(site.store.engine, request.id)
+    assert closed.state == "answered" and closed.export_id == m.export_id
+    exported = [e for e in site.audit.entries() if e.action == Action.EXPORT][-1]
+    assert exported.details["access_request"] == request.id
+    assert "Jeanne" not in json.dumps([str(e) for e in site.audit.entries()])

@@ -4,21 +4,32 @@ so its fixtures (`clock`, `console`, `cheap_hashes`) are available everywhere by
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import pyotp
 import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
-from lanterne.accountability.accounts import create_account
+from lanterne.accountability.accounts import (
+    SECOND_FACTOR_ROLES,
+    Account,
+    create_account,
+    enrol_second_factor,
+)
+from lanterne.accountability.habilitation import habilitate, train
 from lanterne.api.app import create_app
 from lanterne.audit import Action, AuditLog
 from lanterne.config import Config, parse_config
 from lanterne.core.types import Event, EventType
 from lanterne.store import Store
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 NOW = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 PASSWORD = "lanterns carry light slowly"
@@ -64,15 +75,105 @@ ACCOUNTS: dict[str, tuple[str, list[str]]] = {
 }
 
 
+@dataclass
+class _Factor:
+    secret: str
+    recovery: list[str]
+    last_step: int = -1
+    spent: list[str] = field(default_factory=list)
+
+
+_FACTORS: dict[str, _Factor] = {}
+"""The second factor of each account (by id) this test process enrolled, as its phone holds it."""
+_LATEST: dict[str, str] = {}
+"""The id of the account last made under each login: the one a test that names only the login
+is using (module-scoped sites pass the id, since a later test may reuse the login)."""
+
+
+def cleared_account(
+    engine: Engine,
+    audit: AuditLog,
+    login: str,
+    role: str,
+    scope: Sequence[str],
+    password: str,
+    created_by: str,
+    *,
+    now: datetime | None = None,
+) -> Account:
+    """`create_account`, plus what an operator or supervisor needs before seeing video: a
+    habilitation for its scope and a training record (dated a month before `now`, a year long),
+    and an enrolled second factor, which `second_factor(login)` then answers."""
+    account = create_account(engine, audit, login, role, scope, password, created_by, now=now)
+    if role in SECOND_FACTOR_ROLES:
+        at = now or datetime.now(UTC)
+        since = at - timedelta(days=30)
+        habilitate(
+            engine,
+            audit,
+            user=account.id,
+            authority="chef de service",
+            designated_on=since,
+            cameras=scope,
+            recorded_by=created_by,
+            now=at,
+        )
+        train(
+            engine,
+            audit,
+            user=account.id,
+            course="RGPD et limites du système",
+            completed_on=since,
+            recorded_by=created_by,
+            now=at,
+        )
+        enrolment = enrol_second_factor(engine, audit, login, created_by, now=at)
+        _FACTORS[account.id] = _Factor(enrolment.secret, list(enrolment.recovery_codes))
+        _LATEST[login] = account.id
+    return account
+
+
+def second_factor(account_id: str, at: datetime | None = None) -> str:
+    """A code the server will accept once for the account at `at` (default now): this step's TOTP,
+    or the next step's when this one was already used (the window allows it), then a recovery
+    code. Tests log the same person in several times within 30 s; the server refuses a replay."""
+    f = _FACTORS[account_id]
+    totp = pyotp.TOTP(f.secret)
+    step = totp.timecode(at or datetime.now(UTC))
+    for s in (step, step + 1):
+        if s > f.last_step:
+            f.last_step = s
+            return totp.generate_otp(s)
+    assert f.recovery, "every code of this 30 s step is spent; keep the session instead of logging in again"
+    code = f.recovery.pop()
+    f.spent.append(code)
+    return code
+
+
+def login_json(
+    login: str, password: str = PASSWORD, at: datetime | None = None, *, account_id: str | None = None
+) -> dict[str, str]:
+    """The body of `POST /api/login`, with a second factor when the account has one."""
+    body = {"login": login, "password": password}
+    who = account_id or _LATEST.get(login)
+    if who in _FACTORS:
+        body["code"] = second_factor(who, at)
+    return body
+
+
 class Console:
     """An app with one logged-in user at a time (`as_user` switches the session cookie)."""
 
-    def __init__(self, client: TestClient, store: Store, audit: AuditLog, ids: dict[str, str]) -> None:
-        self.client, self.store, self.audit, self.ids = client, store, audit, ids
+    def __init__(
+        self, client: TestClient, store: Store, audit: AuditLog, ids: dict[str, str], clock: Clock
+    ) -> None:
+        self.client, self.store, self.audit, self.ids, self.clock = client, store, audit, ids, clock
         self.csrf: dict[str, str] = {}
 
     def as_user(self, login: str) -> dict[str, str]:
-        r = self.client.post("/api/login", json={"login": login, "password": PASSWORD})
+        r = self.client.post(
+            "/api/login", json=login_json(login, at=self.clock.now, account_id=self.ids[login])
+        )
         assert r.status_code == 200, r.text
         self.csrf = {"X-CSRF-Token": r.json()["csrf_token"]}
         return self.csrf
@@ -99,11 +200,11 @@ def open_console(cfg: Config, clock: Clock) -> Iterator[Console]:
     store = Store.open(cfg.store.url)
     audit = AuditLog(store.engine)
     ids = {
-        login: create_account(store.engine, audit, login, role, scope, PASSWORD, "test", now=NOW).id
+        login: cleared_account(store.engine, audit, login, role, scope, PASSWORD, "test", now=NOW).id
         for login, (role, scope) in ACCOUNTS.items()
     }
     with TestClient(create_app(cfg, clock=clock)) as client:
-        yield Console(client, store, audit, ids)
+        yield Console(client, store, audit, ids, clock)
     store.close()
 
 

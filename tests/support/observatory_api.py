@@ -19,7 +19,6 @@ import yaml
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
-from lanterne.accountability.accounts import create_account
 from lanterne.api.app import create_app
 from lanterne.audit import Action, AuditLog
 from lanterne.config import Config, parse_config
@@ -28,7 +27,7 @@ from lanterne.observatory.ingest import ingest
 from lanterne.observatory.mapping import load_mapping
 from lanterne.observatory.store import ObservatoryStore
 from lanterne.store import Store
-from tests.support.console import NOW, PASSWORD, SQUARE, Clock
+from tests.support.console import NOW, PASSWORD, SQUARE, Clock, cleared_account, login_json
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "observatory"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "observatory"
@@ -145,10 +144,22 @@ class Obs:
     audit: AuditLog
     ids: dict[str, str]
 
+    sessions: dict[str, tuple[str, dict[str, str]]] = dataclasses.field(default_factory=dict)
+
     def as_user(self, login: str) -> dict[str, str]:
-        r = self.client.post("/api/login", json={"login": login, "password": PASSWORD})
+        """Switch to `login`'s session, logging in the first time: the module shares one site at a
+        fixed time, where a second factor code cannot be used twice."""
+        if login in self.sessions:
+            cookie, csrf = self.sessions[login]
+            self.client.cookies.clear()  # the jar keys cookies by domain too: one session cookie only
+            self.client.cookies.set("lanterne_session", cookie)
+            if self.client.get("/api/me").status_code == 200:  # else logged out: log in again
+                return csrf
+        r = self.client.post("/api/login", json=login_json(login, at=NOW, account_id=self.ids[login]))
         assert r.status_code == 200, r.text
-        return {"X-CSRF-Token": r.json()["csrf_token"]}
+        csrf = {"X-CSRF-Token": r.json()["csrf_token"]}
+        self.sessions[login] = (r.cookies["lanterne_session"], csrf)
+        return csrf
 
     def searches(self) -> list[Any]:
         return [e for e in self.audit.entries() if e.action == Action.SEARCH]
@@ -159,7 +170,7 @@ def open_obs(tmp_path: Path, obs_store: Path) -> Iterator[Obs]:
     store = Store.open(cfg.store.url)
     audit = AuditLog(store.engine, key_path=cfg.audit.key_path)
     ids = {
-        login: create_account(store.engine, audit, login, role, ["*"], PASSWORD, "test", now=NOW).id
+        login: cleared_account(store.engine, audit, login, role, ["*"], PASSWORD, "test", now=NOW).id
         for login, role in ROLES.items()
     }
     with TestClient(create_app(cfg, clock=Clock())) as client:

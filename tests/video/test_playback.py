@@ -131,3 +131,21 @@ def test_snapshot_is_an_anonymised_jpeg(pieces: list[Piece], camera: Camera) -> 
     jpeg = r.open(camera, T0 + timedelta(seconds=1), T0 + timedelta(seconds=2)).snapshot((0.4, 0.4, 0.6, 0.6))
     assert jpeg is not None and jpeg[:3] == b"\xff\xd8\xff"
     assert r.open(camera, T0 + timedelta(seconds=6), T0 + timedelta(seconds=7)).snapshot() is None
+
+
+def test_an_access_request_shows_the_requester_alone(pieces: list[Piece], camera: Camera) -> None:
+    """Everyone whose box is centred outside the marked region is hidden whole; the person inside
+    it is left as recorded. Changed pixels against the recording: hiding everyone > the usual
+    anonymisation (heads, faces) > keeping everyone (nothing of theirs is blurred)."""
+    r = renderer(pieces[:1])
+    end = T0 + timedelta(seconds=1)
+    raw = raw_frames(pieces[0].data)[0].astype(int)
+    corner = (0.0, 0.0, 0.05, 0.05)  # nobody stands there
+
+    def changed(**kw: object) -> float:
+        image = next(r.open(camera, T0, end, **kw).frames()).image  # type: ignore[arg-type]
+        return float((np.abs(image.astype(int) - raw).sum(axis=2) > 0).mean())
+
+    hidden, usual, kept = changed(keep=corner), changed(), changed(keep=(0.0, 0.0, 1.0, 1.0))
+    assert hidden > usual > kept
+    assert hidden - usual > 0.02, "whole bodies, not only heads"

@@ -1,14 +1,19 @@
-"""Local console accounts, their sessions and the login throttle (AC-01…AC-04).
+"""Local console accounts, their sessions, the login throttle and the second factor (AC-01…AC-04).
 
 An account's `id` (``u-`` + 10 hex digits) is what the audit log records; its `login` is what a
 person types and may be their name, so it never enters the audit log. Passwords are hashed with
 argon2id; the database keeps only the sha256 of a session token, so a stolen database copy opens
 no session.
+
+Accounts that see video, or may remove privacy protection, log in with a TOTP code as well
+(AC-04): the secret is stored as the authenticator app needs it and never logged or shown again
+after enrolment; the ten recovery codes are stored as salted hashes and spent when used.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import secrets
 import threading
@@ -25,7 +30,14 @@ from sqlalchemy.exc import IntegrityError
 
 from lanterne.audit import Action, AuditLog
 from lanterne.core.errors import LanterneError
-from lanterne.store.tables import ROLES, AccountRecord, SessionRecord
+from lanterne.store.tables import (
+    ROLES,
+    AccountRecord,
+    PrivacyPermissionRecord,
+    RecoveryCodeRecord,
+    SecondFactorRecord,
+    SessionRecord,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine, RowMapping
@@ -357,3 +369,148 @@ class LoginThrottle:
         valid account must not reset the count of a guesser sharing its address."""
         with self._lock:
             self._keys.pop(key, None)
+
+
+# --- second factor (AC-04) -------------------------------------------------------------------
+
+SECOND_FACTOR_ROLES = frozenset({"operator", "supervisor"})
+"""Roles that see video: their accounts log in with a second factor. An account of another role
+needs one too while it holds a permission to remove privacy protection."""
+RECOVERY_CODES = 10
+TOTP_WINDOW = 1
+"""Steps of 30 s accepted either side of now: a phone's clock a little off, a code typed as it
+turns. Wider would widen what a shoulder-surfer could reuse."""
+ISSUER = "Lanterne"
+
+_F = SecondFactorRecord.__table__
+_R = RecoveryCodeRecord.__table__
+_P = PrivacyPermissionRecord.__table__
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """What the person is shown once: the secret (as a provisioning URI for an authenticator app,
+    and as text to type) and the recovery codes. Only the secret is kept, and the codes' hashes."""
+
+    secret: str
+    uri: str
+    recovery_codes: tuple[str, ...]
+
+
+def needs_second_factor(engine: Engine, account: Account, now: datetime) -> bool:
+    """True for a role that sees video, or an account holding a live permission to remove privacy
+    protection (`lanterne.accountability.privacy`)."""
+    if account.role in SECOND_FACTOR_ROLES:
+        return True
+    with engine.connect() as conn:
+        rows = conn.execute(select(_P.c.valid_until, _P.c.revoked_at).where(_P.c.user_id == account.id)).all()
+    return any(r.valid_until > now and (r.revoked_at is None or r.revoked_at > now) for r in rows)
+
+
+def has_second_factor(engine: Engine, account_id: str) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(select(_F.c.account_id).where(_F.c.account_id == account_id)).first() is not None
+
+
+def _recovery_hash(salt: str, code: str) -> str:
+    return hashlib.sha256(f"{salt}:{code}".encode()).hexdigest()
+
+
+def _normal_code(code: str) -> str:
+    return "".join(ch for ch in code if ch.isalnum()).lower()
+
+
+def enrol_second_factor(
+    engine: Engine, audit: AuditLog, login: str, by: str, *, now: datetime | None = None
+) -> Enrolment:
+    """Give the account a new TOTP secret and ten new recovery codes, replacing any previous
+    ones (a lost phone is handled by enrolling again). Audited as USER_CHANGE without the secret."""
+    import pyotp  # here: only enrolment and login need it
+
+    when = now or audit.clock()
+    account = find_account(engine, login)
+    if account is None:
+        raise AccountError("no account has that login; see `lanterne users list`")
+    if not account.active:
+        raise AccountError("that account is disabled; a disabled account cannot be enrolled")
+    secret = pyotp.random_base32()
+    codes = tuple(f"{c[:5]}-{c[5:]}" for c in (secrets.token_hex(5) for _ in range(RECOVERY_CODES)))
+    with engine.begin() as conn:
+        conn.execute(delete(_F).where(_F.c.account_id == account.id))
+        conn.execute(delete(_R).where(_R.c.account_id == account.id))
+        conn.execute(
+            insert(_F).values(account_id=account.id, secret=secret, enrolled_at=when, last_step=None)
+        )
+        for code in codes:
+            salt = secrets.token_hex(8)
+            conn.execute(
+                insert(_R).values(
+                    account_id=account.id,
+                    salt=salt,
+                    code_sha256=_recovery_hash(salt, _normal_code(code)),
+                    used_at=None,
+                )
+            )
+    audit.append(
+        by,
+        Action.USER_CHANGE,
+        object_type="account",
+        object_id=account.id,
+        details={"change": "second_factor", "recovery_codes": RECOVERY_CODES},
+    )
+    uri = pyotp.TOTP(secret).provisioning_uri(name=login, issuer_name=ISSUER)
+    return Enrolment(secret, uri, codes)
+
+
+def check_second_factor(engine: Engine, account_id: str, code: str, now: datetime) -> str | None:
+    """None when `code` is a TOTP code of now (± `TOTP_WINDOW` steps) newer than the last one
+    accepted, or an unspent recovery code (spent now); else why not: `no_second_factor`,
+    `replayed_code` or `bad_code`."""
+    import pyotp
+
+    with engine.connect() as conn:
+        row = conn.execute(select(_F).where(_F.c.account_id == account_id)).mappings().first()
+    if row is None:
+        return "no_second_factor"
+    typed = code.strip().replace(" ", "")
+    if typed.isdigit() and len(typed) == 6:
+        totp = pyotp.TOTP(row["secret"])
+        step = totp.timecode(now)
+        matched = next(
+            (
+                s
+                for s in range(step - TOTP_WINDOW, step + TOTP_WINDOW + 1)
+                if hmac.compare_digest(totp.generate_otp(s), typed)
+            ),
+            None,
+        )
+        if matched is None:
+            return "bad_code"
+        last = row["last_step"]
+        with engine.begin() as conn:
+            # Conditional update: two logins racing with the same code cannot both pass.
+            done = conn.execute(
+                update(_F)
+                .where(_F.c.account_id == account_id)
+                .where((_F.c.last_step.is_(None)) | (_F.c.last_step < matched))
+                .values(last_step=matched)
+            ).rowcount
+        return None if done else ("replayed_code" if last is not None else "bad_code")
+    wanted = _normal_code(typed)
+    with engine.begin() as conn:
+        for r in conn.execute(
+            select(_R).where(_R.c.account_id == account_id, _R.c.used_at.is_(None))
+        ).mappings():
+            if hmac.compare_digest(_recovery_hash(r["salt"], wanted), r["code_sha256"]):
+                done = conn.execute(
+                    update(_R).where(_R.c.id == r["id"], _R.c.used_at.is_(None)).values(used_at=now)
+                ).rowcount
+                return None if done else "bad_code"
+    return "bad_code"
+
+
+def recovery_codes_left(engine: Engine, account_id: str) -> int:
+    with engine.connect() as conn:
+        return len(
+            conn.execute(select(_R.c.id).where(_R.c.account_id == account_id, _R.c.used_at.is_(None))).all()
+        )

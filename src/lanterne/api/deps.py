@@ -37,6 +37,8 @@ from lanterne.accountability.accounts import (
     LoginThrottle,
 )
 from lanterne.accountability.accounts import session_for as _session_for
+from lanterne.accountability.alerts import find_alert
+from lanterne.accountability.habilitation import may_view_video
 from lanterne.accountability.stops import Stops
 from lanterne.audit import Action, AuditLog
 from lanterne.audit.log import PURPOSE_MAX_LENGTH
@@ -271,10 +273,12 @@ def forbid(
     *,
     action: Action | None = None,
     object_type: str | None = None,
+    reason: str | None = None,
 ) -> NoReturn:
     """Refuse and record the refusal. `what` names what was denied (an action value such as
     `view_clip`, or a route); the record's action is `action`, else `what` when it is an action
-    value, else `access_denied` (nothing was viewed, so no view action fits)."""
+    value, else `access_denied` (nothing was viewed, so no view action fits). `reason`, when
+    given, is both recorded and answered, in place of the generic refusal."""
     if action is None:
         action = Action(what) if what in Action._value2member_map_ else Action.ACCESS_DENIED
     audit_log(request).append(
@@ -282,9 +286,10 @@ def forbid(
         action,
         object_type=object_type,
         object_id=object_id,
-        details={"denied": what, "role": user.role, "path": request.url.path},
+        details={"denied": what, "role": user.role, "path": request.url.path}
+        | ({"reason": reason} if reason else {}),
     )
-    raise HTTPException(403, "not allowed for your role or scope")
+    raise HTTPException(403, reason or "not allowed for your role or scope")
 
 
 def require_roles(*roles: str, action: Action | None = None) -> Callable[..., CurrentUser]:
@@ -307,6 +312,29 @@ FOOTAGE_ROLES = ("operator", "supervisor")
 
 Viewer = Annotated[CurrentUser, Depends(require_roles(*FOOTAGE_ROLES))]
 """Operators and supervisors; anyone else is refused (403, recorded)."""
+
+
+def video_viewer(request: Request, user: Viewer) -> CurrentUser:
+    """An operator or supervisor who, at this moment, holds a habilitation covering the camera and
+    a training record (AC-01, AC-05, HO-06); else 403 with the one-line reason, recorded as
+    `access_denied`. Asked at every request that serves pixels, not once at login: a record
+    revoked or lapsed mid-shift stops the next snapshot. The camera is the route's `{camera}`, or
+    the camera of its `{alert_id}` (an unknown alert checks any camera, and the route answers 404)."""
+    camera = request.path_params.get("camera")
+    if camera is None and "alert_id" in request.path_params:
+        alert = find_alert(engine(request), request.path_params["alert_id"])
+        camera = alert.camera if alert is not None else None
+    if camera is not None and not user.sees(camera):
+        return user  # outside the account's scope: the route refuses it and records what was tried
+    why = may_view_video(engine(request), user.id, camera, now(request))
+    if why is not None:
+        forbid(request, user, "video", camera, action=Action.ACCESS_DENIED, object_type="camera", reason=why)
+    return user
+
+
+VideoViewer = Annotated[CurrentUser, Depends(video_viewer)]
+"""A `Viewer` cleared to see video now: every route that serves a snapshot, a clip or a recording.
+The alert list, an alert's details and its history show no pixels and stay `Viewer`."""
 Supervisor = Annotated[CurrentUser, Depends(require_roles("supervisor"))]
 Writer = Annotated[CurrentUser, Depends(csrf_protect)]
 """A write: the session's CSRF token must come with it."""

@@ -85,6 +85,9 @@ class Action(StrEnum):
     """Recorded video rendered without anonymisation under a permission, with its reason and
     reference, before the first frame; `PRIVACY_RESTORED` closes it with what was rendered."""
     PRIVACY_RESTORED = "privacy_restored"
+    ACCESS_REQUEST = "access_request"
+    """A person's request for their own images (GDPR art. 15): received, answered or refused. The
+    record names the request by its number, never the requester."""
 
 
 NEEDS_PURPOSE: frozenset[Action] = frozenset(

@@ -20,6 +20,7 @@ from lanterne.cli.exports import export_app
 from lanterne.cli.observatory import observatory_app
 from lanterne.cli.privacy import privacy_app
 from lanterne.cli.recordings import recordings_app
+from lanterne.cli.requests import requests_app
 from lanterne.cli.retention import hold_app, retention_app
 from lanterne.cli.run import run_app
 from lanterne.cli.serve import serve_app
@@ -42,6 +43,7 @@ app.add_typer(hold_app, name="hold")
 app.add_typer(recordings_app, name="recordings")
 app.add_typer(export_app, name="export")
 app.add_typer(privacy_app, name="privacy")
+app.add_typer(requests_app, name="requests")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(suspensions_app, name="suspensions")
 app.add_typer(transparency_app, name="transparency")

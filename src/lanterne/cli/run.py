@@ -188,6 +188,9 @@ def demo(
         out.print(
             "no account yet: in another terminal run\n"
             f"  .venv/bin/lanterne users add YOURNAME --role operator --scope '*' --config {site}\n"
-            "then log in at the address above"
+            f"  .venv/bin/lanterne users totp YOURNAME --config {site}   (add the secret to an authenticator app)\n"
+            f"  .venv/bin/lanterne users habilitate YOURNAME --authority 'chef de service' --scope '*' --config {site}\n"
+            f"  .venv/bin/lanterne users train YOURNAME --course 'RGPD et limites du système' --config {site}\n"
+            "then log in at the address above with the 6-digit code"
         )
     serve_app(cfg, host="127.0.0.1", port=port)

@@ -12,11 +12,16 @@ import secrets
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from lanterne.accountability.accounts import find_account, get_account
+from lanterne.accountability.habilitation import HabilitationError, may_view_video
 from lanterne.accountability.privacy import end_use, start_use
+from lanterne.accountability.requests import answered, check_range
+from lanterne.accountability.requests import get as get_request
 from lanterne.audit import Action
 from lanterne.audit.signing import load_or_create_key
 from lanterne.config import Config
 from lanterne.core.errors import ConfigError
+from lanterne.core.types import Box
 from lanterne.runtime.site import Site
 from lanterne.store import Store
 from lanterne.video.anonymize.anonymizer import DefaultAnonymizer
@@ -39,6 +44,26 @@ def renderer_for(cfg: Config, store: Store) -> Renderer:
         create_detector(cfg.detector, cfg.models_dir),
         lambda: DefaultAnonymizer(cfg.models_dir),
     )
+
+
+def _check_habilitation(site: Site, requester: str, camera_id: str, now: datetime) -> None:
+    """A requester who is a console account (by id or login) needs what the console asks before
+    showing video: a habilitation covering the camera and a training record (AC-01, HO-06). A
+    requester who is not one (the site's system user) acts under the machine's own access rules."""
+    engine = site.store.engine
+    account = get_account(engine, requester) or find_account(engine, requester)
+    if account is None:
+        return
+    why = may_view_video(engine, account.id, camera_id, now)
+    if why is not None:
+        site.audit.append(
+            account.id,
+            Action.ACCESS_DENIED,
+            object_type="camera",
+            object_id=camera_id,
+            details={"denied": "export", "reason": why},
+        )
+        raise HabilitationError(f"{requester} may not export video of {camera_id}: {why}")
 
 
 def export_recording(
@@ -70,6 +95,7 @@ def export_recording(
         raise ConfigError(f"an export covers at most {MAX_EXPORT}; split the range")
     if not recipient.strip() or not purpose.strip():
         raise ConfigError("an export needs a recipient and a purpose (RT-04, LG-02)")
+    _check_habilitation(site, requester, camera_id, now)
     expires = expires or now + DEFAULT_EXPIRY
     renderer = renderer_for(site.cfg, site.store)
     use = None
@@ -126,6 +152,70 @@ def export_recording(
         )
     except BaseException:
         # An export the log did not record must not exist.
+        out.unlink(missing_ok=True)
+        manifest_path(out).unlink(missing_ok=True)
+        raise
+    return manifest
+
+
+def answer_access_request(
+    site: Site,
+    request_id: int,
+    camera_id: str,
+    start: datetime,
+    end: datetime,
+    keep: Box,
+    out: Path,
+    *,
+    agent: str,
+    now: datetime,
+) -> Manifest:
+    """Answer an access request (TR-03) with an export of `camera_id` between `start` and `end`,
+    inside the request's window, where the person whose box is centred in `keep` (the region the
+    agent marked, frame fractions) is shown as recorded and everyone else is hidden whole; faces
+    and plates elsewhere are blurred as always. The export and the request's closing are
+    recorded under the request's number, never the requester's name."""
+    request = get_request(site.store.engine, request_id)
+    check_range(request, start, end)
+    camera = next((c for c in site.cfg.cameras if c.id == camera_id), None)
+    if camera is None:
+        raise ConfigError(f"camera {camera_id!r} is not in the configuration; check its id")
+    if not (0 <= keep[0] < keep[2] <= 1 and 0 <= keep[1] < keep[3] <= 1):
+        raise ConfigError("the requester's region is x0,y0,x1,y1 in fractions of the frame, x0 < x1, y0 < y1")
+    recipient = f"requester of access request {request_id}"
+    purpose = f"access request {request_id} (GDPR art. 15)"
+    export_id = secrets.token_hex(6)
+    manifest = export_view(
+        renderer_for(site.cfg, site.store).open(camera, start, end, keep=keep),
+        out,
+        export_id=export_id,
+        requester=agent,
+        recipient=recipient,
+        purpose=purpose,
+        created=now,
+        expires=now + DEFAULT_EXPIRY,
+        key=load_or_create_key(site.cfg.audit.key_path),
+    )
+    try:
+        site.audit.append(
+            agent,
+            Action.EXPORT,
+            object_type="recording",
+            object_id=export_id,
+            time_from=start,
+            time_to=end,
+            purpose=purpose,
+            recipient=recipient,
+            details={
+                "camera": camera_id,
+                "segments": [s.id for s in manifest.segments],
+                "sha256": manifest.video_sha256,
+                "access_request": request_id,
+                "file": out.name,
+            },
+        )
+        answered(site.store.engine, site.audit, request_id, export_id=export_id, by=agent, now=now)
+    except BaseException:
         out.unlink(missing_ok=True)
         manifest_path(out).unlink(missing_ok=True)
         raise

@@ -508,3 +508,105 @@ class PrivacyPermissionRecord(Base):
     valid_until: Mapped[datetime] = mapped_column(UtcDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     revoked_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class HabilitationRecord(Base):
+    """A person's designation to view video (AC-01, AC-05): who designated them (the mayor for
+    municipal police, the chief of service otherwise), when, for which cameras (or all) and until
+    when. Revoking only ever ends it early; renewing is a new row, so the register keeps history."""
+
+    __tablename__ = "habilitations"
+    __table_args__ = (CheckConstraint("length(authority) > 0", name="ck_habilitations_authority"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(32), index=True)
+    authority: Mapped[str] = mapped_column(String(256))
+    designated_on: Mapped[datetime] = mapped_column(UtcDateTime)
+    cameras: Mapped[str] = mapped_column(String(4000))
+    """Camera ids separated by commas, or `*` for every camera."""
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    recorded_by: Mapped[str] = mapped_column(String(128))
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class TrainingRecord(Base):
+    """A completed course (data protection, the system's limits and failure modes: HO-06), with
+    the date it was passed and when it must be refreshed."""
+
+    __tablename__ = "trainings"
+    __table_args__ = (CheckConstraint("length(course) > 0", name="ck_trainings_course"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(32), index=True)
+    course: Mapped[str] = mapped_column(String(256))
+    completed_on: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    recorded_by: Mapped[str] = mapped_column(String(128))
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class SecondFactorRecord(Base):
+    """An account's TOTP secret (AC-04). `last_step` is the 30-second step of the last code
+    accepted: a code of that step or an earlier one is refused, so an observed code cannot be
+    replayed."""
+
+    __tablename__ = "second_factors"
+
+    account_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    secret: Mapped[str] = mapped_column(String(64))
+    enrolled_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_step: Mapped[int | None] = mapped_column(Integer)
+
+
+class RecoveryCodeRecord(Base):
+    """A one-time recovery code, kept as a salted sha256 (the code has 50 random bits, so a slow
+    hash adds nothing but a wait); spent when used."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    salt: Mapped[str] = mapped_column(String(32))
+    code_sha256: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+ACCESS_REQUEST_STATES: tuple[str, ...] = ("open", "answered", "refused")
+
+
+class AccessRequestRecord(Base):
+    """A person's request for their own images (GDPR art. 15, TR-03): what they say about when and
+    where they were, and what became of it. The requester's name and contact are here, needed to
+    answer, and nowhere else: the audit log names the request by its id."""
+
+    __tablename__ = "access_requests"
+    __table_args__ = (
+        CheckConstraint(_in_list("state", ACCESS_REQUEST_STATES), name="ck_access_requests_state"),
+        CheckConstraint(
+            "state != 'refused' OR length(refusal_reason) > 0", name="ck_access_requests_refusal"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    requester: Mapped[str] = mapped_column(String(200))
+    contact: Mapped[str] = mapped_column(String(300))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    deadline: Mapped[datetime] = mapped_column(UtcDateTime)
+    window_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    window_end: Mapped[datetime] = mapped_column(UtcDateTime)
+    place: Mapped[str] = mapped_column(String(500))
+    description: Mapped[str] = mapped_column(String(2000))
+    state: Mapped[str] = mapped_column(String(16))
+    recorded_by: Mapped[str] = mapped_column(String(128))
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    closed_by: Mapped[str | None] = mapped_column(String(128))
+    refusal_reason: Mapped[str | None] = mapped_column(String(1000))
+    export_id: Mapped[str | None] = mapped_column(String(32))

@@ -35,6 +35,7 @@ import numpy as np
 from lanterne.config.schema import Camera
 from lanterne.core.masks import paint, pixel_polygons
 from lanterne.core.params import VEHICLE_CLASSES
+from lanterne.core.types import Box
 from lanterne.store import Store
 from lanterne.video.anonymize.base import Anonymizer
 from lanterne.video.anonymize.pixelate import pixelate
@@ -125,12 +126,21 @@ class Renderer:
         self._factory = anonymizer_factory
         self._local = threading.local()
 
-    def open(self, camera: Camera, start: datetime, end: datetime, reveal: Reveal | None = None) -> View:
+    def open(
+        self,
+        camera: Camera,
+        start: datetime,
+        end: datetime,
+        reveal: Reveal | None = None,
+        keep: Box | None = None,
+    ) -> View:
         """The camera's recording between `start` and `end` (UTC), every segment of it decrypted
         and verified now: a tampered, missing or wrongly keyed segment raises `RecordingError`
         naming it before a single frame is rendered. `reveal`: render without anonymisation, for
-        a recorded use of a permission (`lanterne.accountability.privacy`); masks stay."""
-        return View(self, camera, start, end, self._pieces(camera.id, start, end), reveal)
+        a recorded use of a permission (`lanterne.accountability.privacy`); masks stay. `keep`:
+        answer an access request, showing only the person whose box is centred in this region
+        (frame fractions) and hiding everyone else whole."""
+        return View(self, camera, start, end, self._pieces(camera.id, start, end), reveal, keep)
 
     def _anonymizer(self) -> Anonymizer:
         anon = getattr(self._local, "anonymizer", None)
@@ -138,7 +148,7 @@ class Renderer:
             anon = self._local.anonymizer = self._factory()
         return anon
 
-    def _anonymised(self, camera: str, image: np.ndarray) -> np.ndarray:
+    def _anonymised(self, camera: str, image: np.ndarray, keep: Box | None = None) -> np.ndarray:
         try:
             dets = self._detector.detect(image)
             names = dets.data.get("class_name", np.array([], dtype=object))
@@ -150,7 +160,10 @@ class Renderer:
                     people.append(px)
                 elif name in VEHICLE_CLASSES:
                     vehicles.append(px)
-            return self._anonymizer().anonymize(image, people, vehicles)
+            out = self._anonymizer().anonymize(image, people, vehicles)
+            if keep is not None:
+                out = _only(image, out, people, keep)
+            return out
         except Exception as exc:  # any failure: nothing identifiable may leave
             log.error(
                 "camera %s: anonymisation failed (%s); the frame is shown fully pixelated",
@@ -172,6 +185,7 @@ class View:
     end: datetime
     pieces: list[Piece]
     reveal: Reveal | None = None
+    keep: Box | None = None
 
     @property
     def segment_ids(self) -> list[int]:
@@ -201,7 +215,7 @@ class View:
                 if self.reveal is not None:
                     yield Rendered(at, burn(image, self.reveal.text(), top=True))
                 else:
-                    yield Rendered(at, self.renderer._anonymised(self.camera.id, image))
+                    yield Rendered(at, self.renderer._anonymised(self.camera.id, image, self.keep))
 
     def mp4(self, fps: float = DEFAULT_FPS) -> Iterator[bytes]:
         """The rendered frames as a fragmented MP4 (H.264 where available), yielded in pieces as
@@ -251,6 +265,23 @@ class View:
             ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
             return buf.tobytes() if ok else None
         return None
+
+
+def _only(original: np.ndarray, out: np.ndarray, people: list[PixelBox], keep: Box) -> np.ndarray:
+    """The requester alone: the person whose box is centred in `keep` is shown as recorded, and
+    every other person is pixelated whole, even where they overlap the requester's box."""
+    h, w = original.shape[:2]
+    x0, y0, x1, y1 = keep[0] * w, keep[1] * h, keep[2] * w, keep[3] * h
+    inside = [x0 <= (b[0] + b[2]) / 2 <= x1 and y0 <= (b[1] + b[3]) / 2 <= y1 for b in people]
+    for box, kept in zip(people, inside, strict=True):
+        if kept:
+            bx0, by0 = max(0, box[0]), max(0, box[1])
+            bx1, by1 = min(w, box[2]), min(h, box[3])
+            out[by0:by1, bx0:bx1] = original[by0:by1, bx0:bx1]
+    for box, kept in zip(people, inside, strict=True):
+        if not kept:
+            pixelate(out, box)
+    return out
 
 
 def _decode(piece: Piece) -> Iterator[tuple[datetime, np.ndarray]]:

@@ -59,6 +59,7 @@ from lanterne.api.deps import (
     CurrentUser,
     EngineDep,
     Now,
+    VideoViewer,
     Viewer,
     Writer,
     forbid,
@@ -327,7 +328,7 @@ def get_history(request: Request, alert_id: str, user: Viewer, engine: EngineDep
     responses={200: {"content": {"image/jpeg": {}}}},
 )
 def get_snapshot(
-    request: Request, alert_id: str, user: Viewer, engine: EngineDep, audit: AuditDep, cfg: ConfigDep
+    request: Request, alert_id: str, user: VideoViewer, engine: EngineDep, audit: AuditDep, cfg: ConfigDep
 ) -> FileResponse:
     _load(request, engine, user, alert_id, Action.VIEW_SNAPSHOT)
     path = _evidence(engine, cfg.store.evidence_dir, alert_id, "snapshot")
@@ -345,7 +346,7 @@ def get_snapshot(
 def get_clip(
     request: Request,
     alert_id: str,
-    user: Viewer,
+    user: VideoViewer,
     query: Annotated[ClipQuery, Query()],
     engine: EngineDep,
     audit: AuditDep,

@@ -1,5 +1,8 @@
 """Logging in and out: the session cookie (HttpOnly, SameSite=Strict) and the CSRF token the page
-keeps for its writes. Failed logins are throttled per login and per address, and recorded."""
+keeps for its writes. Failed logins are throttled per login and per address, and recorded.
+
+Accounts that see video (or may remove privacy protection) send a second factor with the
+password (AC-04): the 6-digit TOTP code, or one of their recovery codes, which is then spent."""
 
 from __future__ import annotations
 
@@ -12,8 +15,11 @@ from fastapi.responses import JSONResponse
 from lanterne.accountability.accounts import (
     LoginThrottle,
     authenticate,
+    check_second_factor,
     close_session,
     find_account,
+    has_second_factor,
+    needs_second_factor,
     open_session,
     purge_sessions,
 )
@@ -24,8 +30,20 @@ from lanterne.audit import Action
 
 router = APIRouter(tags=["console"], responses=ERRORS)
 
+CODE_MISSING = "this account needs the 6-digit code from its authenticator app (or a recovery code)"
+NOT_ENROLLED = (
+    "this account must log in with a second factor and has none; ask an administrator to enrol it "
+    "(`lanterne users totp LOGIN`)"
+)
+CODE_WRONG = {
+    "bad_code": "wrong code; type the 6 digits the authenticator app shows now, or an unused recovery code",
+    "replayed_code": "that code was already used; wait for the next one (30 s) and type it",
+}
 
-def _login(request: Request, login: str, password: str) -> tuple[int, dict[str, Any], str | None]:
+
+def _login(
+    request: Request, login: str, password: str, code: str | None = None
+) -> tuple[int, dict[str, Any], str | None]:
     """The whole login decision, run in the thread pool (argon2 takes about 0.16 s)."""
     state = request.app.state
     engine = state.store.engine
@@ -54,6 +72,10 @@ def _login(request: Request, login: str, password: str) -> tuple[int, dict[str, 
             },
         )
         return 401, {"detail": "wrong login or password"}, None
+    if needs_second_factor(engine, account, when):
+        refused = _second_factor(request, account.id, code, keys)
+        if refused is not None:
+            return refused
     throttle.success(keys[0])
     # Sessions past their shift are otherwise deleted only when presented again; a login is a
     # cheap moment to sweep those whose browser never came back.
@@ -63,9 +85,36 @@ def _login(request: Request, login: str, password: str) -> tuple[int, dict[str, 
     return 200, {"csrf_token": csrf, "user": user_of(account).public()}, token
 
 
+def _second_factor(
+    request: Request, account_id: str, code: str | None, keys: tuple[str, str]
+) -> tuple[int, dict[str, Any], None] | None:
+    """None when the second factor holds; else the refusal, recorded (`login_failed` with the
+    reason) and counted by the throttle like a wrong password, since it may be a guess."""
+    engine = request.app.state.store.engine
+    when = now(request)
+    if not has_second_factor(engine, account_id):
+        reason, status, detail = "no_second_factor", 403, NOT_ENROLLED
+    elif not code or not code.strip():
+        reason, status, detail = "no_code", 401, CODE_MISSING
+    else:
+        failed = check_second_factor(engine, account_id, code, when)
+        if failed is None:
+            return None
+        reason, status, detail = failed, 401, CODE_WRONG.get(failed, CODE_WRONG["bad_code"])
+    locked = reason != "no_second_factor" and request.app.state.login_throttle.failure(keys, when)
+    audit_log(request).append(
+        account_id,
+        Action.LOGIN_FAILED,
+        object_type="account",
+        object_id=account_id,
+        details={"reason": reason, "locked": locked},
+    )
+    return status, {"detail": detail}, None
+
+
 @router.post(
     "/api/login",
-    summary="Log in (JSON {login, password}); sets the session cookie",
+    summary="Log in (JSON {login, password, code}); sets the session cookie",
     response_model=SessionOut,
 )
 async def login(request: Request) -> JSONResponse:
@@ -80,9 +129,13 @@ async def login(request: Request) -> JSONResponse:
         or not isinstance(body.get("password"), str)
         or len(body["login"]) > 256
         or len(body["password"]) > 1024
+        or not isinstance(body.get("code") or "", str)
+        or len(body.get("code") or "") > 32
     ):
         return JSONResponse({"detail": "send JSON with a login and a password"}, status_code=400)
-    status, payload, token = await run_in_threadpool(_login, request, body["login"], body["password"])
+    status, payload, token = await run_in_threadpool(
+        _login, request, body["login"], body["password"], body.get("code") or None
+    )
     response = JSONResponse(payload, status_code=status)
     if token is not None:
         response.set_cookie(

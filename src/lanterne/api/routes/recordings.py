@@ -29,7 +29,7 @@ from lanterne.api.deps import (
     ConfigDep,
     CurrentUser,
     EngineDep,
-    Viewer,
+    VideoViewer,
     forbid,
     renderer,
     required_purpose,
@@ -95,7 +95,7 @@ def _store(request: Request) -> Store:
 def get_timeline(
     request: Request,
     camera: str,
-    user: Viewer,
+    user: VideoViewer,
     query: Annotated[TimelineQuery, Query()],
     cfg: ConfigDep,
     engine: EngineDep,
@@ -148,7 +148,7 @@ def get_timeline(
 def get_video(
     request: Request,
     camera: str,
-    user: Viewer,
+    user: VideoViewer,
     query: Annotated[VideoQuery, Query()],
     cfg: ConfigDep,
     audit: AuditDep,

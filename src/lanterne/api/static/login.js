@@ -1,5 +1,5 @@
-// Login page: posts JSON to /api/login, keeps the CSRF token for this tab, goes to the console
-// page of the user's role.
+// Login page: posts JSON to /api/login (with the second factor's code when one is typed), keeps
+// the CSRF token for this tab, goes to the console page of the user's role.
 // No inline script: the page's Content-Security-Policy forbids it.
 import { remember } from "./console/common.js";
 
@@ -31,6 +31,7 @@ document.addEventListener("DOMContentLoaded", () => {
     message.textContent = "";
     button.disabled = true;
     const password = document.getElementById("password");
+    const code = document.getElementById("code");
     try {
       const response = await fetch("/api/login", {
         method: "POST",
@@ -39,6 +40,7 @@ document.addEventListener("DOMContentLoaded", () => {
         body: JSON.stringify({
           login: document.getElementById("login").value.trim(),
           password: password.value,
+          code: code.value.trim(),
         }),
       });
       let body = {};
@@ -53,12 +55,15 @@ document.addEventListener("DOMContentLoaded", () => {
         return;
       }
       password.value = "";
+      code.value = ""; // a code is good once: the next try needs the next one
+      // The server's own sentence for a second-factor refusal (missing, wrong, reused, not enrolled).
+      const detail = body.detail ? body.detail.charAt(0).toUpperCase() + body.detail.slice(1) + "." : "";
       message.textContent =
         response.status === 429
           ? "Too many failed logins: try again in 15 minutes."
-          : response.status === 401
+          : response.status === 401 && body.detail === "wrong login or password"
             ? "Wrong login or password."
-            : body.detail || "Login failed.";
+            : detail || "Login failed.";
     } catch (_) {
       message.textContent = "The server cannot be reached.";
     } finally {

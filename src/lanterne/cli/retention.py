@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from lanterne.cli.common import CliError, ConfigOpt, UserOpt, opened_site, user_errors, user_id
+from lanterne.cli.common import CliError, ConfigOpt, UserOpt, opened_site, parse_time, user_errors, user_id
 from lanterne.cli.common import out_console as _console
 
 retention_app = typer.Typer(
@@ -27,14 +27,7 @@ def _now(value: str | None) -> datetime:
     real = datetime.now(UTC)
     if value is None:
         return real
-    try:
-        now = datetime.fromisoformat(value)
-    except ValueError:
-        raise CliError(
-            f"--now {value!r} is not an ISO 8601 time; use e.g. 2026-05-01T00:00:00+00:00"
-        ) from None
-    if now.tzinfo is None:
-        raise CliError(f"--now {value!r} has no time zone; add one, e.g. {value}+00:00")
+    now = parse_time(value, "--now")
     # A future --now would destroy evidence before its retention ends: the law sets a maximum,
     # but an early deletion on the command line is also how evidence disappears on purpose.
     if now > real:

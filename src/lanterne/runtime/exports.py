@@ -9,6 +9,8 @@ over.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -131,31 +133,40 @@ def export_recording(
         if use is not None:
             # The use is closed in the log whatever happened, with what was rendered.
             end_use(site.audit, use, frames=frames)
+    with _recorded_or_removed(out):
+        _record_export(site, manifest, out, expires=expires, anonymised=use is None)
+    return manifest
+
+
+@contextmanager
+def _recorded_or_removed(out: Path) -> Iterator[None]:
+    """An export the log did not record must not exist: its files go if recording it fails."""
     try:
-        site.audit.append(
-            requester,
-            Action.EXPORT,
-            object_type="recording",
-            object_id=export_id,
-            time_from=start,
-            time_to=end,
-            purpose=purpose,
-            recipient=recipient,
-            details={
-                "camera": camera_id,
-                "segments": [s.id for s in manifest.segments],
-                "sha256": manifest.video_sha256,
-                "expires": expires.isoformat(),
-                "file": out.name,
-                "anonymised": use is None,
-            },
-        )
+        yield
     except BaseException:
-        # An export the log did not record must not exist.
         out.unlink(missing_ok=True)
         manifest_path(out).unlink(missing_ok=True)
         raise
-    return manifest
+
+
+def _record_export(site: Site, m: Manifest, out: Path, **details: object) -> None:
+    site.audit.append(
+        m.requester,
+        Action.EXPORT,
+        object_type="recording",
+        object_id=m.export_id,
+        time_from=datetime.fromisoformat(m.start),
+        time_to=datetime.fromisoformat(m.end),
+        purpose=m.purpose,
+        recipient=m.recipient,
+        details={
+            "camera": m.camera,
+            "segments": [s.id for s in m.segments],
+            "sha256": m.video_sha256,
+            "file": out.name,
+            **{k: v.isoformat() if isinstance(v, datetime) else v for k, v in details.items()},
+        },
+    )
 
 
 def answer_access_request(
@@ -196,27 +207,7 @@ def answer_access_request(
         expires=now + DEFAULT_EXPIRY,
         key=load_or_create_key(site.cfg.audit.key_path),
     )
-    try:
-        site.audit.append(
-            agent,
-            Action.EXPORT,
-            object_type="recording",
-            object_id=export_id,
-            time_from=start,
-            time_to=end,
-            purpose=purpose,
-            recipient=recipient,
-            details={
-                "camera": camera_id,
-                "segments": [s.id for s in manifest.segments],
-                "sha256": manifest.video_sha256,
-                "access_request": request_id,
-                "file": out.name,
-            },
-        )
+    with _recorded_or_removed(out):
+        _record_export(site, manifest, out, access_request=request_id)
         answered(site.store.engine, site.audit, request_id, export_id=export_id, by=agent, now=now)
-    except BaseException:
-        out.unlink(missing_ok=True)
-        manifest_path(out).unlink(missing_ok=True)
-        raise
     return manifest

@@ -5,6 +5,7 @@ both are recorded (LG-02), the video before its first byte and with the segments
 from __future__ import annotations
 
 import io
+import zipfile
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from lanterne.audit import Action
 from lanterne.config import Config
 from lanterne.config.schema import Mode
+from lanterne.video.export import verify_export
 from lanterne.video.recording import segments
 from tests.api.test_recorded_clip import record
 from tests.support.console import NOW, Clock, Console, add_event, open_console, site_config
@@ -223,3 +225,53 @@ def test_the_page_is_for_roles_that_see_footage(site: Console) -> None:
     site.as_user("audi")
     assert site.client.get("/console/recordings").status_code == 403
     assert site.audit_entries(Action.ACCESS_DENIED)[-1].details["path"] == "/console/recordings"
+
+
+# --- exports from the console ---------------------------------------------------------------
+
+
+def export(site: Console, seconds: float = 3, **body: object) -> object:
+    payload = {
+        "start": (FIRST + timedelta(seconds=2)).isoformat(),
+        "end": (FIRST + timedelta(seconds=2 + seconds)).isoformat(),
+        "purpose": "PV 2026/123",
+        "recipient": "OPJ Martin",
+    } | body
+    return site.client.post("/api/cameras/quai-nord/recording/export", json=payload, headers=site.csrf)
+
+
+def test_a_supervisor_gets_a_verifiable_export_and_it_is_recorded(site: Console, tmp_path: Path) -> None:
+    site.as_user("sup")
+    r = export(site)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+        names = sorted(zf.namelist())
+        zf.extractall(tmp_path)
+    mp4 = next(n for n in names if n.endswith(".mp4"))
+    assert names == [mp4, mp4 + ".manifest.json"]
+    assert verify_export(tmp_path / mp4) == []
+    [record] = site.audit_entries(Action.EXPORT)
+    assert record.user_id == site.ids["sup"] and record.recipient == "OPJ Martin"
+    assert not list(Path(site.cfg.recording.dir).rglob("*.mp4")), "no copy stays on the server"  # type: ignore[attr-defined]
+
+
+def test_operators_may_not_export_and_the_refusal_is_recorded(site: Console) -> None:
+    site.as_user("oper")
+    assert export(site).status_code == 403
+    assert not site.audit_entries(Action.EXPORT)
+    assert site.audit_entries(Action.ACCESS_DENIED)
+
+
+def test_an_unmasked_export_without_permission_is_refused(site: Console) -> None:
+    site.as_user("sup")
+    r = export(site, unmasked_reference="réquisition 2026-77")
+    assert r.status_code == 403 and "holds no permission to remove privacy protection" in r.json()["detail"]
+    assert not site.audit_entries(Action.EXPORT)
+
+
+def test_console_exports_are_short_and_need_their_fields(site: Console) -> None:
+    site.as_user("sup")
+    assert export(site, seconds=11 * 60).status_code == 422
+    assert export(site, recipient="").status_code == 422
+    assert export(site, extra="x").status_code == 422

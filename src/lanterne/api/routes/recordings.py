@@ -17,30 +17,48 @@ thousand index rows, the most one screen-wide bar can show.
 
 from __future__ import annotations
 
+import io
+import tempfile
+import zipfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
+from lanterne.accountability.habilitation import HabilitationError
+from lanterne.accountability.privacy import PrivacyError
 from lanterne.accountability.search import EventFilters, Sort, search_events
 from lanterne.api.deps import (
     AuditDep,
     ConfigDep,
     CurrentUser,
     EngineDep,
+    Now,
     VideoViewer,
+    Writer,
     forbid,
     renderer,
     required_purpose,
 )
 from lanterne.api.schemas.common import ERRORS
-from lanterne.api.schemas.recordings import RecordingAlertOut, SpanOut, TimelineOut, TimelineQuery, VideoQuery
+from lanterne.api.schemas.recordings import (
+    ExportIn,
+    RecordingAlertOut,
+    SpanOut,
+    TimelineOut,
+    TimelineQuery,
+    VideoQuery,
+)
 from lanterne.audit import Action
 from lanterne.config import Config
 from lanterne.config.schema import Camera, Mode
-from lanterne.core.errors import RecordingError
+from lanterne.core.errors import ConfigError, RecordingError
+from lanterne.runtime.exports import export_recording
+from lanterne.runtime.site import Site
 from lanterne.store import Store
+from lanterne.video.export import manifest_path
 from lanterne.video.recording import recording_mode, timeline
 
 MAX_TIMELINE = timedelta(hours=24)
@@ -189,4 +207,68 @@ def get_video(
     )
     return StreamingResponse(
         view.mp4(fps=q.fps), media_type="video/mp4", headers={"Cache-Control": "private, no-store"}
+    )
+
+
+MAX_CONSOLE_EXPORT = timedelta(minutes=10)
+"""From the console an export is rendered while the supervisor waits; longer ones go through
+`lanterne export clip` (up to two hours)."""
+
+
+@router.post(
+    "/api/cameras/{camera}/recording/export",
+    summary="Export a stretch of a camera's recording: watermarked MP4 and its signed manifest, as a zip (supervisors; audited)",
+    response_class=Response,
+    responses={200: {"content": {"application/zip": {}}}},
+)
+def post_export(
+    body: ExportIn,
+    request: Request,
+    camera: str,
+    user: VideoViewer,
+    _csrf: Writer,
+    cfg: ConfigDep,
+    audit: AuditDep,
+    now: Now,
+) -> Response:
+    if user.role != "supervisor":
+        forbid(request, user, "export", camera, action=Action.ACCESS_DENIED, object_type="camera")
+    _window(body.start, body.end, MAX_CONSOLE_EXPORT, "console export")
+    cam = _recorded_camera(request, user, cfg, camera)
+    site = Site(cfg, _store(request), audit)
+    with tempfile.TemporaryDirectory(prefix="lanterne-export-") as tmp:
+        out = Path(tmp) / f"{camera}-{body.start.strftime('%Y%m%dT%H%M%SZ')}.mp4"
+        try:
+            manifest = export_recording(
+                site,
+                cam.id,
+                body.start,
+                body.end,
+                out,
+                requester=user.id,
+                recipient=body.recipient,
+                purpose=body.purpose,
+                now=now,
+                expires=body.expires,
+                unmasked_reference=body.unmasked_reference,
+            )
+        except RecordingError as exc:
+            raise HTTPException(409, str(exc)) from None
+        except (PrivacyError, HabilitationError) as exc:
+            raise HTTPException(403, str(exc)) from None
+        except ConfigError as exc:
+            raise HTTPException(422, str(exc)) from None
+        data = io.BytesIO()
+        with zipfile.ZipFile(data, "w") as zf:
+            zf.write(out, out.name)
+            zf.write(manifest_path(out), manifest_path(out).name)
+    # The copy leaves with the response and is not kept on the server: the recording stays the
+    # only footage at rest, encrypted.
+    return Response(
+        data.getvalue(),
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": f'attachment; filename="lanterne-export-{manifest.export_id}.zip"',
+            "Cache-Control": "private, no-store",
+        },
     )

@@ -73,3 +73,26 @@ class TimelineOut(BaseModel):
     alerts: list[RecordingAlertOut]
     max_video_seconds: int
     """The longest stretch one video request may ask for: the page asks for the next as it plays."""
+
+
+class ExportIn(BaseModel):
+    """A stretch of a recording handed over: to whom, why, until when; unknown fields refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: UtcTime = Field(description="First instant (ISO 8601; UTC when no zone is given).")
+    end: UtcTime = Field(description="Last instant; at most 10 minutes after start from the console.")
+    purpose: Annotated[str, Field(min_length=1, max_length=1000)] = Field(
+        description="Why it is handed over (a requisition, a case): recorded and burned in."
+    )
+    recipient: Annotated[str, Field(min_length=1, max_length=256)] = Field(
+        description="Who receives the copy: recorded and burned into every frame."
+    )
+    expires: UtcTime | None = Field(None, description="When the copy must be destroyed (default: 30 days).")
+    unmasked_reference: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        None,
+        description=(
+            "Export without anonymisation under your permission to remove privacy protection, "
+            "citing this requisition or case reference (recorded; masks stay)."
+        ),
+    )

@@ -4,7 +4,7 @@
 // server as it plays. The stream cannot be seeked inside, so every seek, speed change and next
 // stretch is a new request starting at that point; each one is recorded with the purpose.
 import { time } from "./alert_card.js";
-import { el, getJSON, titleOf, vocabulary, whoami } from "./common.js";
+import { el, getJSON, postForBlob, titleOf, vocabulary, whoami } from "./common.js";
 
 const BASE_FPS = 10; // frames a second the operator sees, at any speed
 const STRETCH_MS = 2 * 60 * 1000; // one request: short enough to start fast, long enough to play on
@@ -24,6 +24,11 @@ const playBtn = document.getElementById("play");
 const speedSel = document.getElementById("speed");
 const position = document.getElementById("position");
 const stateLine = document.getElementById("state");
+const exportForm = document.getElementById("export-form");
+const exportFrom = document.getElementById("export-from");
+const exportTo = document.getElementById("export-to");
+const exportLink = document.getElementById("export-link");
+let supervisor = false;
 
 let words = null;
 let win = null; // {camera, start, end, purpose, runs, spans, alerts} (times in ms)
@@ -207,6 +212,11 @@ form.addEventListener("submit", async (e) => {
     video.removeAttribute("src");
     video.load();
     player.hidden = false;
+    exportForm.hidden = !supervisor;
+    const from = new URLSearchParams(location.search).get("at");
+    const exportStart = from ? new Date(ms(from) - ALERT_LEAD_MS) : start;
+    exportFrom.value = localInput(exportStart);
+    exportTo.value = localInput(new Date(exportStart.getTime() + 10 * 1000));
     drawTimeline();
     if (!win.runs.length) { say("Nothing is recorded in this window."); playBtn.disabled = true; return; }
     const at = new URLSearchParams(location.search).get("at");
@@ -216,8 +226,37 @@ form.addEventListener("submit", async (e) => {
   }
 });
 
+// An export is rendered while the supervisor waits, then handed over as a download: nothing of it
+// stays on the server, and the server records it before answering.
+exportForm.addEventListener("submit", async (e) => {
+  e.preventDefault();
+  say("");
+  exportLink.hidden = true;
+  const body = {
+    start: new Date(exportFrom.value).toISOString(),
+    end: new Date(exportTo.value).toISOString(),
+    recipient: document.getElementById("export-recipient").value.trim(),
+    purpose: document.getElementById("export-purpose").value.trim(),
+  };
+  const reference = document.getElementById("export-unmasked").value.trim();
+  if (reference) body.unmasked_reference = reference;
+  stateLine.textContent = "rendering the export…";
+  try {
+    const blob = await postForBlob(`/api/cameras/${encodeURIComponent(win.camera)}/recording/export`, body);
+    exportLink.href = URL.createObjectURL(blob);
+    exportLink.download = `lanterne-export-${win.camera}.zip`;
+    exportLink.hidden = false;
+    stateLine.textContent = "export ready";
+    exportLink.click();
+  } catch (err) {
+    stateLine.textContent = "";
+    say(err.message);
+  }
+});
+
 async function init() {
-  await whoami();
+  const me = await whoami();
+  supervisor = me.user.role === "supervisor";
   words = await vocabulary();
   const cameras = await getJSON("/api/cameras");
   for (const c of cameras) cameraSel.append(el("option", c.name === c.id ? c.id : `${c.name} (${c.id})`, { value: c.id }));

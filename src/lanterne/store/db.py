@@ -7,6 +7,7 @@ instead of failing. PostgreSQL is for sites with many cameras or several hosts.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -131,6 +132,9 @@ def check_connection(engine: Engine) -> None:
         raise describe_failure(engine, exc) from None
 
 
+_MIGRATING = threading.Lock()
+
+
 def _alembic_config(engine: Engine) -> Any:
     from alembic.config import Config
 
@@ -149,7 +153,10 @@ def migrate(url: str | Engine, revision: str = "head") -> None:
     engine = url if isinstance(url, Engine) else create_engine_for(url)
     cfg = _alembic_config(engine)
     try:
-        with engine.begin() as conn:
+        # Alembic keeps its running migration in module globals: two threads of one process
+        # opening stores at once (the console's lifespan beside a runner, a test beside a server)
+        # would tear each other's context down ("KeyError: 'script'"). One at a time per process.
+        with _MIGRATING, engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
     except SQLAlchemyError as exc:

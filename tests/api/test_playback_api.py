@@ -275,3 +275,34 @@ def test_console_exports_are_short_and_need_their_fields(site: Console) -> None:
     assert export(site, seconds=11 * 60).status_code == 422
     assert export(site, recipient="").status_code == 422
     assert export(site, extra="x").status_code == 422
+
+
+# --- viewing without anonymisation -----------------------------------------------------------
+
+
+def test_unanonymised_viewing_needs_a_permission_and_is_recorded_before_and_after(site: Console) -> None:
+    from lanterne.accountability.privacy import grant
+
+    site.as_user("sup")
+    refused = video(site, FIRST + timedelta(seconds=1), 2, unmasked_reference="réquisition 2026-77")
+    assert refused.status_code == 403 and "holds no permission" in refused.json()["detail"]
+    assert not site.audit_entries(Action.VIEW_RECORDING)
+    grant(
+        site.store.engine, site.audit, user=site.ids["sup"], cameras=["quai-nord"], until=NOW + timedelta(days=30),
+        reason="unité judiciaire", granted_by="admin", now=NOW - timedelta(days=1),
+    )  # fmt: skip
+    r = video(site, FIRST + timedelta(seconds=1), 2, unmasked_reference="réquisition 2026-77")
+    assert r.status_code == 200, r.text
+    with av.open(io.BytesIO(r.content)) as c:
+        assert sum(1 for _ in c.decode(video=0)) >= 8
+    actions = [e.action for e in site.audit.entries()]
+    removed, viewed, restored = (
+        actions.index(Action.PRIVACY_REMOVED),
+        actions.index(Action.VIEW_RECORDING),
+        actions.index(Action.PRIVACY_RESTORED),
+    )
+    assert removed < viewed < restored
+    [use] = site.audit_entries(Action.PRIVACY_REMOVED)
+    assert use.purpose == PURPOSE and use.details["reference"] == "réquisition 2026-77"
+    [end] = site.audit_entries(Action.PRIVACY_RESTORED)
+    assert end.details["frames"] >= 8

@@ -25,20 +25,23 @@ privacy_app = typer.Typer(
 @user_errors
 def grant_cmd(
     config: ConfigOpt,
-    to: Annotated[str, typer.Argument(help="The user id (console account) who receives it.")],
+    to: Annotated[str, typer.Argument(help="Who receives it: a console login, or a user id.")],
     camera: Annotated[list[str], typer.Option(help="A camera id, or * for every camera; repeat.")],
     until: Annotated[str, typer.Option(help="End, ISO 8601 with a time zone (at most a year).")],
     reason: Annotated[str, typer.Option(help="Why this person needs it (e.g. judicial unit).")],
     user: UserOpt = None,
 ) -> None:
     """Grant TO the permission to see and export recorded video without anonymisation."""
+    from lanterne.accountability.accounts import find_account
     from lanterne.accountability.privacy import grant
 
     with opened_site(config) as site:
+        # A console login is recorded as its account id, the id every console request carries.
+        account = find_account(site.store.engine, to)
         p = grant(
             site.store.engine,
             site.audit,
-            user=to,
+            user=account.id if account is not None else to,
             cameras=camera,
             until=parse_time(until, "--until"),
             reason=reason,

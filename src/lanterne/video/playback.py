@@ -22,7 +22,7 @@ import io
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
@@ -186,6 +186,9 @@ class View:
     pieces: list[Piece]
     reveal: Reveal | None = None
     keep: Box | None = None
+    rendered: list[int] = field(default_factory=lambda: [0])
+    """Frames rendered so far (one counter, shared by whoever holds the view): what a use of a
+    permission records when it ends."""
 
     @property
     def segment_ids(self) -> list[int]:
@@ -212,6 +215,7 @@ class View:
                 if masks_at is None or masks_at[0] != size:
                     masks_at = (size, pixel_polygons(polygons, size))
                 paint(image, masks_at[1])
+                self.rendered[0] += 1
                 if self.reveal is not None:
                     yield Rendered(at, burn(image, self.reveal.text(), top=True))
                 else:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -28,7 +29,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from lanterne.accountability.habilitation import HabilitationError
-from lanterne.accountability.privacy import PrivacyError
+from lanterne.accountability.privacy import PrivacyError, Use, end_use, start_use
 from lanterne.accountability.search import EventFilters, Sort, search_events
 from lanterne.api.deps import (
     AuditDep,
@@ -51,7 +52,7 @@ from lanterne.api.schemas.recordings import (
     TimelineQuery,
     VideoQuery,
 )
-from lanterne.audit import Action
+from lanterne.audit import Action, AuditLog
 from lanterne.config import Config
 from lanterne.config.schema import Camera, Mode
 from lanterne.core.errors import ConfigError, RecordingError
@@ -59,6 +60,7 @@ from lanterne.runtime.exports import export_recording
 from lanterne.runtime.site import Site
 from lanterne.store import Store
 from lanterne.video.export import manifest_path
+from lanterne.video.playback import Reveal, View
 from lanterne.video.recording import recording_mode, timeline
 
 MAX_TIMELINE = timedelta(hours=24)
@@ -170,15 +172,35 @@ def get_video(
     query: Annotated[VideoQuery, Query()],
     cfg: ConfigDep,
     audit: AuditDep,
+    now: Now,
 ) -> Response:
     q = query
     _window(q.start, q.end, MAX_VIDEO, "video request")
     cam = _recorded_camera(request, user, cfg, camera)
     purpose = required_purpose(q.purpose, VIDEO_PURPOSE_REQUIRED)
+    use = None
+    if q.unmasked_reference is not None:
+        try:
+            use = start_use(
+                _store(request).engine,
+                audit,
+                user=user.id,
+                camera=camera,
+                start=q.start,
+                end=q.end,
+                reason=purpose,
+                reference=q.unmasked_reference,
+                now=now,
+            )
+        except PrivacyError as exc:
+            raise HTTPException(403, str(exc)) from None
+    reveal = Reveal(user.login, use.reason, use.reference) if use is not None else None
     try:
         # Every segment of the range is decrypted and verified here, before anything is sent.
-        view = renderer(request).open(cam, q.start, q.end)
+        view = renderer(request).open(cam, q.start, q.end, reveal)
     except RecordingError as exc:
+        if use is not None:
+            end_use(audit, use, frames=0)
         raise HTTPException(409, str(exc)) from None
     if not view.pieces:
         raise HTTPException(
@@ -206,8 +228,20 @@ def get_video(
         },
     )
     return StreamingResponse(
-        view.mp4(fps=q.fps), media_type="video/mp4", headers={"Cache-Control": "private, no-store"}
+        _closing(view, use, audit, q.fps),
+        media_type="video/mp4",
+        headers={"Cache-Control": "private, no-store"},
     )
+
+
+def _closing(view: View, use: Use | None, audit: AuditLog, fps: float) -> Iterator[bytes]:
+    """The stream, and for an unanonymised view the end of the permission's use in the log with
+    the frames rendered, however the stream ended (played out, or the browser went away)."""
+    try:
+        yield from view.mp4(fps=fps)
+    finally:
+        if use is not None:
+            end_use(audit, use, frames=view.rendered[0])
 
 
 MAX_CONSOLE_EXPORT = timedelta(minutes=10)

@@ -36,6 +36,13 @@ class VideoQuery(BaseModel):
     start: UtcTime = Field(description="First instant to play (ISO 8601; UTC when no zone is given).")
     end: UtcTime = Field(description="Last instant; at most 10 minutes after start.")
     purpose: MaybePurpose = Field(None, description="Why you view this recording (recorded).")
+    unmasked_reference: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        None,
+        description=(
+            "View without anonymisation under your permission to remove privacy protection, citing "
+            "this requisition or case reference (recorded before the first frame; masks stay)."
+        ),
+    )
     fps: Annotated[float, Field(ge=0.5, le=30.0)] = Field(
         DEFAULT_FPS,
         description=(

@@ -131,6 +131,7 @@ function play(at) {
     purpose: win.purpose,
     fps: String(BASE_FPS / rate),
   });
+  if (win.unmasked) query.set("unmasked_reference", win.unmasked);
   currentUrl = `/api/cameras/${encodeURIComponent(win.camera)}/recording/video?${query}`;
   video.src = currentUrl;
   video.defaultPlaybackRate = rate;
@@ -207,6 +208,7 @@ form.addEventListener("submit", async (e) => {
     const spans = t.spans.map((s) => ({ kind: s.kind, start: ms(s.start), end: ms(s.end), iso_start: s.start, iso_end: s.end }));
     win = {
       camera, purpose, start: start.getTime(), end: end.getTime(), spans, runs: runsOf(spans),
+      unmasked: document.getElementById("unmasked").value.trim(),
       alerts: t.alerts.map((a) => Object.assign({}, a, { start: ms(a.start), iso_start: a.start })),
     };
     video.removeAttribute("src");

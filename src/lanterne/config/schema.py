@@ -9,7 +9,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, Field, create_model, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, create_model, field_validator, model_validator
 
 from lanterne.core.params import Strict, check_classes
 from lanterne.core.types import EventType
@@ -277,8 +277,21 @@ class StoreSettings(Strict):
     )
 
 
+def _legal_cap(days: int) -> int:
+    """CSI L252-5: recordings are kept one month at most, here 30 days, for evidence and recorded
+    video alike; a court's need is a legal hold, not a longer retention."""
+    if days > 30:
+        raise ValueError(
+            "recordings may not be kept more than 30 days (CSI L252-5); use a legal hold for evidence a court needs"
+        )
+    return days
+
+
+LegalDays = Annotated[int, AfterValidator(_legal_cap)]
+
+
 class RetentionSettings(Strict):
-    evidence_days: int = Field(
+    evidence_days: LegalDays = Field(
         30,
         ge=1,
         title="Evidence retention (days)",
@@ -291,15 +304,6 @@ class RetentionSettings(Strict):
         title="Purge interval (minutes)",
         description="How often `lanterne run` deletes what is past retention.",
     )
-
-    @field_validator("evidence_days")
-    @classmethod
-    def _legal_cap(cls, v: int) -> int:
-        if v > 30:
-            raise ValueError(
-                "recordings may not be kept more than 30 days (CSI L252-5); use a legal hold for evidence a court needs"
-            )
-        return v
 
 
 class RecordingSettings(Strict):
@@ -320,7 +324,7 @@ class RecordingSettings(Strict):
         title="Segment length (s)",
         description="A new segment starts at the first keyframe after this many seconds, so a segment is usually one keyframe interval longer. Shorter segments lose less on a crash and delete closer to the limit.",
     )
-    retention_days: int = Field(
+    retention_days: LegalDays = Field(
         30,
         ge=1,
         title="Recording retention (days)",
@@ -339,15 +343,6 @@ class RecordingSettings(Strict):
         title="Event margin (s)",
         description="For cameras with `record: events`: segments within this many seconds before or after an event are kept; the others are deleted once they are older than the margin.",
     )
-
-    @field_validator("retention_days")
-    @classmethod
-    def _legal_cap(cls, v: int) -> int:
-        if v > 30:
-            raise ValueError(
-                "recordings may not be kept more than 30 days (CSI L252-5); use a legal hold for evidence a court needs"
-            )
-        return v
 
 
 class AuditSettings(Strict):

@@ -76,7 +76,7 @@ from lanterne.api.schemas.alerts import (
     PrecisionOut,
     StepOut,
 )
-from lanterne.api.schemas.common import ERRORS
+from lanterne.api.schemas.common import ERRORS, iso_utc
 from lanterne.audit import Action, AuditLog
 from lanterne.config.schema import Camera
 from lanterne.core.errors import RecordingError
@@ -90,10 +90,6 @@ HEARTBEAT_SECONDS = 15.0
 CLIP_PURPOSE_REQUIRED = "a purpose is required to view a recorded clip"
 
 router = APIRouter(tags=["alerts"], responses=ERRORS)
-
-
-def _iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class _Precisions:
@@ -148,9 +144,9 @@ def _alert_out(a: Alert, precisions: _Precisions) -> AlertOut:
         type=str(a.type),
         camera=a.camera,
         zone=a.zone,
-        start=_iso(a.start),
-        end=_iso(a.end),
-        stored_at=_iso(a.stored_at),
+        start=iso_utc(a.start),
+        end=iso_utc(a.end),
+        stored_at=iso_utc(a.stored_at),
         ongoing=a.ongoing,
         confidence=round(a.confidence, 3),
         region=list(a.region),
@@ -187,7 +183,7 @@ class _Cursor:
             return None
 
     def token(self) -> str:
-        return f"{_iso(self.since)} {self.step}"
+        return f"{iso_utc(self.since)} {self.step}"
 
 
 def _poll(
@@ -306,12 +302,12 @@ def get_history(request: Request, alert_id: str, user: Viewer, engine: EngineDep
     a = _load(request, engine, user, alert_id)
     return HistoryOut(
         id=alert_id,
-        raised=_iso(a.start),
+        raised=iso_utc(a.start),
         steps=[
             StepOut(
                 state=str(s.state),
                 user_id=s.user_id,
-                ts=_iso(s.ts),
+                ts=iso_utc(s.ts),
                 reason=s.reason,
                 reason_text=s.reason_text,
                 follow_up=s.follow_up,
@@ -392,8 +388,8 @@ def _recorded_clip(
         details={
             "recording": {
                 "camera": a.camera,
-                "from": _iso(start),
-                "to": _iso(end),
+                "from": iso_utc(start),
+                "to": iso_utc(end),
                 "segments": view.segment_ids,
             }
         },

@@ -21,7 +21,7 @@ import io
 import tempfile
 import zipfile
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -43,7 +43,7 @@ from lanterne.api.deps import (
     renderer,
     required_purpose,
 )
-from lanterne.api.schemas.common import ERRORS
+from lanterne.api.schemas.common import ERRORS, iso_utc
 from lanterne.api.schemas.recordings import (
     ExportIn,
     RecordingAlertOut,
@@ -73,10 +73,6 @@ TIMELINE_PURPOSE_REQUIRED = (
 VIDEO_PURPOSE_REQUIRED = "a purpose is required to view recorded video: add purpose=... (why you view it)"
 
 router = APIRouter(tags=["recordings"], responses=ERRORS)
-
-
-def _iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _window(start: datetime, end: datetime, longest: timedelta, what: str) -> None:
@@ -134,7 +130,7 @@ def get_timeline(
         time_from=q.start,
         time_to=q.end,
         purpose=purpose,
-        details={"camera": camera, "from": _iso(q.start), "to": _iso(q.end)},
+        details={"camera": camera, "from": iso_utc(q.start), "to": iso_utc(q.end)},
     )
     spans = timeline(_store(request), camera, q.start, q.end)
     found = search_events(
@@ -205,7 +201,7 @@ def get_video(
     if not view.pieces:
         raise HTTPException(
             404,
-            f"nothing of camera {camera!r} is recorded between {_iso(q.start)} and {_iso(q.end)} "
+            f"nothing of camera {camera!r} is recorded between {iso_utc(q.start)} and {iso_utc(q.end)} "
             "(a gap, lost, deleted by retention, or not yet sealed); pick a recorded span of the timeline",
         )
     # Recorded before the first byte: a view the log refused must not happen.
@@ -220,8 +216,8 @@ def get_video(
         details={
             "recording": {
                 "camera": camera,
-                "from": _iso(q.start),
-                "to": _iso(q.end),
+                "from": iso_utc(q.start),
+                "to": iso_utc(q.end),
                 "segments": view.segment_ids,
             },
             "fps": q.fps,

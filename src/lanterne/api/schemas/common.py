@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi.responses import JSONResponse
@@ -46,3 +47,8 @@ class GeoJSONResponse(JSONResponse):
     """GeoJSON's media type (RFC 7946 §12): GIS tools and browsers' viewers recognise it by it."""
 
     media_type = "application/geo+json"
+
+
+def iso_utc(ts: datetime) -> str:
+    """A time as every console answer writes it: UTC, ISO 8601, with `Z`."""
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -193,13 +193,16 @@ def site_config(
             "purposes": ["measuring the software's cost on public research clips"],
             "rights": "Benchmark on public research clips; no real camera is involved.",
         }
-    # `camera.record=off`: a key of every camera rather than of the site.
-    site = {k: v for k, v in (settings or {}).items() if not k.startswith("camera.")}
-    per_camera = {
-        k.removeprefix("camera."): v for k, v in (settings or {}).items() if k.startswith("camera.")
-    }
-    data["cameras"] = [with_settings(c, per_camera) for c in cameras]
-    return with_settings(data, site)
+    return with_variant(data, settings or {})
+
+
+def with_variant(data: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """A site's data with a variant's settings: `camera.record=off` sets a key of every camera,
+    any other dotted key one of the site (`with_settings`)."""
+    site = {k: v for k, v in settings.items() if not k.startswith("camera.")}
+    per_camera = {k.removeprefix("camera."): v for k, v in settings.items() if k.startswith("camera.")}
+    out = {**data, "cameras": [with_settings(c, per_camera) for c in data["cameras"]]}
+    return with_settings(out, site)
 
 
 def write_config(data: dict[str, Any], workdir: Path) -> Path:
@@ -473,7 +476,7 @@ class Reference:
 
 
 def reference(video: Path, cam: dict[str, Any], settings: dict[str, Any] | None = None) -> Reference:
-    cfg = parse_config(with_settings({**DEMO_CONFIG, "mode": "alerts", "cameras": [cam]}, settings or {}))
+    cfg = parse_config(with_variant({**DEMO_CONFIG, "mode": "alerts", "cameras": [cam]}, settings or {}))
     camera_cfg = cfg.cameras[0]
     gt = load_gt(PETS_GT)
     ref = Reference()

@@ -204,13 +204,16 @@ class View:
         masks_at: tuple[tuple[int, int], Any] | None = None
         next_due = self.start
         for piece in self.pieces:
-            for at, image in _decode(piece):
+            for at, picture in _decode(piece):
                 if at < self.start or at + _SLACK < next_due:
                     continue
                 if at > self.end:
                     return
                 # A regular grid, restarted after a gap so that a hole is not followed by a burst.
                 next_due = next_due + period if at < next_due + period else at + period
+                # Pixels only for the frames shown: a 25 fps camera played at 10 keeps 15 in 25 as
+                # decoded pictures, never converted.
+                image = picture.to_ndarray(format="bgr24")
                 size = (image.shape[1], image.shape[0])
                 if masks_at is None or masks_at[0] != size:
                     masks_at = (size, pixel_polygons(polygons, size))
@@ -288,7 +291,7 @@ def _only(original: np.ndarray, out: np.ndarray, people: list[PixelBox], keep: B
     return out
 
 
-def _decode(piece: Piece) -> Iterator[tuple[datetime, np.ndarray]]:
+def _decode(piece: Piece) -> Iterator[tuple[datetime, av.VideoFrame]]:
     """Every frame of a segment with its wall time: the segment's start plus the frame's offset
     from the segment's first frame (the camera's own timestamps, never a frame count)."""
     with av.open(io.BytesIO(piece.data), mode="r") as container:
@@ -304,7 +307,7 @@ def _decode(piece: Piece) -> Iterator[tuple[datetime, np.ndarray]]:
                 first = t
             offset = max(t - first, last + 1e-3 if last >= 0 else 0.0)
             last = offset
-            yield piece.start + timedelta(seconds=offset), vf.to_ndarray(format="bgr24")
+            yield piece.start + timedelta(seconds=offset), vf
 
 
 def open_encoder(

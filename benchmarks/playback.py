@@ -50,11 +50,12 @@ from lanterne.accountability import accounts
 from lanterne.accountability.accounts import create_account
 from lanterne.audit import AuditLog
 from lanterne.config import load_config
+from lanterne.runtime.recording import open_recorder
 from lanterne.store import Store
 from lanterne.video.anonymize.anonymizer import DefaultAnonymizer
 from lanterne.video.detectors import create_detector
 from lanterne.video.playback import Renderer, recorded
-from lanterne.video.recording import KeyRing, Recorder
+from lanterne.video.recording import KeyRing
 
 ROOT = Path(__file__).resolve().parents[1]
 VTEST = ROOT.parent / "shared" / "data" / "video" / "vtest.avi"
@@ -114,7 +115,7 @@ def record(config: Path, clip: Path) -> None:
         create_account(store.engine, audit, "oper", "operator", ["*"], PASSWORD, "benchmark")
     finally:
         accounts.HASHER = hasher
-    recorder = Recorder(cfg.recording, KeyRing.load_or_create(cfg.recording.key_file), store, audit)
+    recorder = open_recorder(cfg.recording, store, audit)
     with av.open(str(clip)) as src:
         stream = src.streams.video[0]
         cam = recorder.open("pets", stream, T0)

@@ -74,13 +74,14 @@ def record(clip: Path, work: Path) -> tuple[float, int, int]:
     """CPU of demux + recording, bytes written, frames read back."""
     from lanterne.audit import AuditLog
     from lanterne.config.schema import RecordingSettings
+    from lanterne.runtime.recording import open_recorder
     from lanterne.store import Store
-    from lanterne.video.recording import KeyRing, Recorder, open_segment, segments
+    from lanterne.video.recording import KeyRing, open_segment, segments
 
     store = Store.open(f"sqlite:///{work / 'db.sqlite'}")
     settings = RecordingSettings(dir=work / "rec", key_file=work / "keys.json", segment_seconds=10)
     keys = KeyRing.load_or_create(settings.key_file)
-    rec = Recorder(settings, keys, store, AuditLog(store.engine))
+    rec = open_recorder(settings, store, AuditLog(store.engine), keys=keys)
     origin = datetime(2026, 5, 1, tzinfo=UTC)
     t = time.process_time()
     with av.open(str(clip)) as src:

@@ -26,9 +26,10 @@ from lanterne.config import parse_config
 from lanterne.config.schema import RecordingSettings
 from lanterne.core.errors import ConfigError
 from lanterne.core.types import Event, EventType
+from lanterne.runtime.recording import open_recorder
 from lanterne.store import Store, StoreError
 from lanterne.store.tables import RecordingSegmentRecord
-from lanterne.video.recording import KeyRing, Recorder, segments, verify
+from lanterne.video.recording import KeyRing, segments, verify
 from tests.support.video import VIDEO
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
@@ -48,7 +49,7 @@ def record(
     site: tuple[Store, AuditLog, KeyRing, RecordingSettings], origin: datetime, camera: str = "cam1"
 ) -> None:
     store, audit, keys, settings = site
-    rec = Recorder(settings, keys, store, audit)
+    rec = open_recorder(settings, store, audit, keys=keys)
     with av.open(str(VIDEO / "vtest.avi")) as src:
         cam = rec.open(camera, src.streams.video[0], origin)
         for p in src.demux(src.streams.video[0]):

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import cv2
+import httpx
 import numpy as np
 import pyotp
 import pytest
@@ -46,15 +47,23 @@ def site(sqlite_url: str, tmp_path: Path, clock: Clock, cheap_hashes: None) -> I
         yield console
 
 
-def enrolled_operator(site: Console, login: str = "nouveau") -> str:
+class Newcomer:
     """An operator with a password and a second factor, and no habilitation or training yet."""
-    a = create_account(site.store.engine, site.audit, login, "operator", ["*"], PASSWORD, "u-admin", now=NOW)
-    e = enrol_second_factor(site.store.engine, site.audit, login, "u-admin", now=NOW)
-    r = site.client.post(
-        "/api/login", json={"login": login, "password": PASSWORD, "code": pyotp.TOTP(e.secret).at(NOW)}
-    )
-    assert r.status_code == 200, r.text
-    return a.id
+
+    def __init__(self, site: Console, login: str = "nouveau") -> None:
+        self.site, self.login = site, login
+        self.id = create_account(
+            site.store.engine, site.audit, login, "operator", ["*"], PASSWORD, "u-admin", now=NOW
+        ).id
+        self.secret = enrol_second_factor(site.store.engine, site.audit, login, "u-admin", now=NOW).secret
+
+    def log_in(self) -> httpx.Response:
+        """A login with a fresh code: the clock moves on a TOTP step, as a code works once."""
+        self.site.clock.now += timedelta(seconds=30)
+        code = pyotp.TOTP(self.secret).at(self.site.clock.now)
+        return self.site.client.post(
+            "/api/login", json={"login": self.login, "password": PASSWORD, "code": code}
+        )
 
 
 def denials(site: Console, user_id: str) -> list[object]:
@@ -68,8 +77,95 @@ def test_records_let_the_fixture_accounts_see_the_snapshot(site: Console) -> Non
     assert [e.object_id for e in site.audit_entries(Action.VIEW_SNAPSHOT)] == ["e1"]
 
 
-def test_without_habilitation_no_video_at_all(site: Console) -> None:
-    uid = enrolled_operator(site)
+def test_without_valid_records_an_operator_is_stopped_at_login(site: Console) -> None:
+    """AC-05, HO-06: the console exists to show footage, so a right password and code are not
+    enough; each refusal names the record that is missing or lapsed, and is recorded."""
+    who = Newcomer(site)
+    engine, audit = site.store.engine, site.audit
+    expected = []
+
+    def refused(reason: str) -> None:
+        r = who.log_in()
+        assert r.status_code == 403 and "set-cookie" not in r.headers, r.text
+        assert r.json()["detail"] == f"operators log in with valid records: {reason}"
+        expected.append(reason)
+
+    refused(
+        "no habilitation record: an administrator records the designation with `lanterne users habilitate`"
+    )
+    habilitate(
+        engine,
+        audit,
+        user=who.id,
+        authority="Maire de Lanterne",
+        designated_on=NOW - 400 * DAY,
+        expires=NOW - DAY,
+        cameras=["*"],
+        recorded_by="u-admin",
+        now=NOW,
+    )
+    refused("habilitation expired on 2026-05-03; ask the designating authority to renew it")
+    habilitate(
+        engine,
+        audit,
+        user=who.id,
+        authority="Maire de Lanterne",
+        designated_on=NOW - DAY,
+        cameras=["parvis"],
+        recorded_by="u-admin",
+        now=NOW,
+    )
+    refused("no training record: an administrator records the course with `lanterne users train`")
+    train(
+        engine,
+        audit,
+        user=who.id,
+        course="RGPD et limites du système",
+        completed_on=NOW - 400 * DAY,
+        expires=NOW - 2 * DAY,
+        recorded_by="u-admin",
+        now=NOW,
+    )
+    refused("training expired on 2026-05-02; the course must be taken again")
+    train(
+        engine,
+        audit,
+        user=who.id,
+        course="RGPD et limites du système",
+        completed_on=NOW - DAY,
+        recorded_by="u-admin",
+        now=NOW,
+    )
+    assert who.log_in().status_code == 200
+    failures = [e.details for e in site.audit_entries(Action.LOGIN_FAILED) if e.user_id == who.id]  # type: ignore[attr-defined]
+    assert [f["why"] for f in failures] == expected
+    assert {f["reason"] for f in failures} == {"no_valid_habilitation_or_training"}
+    # Logged in with a habilitation for another camera: this one's pictures stay refused.
+    r = site.client.get("/api/alerts/e1/snapshot")
+    assert (
+        r.status_code == 403 and r.json()["detail"] == "camera quai-nord is outside the habilitation's scope"
+    )
+    habilitate(
+        engine,
+        audit,
+        user=who.id,
+        authority="Maire de Lanterne",
+        designated_on=NOW - DAY,
+        cameras=["quai-nord"],
+        recorded_by="u-admin",
+        now=NOW,
+    )
+    assert site.client.get("/api/alerts/e1/snapshot").status_code == 200
+    assert [e.details["reason"] for e in denials(site, who.id)] == [  # type: ignore[attr-defined]
+        "camera quai-nord is outside the habilitation's scope"
+    ]
+
+
+def test_a_session_whose_habilitation_is_revoked_sees_no_video_at_all(site: Console) -> None:
+    site.as_user("oper")
+    uid = site.ids["oper"]
+    [h] = habilitations(site.store.engine, uid)
+    revoke(site.store.engine, site.audit, "habilitation", h.id, revoked_by="u-admin", now=NOW)
     window = {"start": NOW.isoformat(), "end": (NOW + timedelta(minutes=5)).isoformat(), "purpose": "p"}
     for path, params in (
         ("/api/alerts/e1/snapshot", {}),
@@ -79,90 +175,14 @@ def test_without_habilitation_no_video_at_all(site: Console) -> None:
     ):
         r = site.client.get(path, params=params)
         assert r.status_code == 403, path
-        assert r.json()["detail"].startswith("no habilitation record"), r.text
+        assert r.json()["detail"].startswith("habilitation revoked on"), r.text
     assert len(denials(site, uid)) == 4
     d = denials(site, uid)[0]
     assert d.object_id == "quai-nord" and d.details["denied"] == "video"  # type: ignore[attr-defined]
-    assert d.details["reason"].startswith("no habilitation record")  # type: ignore[attr-defined]
+    assert d.details["reason"].startswith("habilitation revoked on")  # type: ignore[attr-defined]
     assert site.audit_entries(Action.VIEW_SNAPSHOT) == [] and site.audit_entries(Action.VIEW_CLIP) == []
     # The alert list shows no pixels: it stays open to the operator's role and scope alone.
     assert site.client.get("/api/alerts").status_code == 200
-
-
-def test_expired_habilitation_missing_training_and_scope(site: Console) -> None:
-    uid = enrolled_operator(site)
-    engine, audit = site.store.engine, site.audit
-    habilitate(
-        engine,
-        audit,
-        user=uid,
-        authority="Maire de Lanterne",
-        designated_on=NOW - 400 * DAY,
-        expires=NOW - DAY,
-        cameras=["*"],
-        recorded_by="u-admin",
-        now=NOW,
-    )
-    r = site.client.get("/api/alerts/e1/snapshot")
-    assert r.status_code == 403
-    assert r.json()["detail"] == (
-        "habilitation expired on 2026-05-03; ask the designating authority to renew it"
-    )
-    habilitate(
-        engine,
-        audit,
-        user=uid,
-        authority="Maire de Lanterne",
-        designated_on=NOW - DAY,
-        cameras=["parvis"],
-        recorded_by="u-admin",
-        now=NOW,
-    )
-    r = site.client.get("/api/alerts/e1/snapshot")
-    assert (
-        r.status_code == 403 and r.json()["detail"] == "camera quai-nord is outside the habilitation's scope"
-    )
-    habilitate(
-        engine,
-        audit,
-        user=uid,
-        authority="Maire de Lanterne",
-        designated_on=NOW - DAY,
-        cameras=["quai-nord"],
-        recorded_by="u-admin",
-        now=NOW,
-    )
-    r = site.client.get("/api/alerts/e1/snapshot")
-    assert r.status_code == 403 and r.json()["detail"].startswith("no training record")
-    train(
-        engine,
-        audit,
-        user=uid,
-        course="RGPD et limites du système",
-        completed_on=NOW - 400 * DAY,
-        expires=NOW - 2 * DAY,
-        recorded_by="u-admin",
-        now=NOW,
-    )
-    r = site.client.get("/api/alerts/e1/snapshot")
-    assert r.status_code == 403 and r.json()["detail"].startswith("training expired on 2026-05-02")
-    train(
-        engine,
-        audit,
-        user=uid,
-        course="RGPD et limites du système",
-        completed_on=NOW - DAY,
-        recorded_by="u-admin",
-        now=NOW,
-    )
-    assert site.client.get("/api/alerts/e1/snapshot").status_code == 200
-    reasons = [e.details["reason"].split(" on ")[0].split(";")[0] for e in denials(site, uid)]  # type: ignore[attr-defined]
-    assert reasons == [
-        "habilitation expired",
-        "camera quai-nord is outside the habilitation's scope",
-        "no training record: an administrator records the course with `lanterne users train`",
-        "training expired",
-    ]
 
 
 def test_a_revocation_stops_the_next_request_of_a_live_session(site: Console) -> None:

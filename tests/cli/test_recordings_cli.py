@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 
 from lanterne.cli.main import app
 from lanterne.config import load_config
+from lanterne.runtime.recording import open_recorder
 from lanterne.runtime.site import open_site
-from lanterne.video.recording import KeyRing, Recorder, segments
+from lanterne.video.recording import KeyRing, segments
 from tests.support.video import VIDEO
 
 runner = CliRunner()
@@ -36,7 +37,7 @@ def write_config(tmp: Path) -> Path:
 def record(config: Path, limit: int = 300) -> None:
     cfg = load_config(config)
     with open_site(cfg) as site, av.open(str(VIDEO / "vtest.avi")) as src:
-        rec = Recorder(cfg.recording, KeyRing.load_or_create(cfg.recording.key_file), site.store, site.audit)
+        rec = open_recorder(cfg.recording, site.store, site.audit)
         cam = rec.open("cam1", src.streams.video[0], ORIGIN)
         for i, p in enumerate(src.demux(src.streams.video[0])):
             if i == limit:

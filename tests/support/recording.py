@@ -10,8 +10,8 @@ import av
 
 from lanterne.audit import AuditLog
 from lanterne.config import Config
+from lanterne.runtime.recording import open_recorder
 from lanterne.store import Store
-from lanterne.video.recording import KeyRing, Recorder
 from tests.support.video import VIDEO, excerpt
 
 
@@ -22,7 +22,7 @@ def camera_clip(directory: Path, seconds: float = 20.0) -> Path:
 
 def record(cfg: Config, store: Store, audit: AuditLog, camera: str, origin: datetime, clip: Path) -> None:
     """Copy every packet of `clip` into the camera's recording, starting at wall time `origin`."""
-    recorder = Recorder(cfg.recording, KeyRing.load_or_create(cfg.recording.key_file), store, audit)
+    recorder = open_recorder(cfg.recording, store, audit)
     with av.open(str(clip)) as src:
         stream = src.streams.video[0]
         cam = recorder.open(camera, stream, origin)

@@ -416,6 +416,29 @@ def purge_recordings(
     return report
 
 
+def free_oldest(store: Store, root: Path, target_bytes: int, audit: AuditLog, user_id: str = "system") -> int:
+    """The recorder's answer to a full disk (`Recorder(free=...)`): delete the oldest sealed
+    segments no legal hold covers, of any camera, until `target_bytes` are freed; record it like
+    every other deletion and warn. Returns the bytes freed."""
+    chosen: list[Any] = []
+    size = 0
+    for row in _select(store, limit=10_000):
+        if size >= target_bytes:
+            break
+        chosen.append(row)
+        size += row.size
+    tally = _Tally()
+    freed = _delete(store, root, chosen, audit, "disk_full", user_id, tally, {"target_bytes": target_bytes})
+    log.warning(
+        "recordings disk full: deleted the %d oldest segments not under legal hold (%d bytes); recording goes on",
+        tally.deleted,
+        freed,
+    )
+    for error in tally.errors:
+        log.error("recordings disk full: could not delete %s", error)
+    return freed
+
+
 # --- legal holds --------------------------------------------------------------------------------
 
 

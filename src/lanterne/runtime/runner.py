@@ -372,13 +372,14 @@ class Runner:
         for gate in self.gates.values():
             gate.check()
         from lanterne.accountability.recordings import purge_recordings
-        from lanterne.video.recording import KeyRing, Recorder
+        from lanterne.runtime.recording import open_recorder
+        from lanterne.video.recording import KeyRing
 
         modes = {c.id: recording_mode(self.cfg, c.id) for c in self.cfg.cameras}
         if any(m != "off" for m in modes.values()):
             # Before any camera opens: segments a crash left open are sealed or marked lost.
             keys = KeyRing.load_or_create(self.cfg.recording.key_file)
-            self.recorder = Recorder(self.cfg.recording, keys, self.store, self.audit)
+            self.recorder = open_recorder(self.cfg.recording, self.store, self.audit, keys=keys)
             self.recorder.recover()
         store, audit, settings = self.store, self.audit, self.cfg.recording
         # Recordings are purged in every mode: a site back in statistics mode still deletes what it

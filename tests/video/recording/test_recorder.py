@@ -26,6 +26,7 @@ import pytest
 from lanterne.audit import AuditLog
 from lanterne.config.schema import RecordingSettings
 from lanterne.core.errors import RecordingError
+from lanterne.runtime.recording import open_recorder
 from lanterne.store import Store
 from lanterne.video.recording import KeyRing, Recorder, open_segment, segments, timeline, verify
 from lanterne.video.recording.index import all_segments
@@ -48,7 +49,7 @@ class Site:
         return self.settings.dir
 
     def recorder(self) -> Recorder:
-        return Recorder(self.settings, self.keys, self.store, self.audit)
+        return open_recorder(self.settings, self.store, self.audit, keys=self.keys)
 
 
 def make_site(url: str, tmp: Path, segment_seconds: int = 5) -> Site:
@@ -217,10 +218,10 @@ _KILLED_WRITER = textwrap.dedent(
     from lanterne.audit import AuditLog
     from lanterne.config.schema import RecordingSettings
     from lanterne.store import Store
-    from lanterne.video.recording import KeyRing, Recorder
+    from lanterne.runtime.recording import open_recorder
     url, root, keys, clip, stop_after = sys.argv[1:6]
     store = Store.open(url)
-    rec = Recorder(RecordingSettings(dir=root, segment_seconds=5), KeyRing.load_or_create(__import__("pathlib").Path(keys)), store, AuditLog(store.engine))
+    rec = open_recorder(RecordingSettings(dir=root, key_file=keys, segment_seconds=5), store, AuditLog(store.engine))
     src = av.open(clip); s = src.streams.video[0]
     cam = rec.open("cam1", s, datetime(2026, 5, 1, 8, 0, tzinfo=UTC))
     for i, p in enumerate(src.demux(s)):
@@ -380,10 +381,10 @@ _DISK_FULL_WRITER = textwrap.dedent(
     from lanterne.audit import AuditLog
     from lanterne.config.schema import RecordingSettings
     from lanterne.store import Store
-    from lanterne.video.recording import KeyRing, Recorder
+    from lanterne.runtime.recording import open_recorder
     url, root, keys, clip = sys.argv[1:5]
     store = Store.open(url)
-    rec = Recorder(RecordingSettings(dir=root, segment_seconds=5), KeyRing.load_or_create(Path(keys)), store, AuditLog(store.engine))
+    rec = open_recorder(RecordingSettings(dir=root, key_file=keys, segment_seconds=5), store, AuditLog(store.engine))
     for n in range(3):  # 3 x 79.5 s of vtest.avi (3 x 8 MB) into a 12 MiB file system
         src = av.open(clip); s = src.streams.video[0]
         cam = rec.open("cam1", s, datetime(2026, 5, 1, 8, 2 * n, tzinfo=UTC))

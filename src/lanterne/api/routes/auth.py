@@ -2,7 +2,12 @@
 keeps for its writes. Failed logins are throttled per login and per address, and recorded.
 
 Accounts that see video (or may remove privacy protection) send a second factor with the
-password (AC-04): the 6-digit TOTP code, or one of their recovery codes, which is then spent."""
+password (AC-04): the 6-digit TOTP code, or one of their recovery codes, which is then spent.
+
+Operators and supervisors log in only while they hold a valid habilitation and training record
+(AC-05, HO-06): the console exists to show them footage, so an agent whose designation lapsed is
+stopped at the door with the reason, not at the first snapshot. The records are checked again at
+every video request, so one that lapses or is revoked mid-shift stops the next picture."""
 
 from __future__ import annotations
 
@@ -23,7 +28,8 @@ from lanterne.accountability.accounts import (
     open_session,
     purge_sessions,
 )
-from lanterne.api.deps import COOKIE, EngineDep, LoggedIn, Writer, audit_log, now, user_of
+from lanterne.accountability.habilitation import may_view_video
+from lanterne.api.deps import COOKIE, FOOTAGE_ROLES, EngineDep, LoggedIn, Writer, audit_log, now, user_of
 from lanterne.api.schemas.auth import SessionOut, UserOut
 from lanterne.api.schemas.common import ERRORS, Message
 from lanterne.audit import Action
@@ -76,6 +82,18 @@ def _login(
         refused = _second_factor(request, account.id, code, keys)
         if refused is not None:
             return refused
+    if account.role in FOOTAGE_ROLES:
+        lapsed = may_view_video(engine, account.id, None, when)
+        if lapsed is not None:
+            # Not counted by the throttle: the password and code were right, nothing was guessed.
+            audit_log(request).append(
+                account.id,
+                Action.LOGIN_FAILED,
+                object_type="account",
+                object_id=account.id,
+                details={"reason": "no_valid_habilitation_or_training", "why": lapsed, "locked": False},
+            )
+            return 403, {"detail": f"{account.role}s log in with valid records: {lapsed}"}, None
     throttle.success(keys[0])
     # Sessions past their shift are otherwise deleted only when presented again; a login is a
     # cheap moment to sweep those whose browser never came back.

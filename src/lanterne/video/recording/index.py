@@ -16,14 +16,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, exists, func, or_, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from lanterne.audit import Action, AuditLog
 from lanterne.core.errors import RecordingError
-from lanterne.store import Store, StoreError
+from lanterne.store import Store
 from lanterne.store.db import describe_failure, transaction
-from lanterne.store.tables import RecordingHoldRecord, RecordingSegmentRecord
+from lanterne.store.tables import RecordingSegmentRecord
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,6 @@ GENESIS_SHA256 = "0" * 64
 """The `prev_sha256` of a camera's first segment ever."""
 
 _S = RecordingSegmentRecord.__table__
-_H = RecordingHoldRecord.__table__
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,99 +197,6 @@ def seal_row(store: Store, segment_id: int, end: datetime, size: int, sha256: st
         )
 
 
-# --- deletion when the disk is full ------------------------------------------------------------
-
-
-def held_clause() -> Any:
-    """SQL true when an active hold overlaps the segment row (the migration's trigger says the same)."""
-    return exists().where(
-        _H.c.lifted_at.is_(None),
-        or_(_H.c.camera.is_(None), _H.c.camera == _S.c.camera),
-        _H.c.start_ts <= _S.c.end_ts,
-        _H.c.end_ts >= _S.c.start_ts,
-    )
-
-
-def seq_ranges(seqs: Iterable[int]) -> list[list[int]]:
-    """[[first, last], …] of consecutive runs: how a deletion record names many segments briefly.
-
-    >>> seq_ranges([1, 2, 3, 7, 9, 10])
-    [[1, 3], [7, 7], [9, 10]]
-    """
-    out: list[list[int]] = []
-    for s in sorted(seqs):
-        if out and s == out[-1][1] + 1:
-            out[-1][1] = s
-        else:
-            out.append([s, s])
-    return out
-
-
-def delete_rows(
-    store: Store,
-    root: Path,
-    rows: list[SegmentRow],
-    audit: AuditLog,
-    reason: str,
-    user_id: str,
-    extra: dict[str, object],
-) -> tuple[int, int, int]:
-    """Delete segments (row first, then file) and write one audit record per camera naming the
-    sequence ranges, count, bytes and time range. The database refuses a held segment (a hold
-    placed since the rows were chosen): it is kept and counted. Returns (deleted, bytes, held)."""
-    done: dict[str, list[SegmentRow]] = {}
-    held = 0
-    for row in rows:
-        try:
-            with transaction(store.engine) as conn:
-                n = conn.execute(delete(_S).where(_S.c.id == row.id, _S.c.state != "open")).rowcount
-        except (IntegrityError, StoreError) as exc:
-            # The trigger's refusal: SQLite raises it as an integrity error, PostgreSQL as an error.
-            if "legal hold" in str(exc):
-                held += 1
-                continue
-            raise
-        if not n:
-            continue
-        # A crash between the row's deletion and the file's leaves a file no row names; the
-        # retention's orphan sweep removes it.
-        with contextlib.suppress(FileNotFoundError, RecordingError):
-            inside(root, row.path).unlink()
-        done.setdefault(row.camera, []).append(row)
-    total_bytes = 0
-    for camera, gone in sorted(done.items()):
-        size = sum(r.size for r in gone)
-        total_bytes += size
-        audit.append(
-            user_id,
-            Action.RETENTION_DELETE,
-            object_type="recording",
-            object_id=camera,
-            time_from=min(r.start for r in gone),
-            time_to=max(r.end for r in gone),
-            details={
-                "reason": reason,
-                "segments": len(gone),
-                "bytes": size,
-                "seq_ranges": seq_ranges(r.seq for r in gone),
-                **extra,
-            },
-        )
-    return sum(len(g) for g in done.values()), total_bytes, held
-
-
-def oldest_unheld(store: Store, limit: int) -> list[SegmentRow]:
-    """The oldest sealed segments of any camera that no active hold covers."""
-    q = select(_S).where(_S.c.state != "open", ~held_clause()).order_by(_S.c.end_ts, _S.c.id).limit(limit)
-    with _read(store) as conn:
-        return [_row(r) for r in conn.execute(q)]
-
-
-def total_bytes(store: Store) -> int:
-    with _read(store) as conn:
-        return int(conn.execute(select(func.coalesce(func.sum(_S.c.size), 0))).scalar_one())
-
-
 def deleted_seqs(audit: AuditLog) -> dict[str, set[int]]:
     """Sequence numbers whose deletion the audit log records, per camera: what lets `verify` tell
     a segment retention removed from one that disappeared."""
@@ -308,16 +214,11 @@ __all__ = [
     "SegmentRow",
     "Span",
     "all_segments",
-    "delete_rows",
     "deleted_seqs",
-    "held_clause",
     "inside",
-    "oldest_unheld",
     "open_row",
     "seal_row",
     "segment",
     "segments",
-    "seq_ranges",
     "timeline",
-    "total_bytes",
 ]

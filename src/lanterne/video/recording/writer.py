@@ -12,8 +12,10 @@ killed at any instant therefore leaves at most the last second of the open segme
 and `Recorder.recover` (run at start-up) keeps the rest, records its hash and end, and marks the
 segment `recovered` (or `lost` if nothing could be read).
 
-A full disk (`ENOSPC`) deletes the oldest segments no legal hold covers, of any camera, records
-the deletion, warns, and retries the write once: recording goes on.
+A full disk (`ENOSPC`) calls the `free` function the recorder was given (the retention's
+`lanterne.accountability.recordings.free_oldest`: the oldest segments no legal hold covers, of any
+camera, deleted and recorded as every deletion is) and retries the write once: recording goes on.
+Deletion is the retention's job, so there is one way to delete a segment.
 """
 
 from __future__ import annotations
@@ -41,9 +43,7 @@ from lanterne.store import Store
 from lanterne.video.recording.index import (
     SegmentRow,
     all_segments,
-    delete_rows,
     inside,
-    oldest_unheld,
     open_row,
     seal_row,
     segment,
@@ -281,7 +281,7 @@ class Recorder:
     >>> tmp = Path(tempfile.mkdtemp())
     >>> store = Store.open("sqlite://")
     >>> keys = KeyRing.load_or_create(tmp / "keys.json")
-    >>> rec = Recorder(RecordingSettings(dir=tmp / "rec"), keys, store, AuditLog(store.engine))
+    >>> rec = Recorder(RecordingSettings(dir=tmp / "rec"), keys, store, AuditLog(store.engine), free=lambda n: 0)
     >>> rec.recover()
     []
     """
@@ -293,13 +293,14 @@ class Recorder:
         store: Store,
         audit: AuditLog,
         *,
-        user_id: str = "system",
+        free: Callable[[int], int],
     ) -> None:
+        """`free(target_bytes)` deletes old segments on a full disk and returns the bytes freed."""
         self.settings = settings
         self.keys = keys
         self.store = store
         self.audit = audit
-        self.user_id = user_id
+        self._free = free
         self.root = Path(settings.dir)
         self.root.mkdir(parents=True, exist_ok=True)
         self._cameras: dict[str, CameraRecorder] = {}
@@ -394,30 +395,15 @@ class Recorder:
         return fn()
 
     def free_space(self) -> int:
-        """Delete the oldest sealed segments no legal hold covers, of any camera, until a share of
-        the file system is free again; record it and warn. Returns the bytes freed."""
+        """Free a share of the file system (`DISK_FULL_FREE_SHARE`) through `free`; one caller at
+        a time, since every camera's writer hits the same full disk. Returns the bytes freed."""
         with self._free_lock:
             try:
                 target = max(1, int(shutil.disk_usage(self.root).total * DISK_FULL_FREE_SHARE))
             except OSError:
                 target = 1
-            chosen: list[SegmentRow] = []
-            size = 0
-            for row in oldest_unheld(self.store, 10_000):
-                if size >= target:
-                    break
-                chosen.append(row)
-                size += row.size
-            deleted, freed, _held = delete_rows(
-                self.store, self.root, chosen, self.audit, "disk_full", self.user_id, {"target_bytes": target}
-            )
             self.disk_full_events += 1
-            log.warning(
-                "recordings disk full: deleted the %d oldest segments not under legal hold (%d bytes); recording goes on",
-                deleted,
-                freed,
-            )
-            return freed
+            return self._free(target)
 
 
 def _media_end(plain: bytes) -> float | None:

@@ -150,7 +150,8 @@ async function explain() {
   try {
     const ctl = new AbortController();
     const r = await fetch(url, { credentials: "same-origin", signal: ctl.signal });
-    ctl.abort();
+    // A stream that did come is not downloaded a second time; a refusal's body is its reason.
+    if (r.ok) ctl.abort();
     let detail = "";
     try { detail = (await r.json()).detail; } catch (_) { detail = ""; }
     say(r.ok ? "The video could not be played by this browser." : detail || `refused (${r.status})`);

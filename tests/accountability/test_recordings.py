@@ -18,6 +18,7 @@ from lanterne.accountability.recordings import (
     RecordingHoldError,
     lift_hold,
     place_hold,
+    purge_events_only,
     purge_recordings,
     recording_holds,
 )
@@ -186,3 +187,17 @@ def test_events_cameras_keep_only_the_segments_around_events(site) -> None:  # t
     assert purge_recordings(store, margin, {"cam3": "events"}, audit, NOW).by_reason == {"events_only": 3}
     assert [r.seq for r in segments(store, "cam3", OLD, NOW)] == [4]
     assert verify(store, settings.dir, keys) == []
+
+
+def test_the_minutely_events_only_purge_deletes_without_waiting_for_the_hourly_one(site) -> None:  # type: ignore[no-untyped-def]
+    store, audit, _keys, settings = site
+    origin = NOW - timedelta(minutes=3)
+    record(site, origin, "cam1")
+    margin = settings.model_copy(update={"event_margin_seconds": 2})
+    assert purge_events_only(store, margin, {"cam1": "events", "cam2": "continuous"}, audit, NOW) == 4
+    assert segments(store, "cam1", OLD, NOW) == []
+    [rec] = deletions(audit)
+    assert rec["reason"] == "events_only" and rec["seq_ranges"] == [[1, 4]]
+    # The proof stays the hourly purge's: no summary record here.
+    assert [e for e in audit.entries(action=Action.RETENTION_DELETE) if e.object_id == "summary"] == []
+    assert purge_events_only(store, margin, {"cam1": "continuous"}, audit, NOW) == 0

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import yaml
 from argon2 import PasswordHasher
 from playwright.sync_api import expect
 
@@ -22,7 +21,7 @@ from lanterne.config import load_config
 from lanterne.core.types import Event, EventType
 from lanterne.store import Store
 from tests.api.test_recorded_clip import record
-from tests.support.browser import OUTPUT, chromium, lanterne_serve, log_in, wait_until, watch
+from tests.support.browser import OUTPUT, chromium, lanterne_serve, log_in, recorded_site, wait_until, watch
 from tests.support.console import SQUARE, cleared_account
 from tests.support.video import VIDEO, excerpt
 
@@ -38,14 +37,9 @@ def camera_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _site(tmp_path: Path, camera_clip: Path) -> tuple[Path, datetime, dict[str, str]]:
     """A recorded site: quai-nord recorded from `first` for 20 s, offline 15 s, recorded 20 s more;
     an alert 5 s into the first recording; an operator of quai-nord."""
-    db = f"sqlite:///{tmp_path / 'lanterne.db'}"
-    config = {
-        "mode": "alerts",
-        "site": "Gare centrale",
-        "store": {"url": db, "evidence_dir": str(tmp_path / "evidence")},
-        "audit": {"key_path": str(tmp_path / "audit.key")},
-        "recording": {"dir": str(tmp_path / "recordings"), "key_file": str(tmp_path / "recording-keys.json")},
-        "cameras": [
+    path, db = recorded_site(
+        tmp_path,
+        [
             {
                 "id": cam,
                 "source": f"{cam}.mp4",
@@ -54,9 +48,7 @@ def _site(tmp_path: Path, camera_clip: Path) -> tuple[Path, datetime, dict[str, 
             }
             for cam in ("quai-nord", "parvis")
         ],
-    }
-    path = tmp_path / "site.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    )
     cfg = load_config(path)
     first = (datetime.now(UTC) - timedelta(minutes=10)).replace(microsecond=0)
     store = Store.open(db)

@@ -26,7 +26,6 @@ import av
 import cv2
 import numpy as np
 import pytest
-import yaml
 from argon2 import PasswordHasher
 from playwright.sync_api import Page, expect
 
@@ -36,7 +35,7 @@ from lanterne.config import load_config
 from lanterne.core.masks import MASK_VALUE
 from lanterne.store import Store
 from lanterne.video.watermark import burn
-from tests.support.browser import OUTPUT, chromium, lanterne_serve, log_in, wait_until, watch
+from tests.support.browser import OUTPUT, chromium, lanterne_serve, log_in, recorded_site, wait_until, watch
 from tests.support.console import cleared_account
 from tests.support.recording import camera_clip, record
 from tests.support.video import VIDEO
@@ -75,14 +74,9 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _site(tmp_path: Path, clip: Path) -> tuple[Path, datetime, dict[str, str]]:
     """quai-nord recorded 20 s of PETS from `first`, its windows masked; an operator of quai-nord
     and an administrator."""
-    db = f"sqlite:///{tmp_path / 'lanterne.db'}"
-    config = {
-        "mode": "alerts",
-        "site": "Gare centrale",
-        "store": {"url": db, "evidence_dir": str(tmp_path / "evidence")},
-        "audit": {"key_path": str(tmp_path / "audit.key")},
-        "recording": {"dir": str(tmp_path / "recordings"), "key_file": str(tmp_path / "recording-keys.json")},
-        "cameras": [
+    path, db = recorded_site(
+        tmp_path,
+        [
             {
                 "id": CAMERA,
                 "source": f"{CAMERA}.mp4",
@@ -90,9 +84,7 @@ def _site(tmp_path: Path, clip: Path) -> tuple[Path, datetime, dict[str, str]]:
                 "privacy_masks": [{"id": "fenetres", "polygon": WINDOWS, "reason": "dwellings"}],
             }
         ],
-    }
-    path = tmp_path / "site.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    )
     cfg = load_config(path)
     first = (datetime.now(UTC) - timedelta(minutes=10)).replace(microsecond=0)
     store = Store.open(db)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import yaml
 
 from tests.support.console import login_json
 
@@ -114,3 +115,20 @@ def wait_until(page: object, expression: str, timeout: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for: {expression}")
         time.sleep(0.05)
+
+
+def recorded_site(tmp_path: Path, cameras: list[dict[str, object]]) -> tuple[Path, str]:
+    """A recorded alerts-mode site's `site.yaml` under `tmp_path` (SQLite store, evidence, audit key,
+    recordings and their key file beside it) with these cameras; returns its path and store URL."""
+    db = f"sqlite:///{tmp_path / 'lanterne.db'}"
+    config = {
+        "mode": "alerts",
+        "site": "Gare centrale",
+        "store": {"url": db, "evidence_dir": str(tmp_path / "evidence")},
+        "audit": {"key_path": str(tmp_path / "audit.key")},
+        "recording": {"dir": str(tmp_path / "recordings"), "key_file": str(tmp_path / "recording-keys.json")},
+        "cameras": cameras,
+    }
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path, db

@@ -416,6 +416,29 @@ def purge_recordings(
     return report
 
 
+def purge_events_only(
+    store: Store,
+    settings: RecordingSettings,
+    record_modes: Mapping[str, str],
+    audit: AuditLog,
+    now: datetime,
+    user_id: str = "system",
+) -> int:
+    """The events-only part of `purge_recordings`, for the runner to call every minute: footage
+    of an `events` camera that no event needs goes once it is older than the margin, not at the
+    next hourly purge. Each deletion is recorded per camera as always; no summary is written, since
+    the hourly purge writes the proof. Returns the segments deleted."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware (e.g. datetime.now(UTC))")
+    tally = _Tally()
+    cameras = sorted(c for c, mode in record_modes.items() if mode == "events")
+    margin = timedelta(seconds=settings.event_margin_seconds)
+    _purge_events(store, Path(settings.dir), cameras, margin, now.astimezone(UTC), audit, user_id, tally)
+    for error in tally.errors:
+        log.error("recordings events-only purge: could not delete %s", error)
+    return tally.deleted
+
+
 def free_oldest(store: Store, root: Path, target_bytes: int, audit: AuditLog, user_id: str = "system") -> int:
     """The recorder's answer to a full disk (`Recorder(free=...)`): delete the oldest sealed
     segments no legal hold covers, of any camera, until `target_bytes` are freed; record it like

@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from lanterne.api import deps
 from lanterne.api.routes import alerts, auth, cameras, pages, public, recordings, search, stops, vocabulary
 from lanterne.api.routes import observatory as observatory_api
+from lanterne.api.routes import requests as access_requests
 from lanterne.config import Config
 from lanterne.runtime.site import open_site
 
@@ -92,6 +93,7 @@ def create_app(cfg: Config, *, clock: Callable[[], datetime] = lambda: datetime.
     app.include_router(search.router)
     app.include_router(observatory_api.router)
     app.include_router(vocabulary.router)
+    app.include_router(access_requests.router)
     # Pages' scripts and styles, and Leaflet (`static/vendor/leaflet/`), from the package itself.
     app.mount("/static", StaticFiles(packages=[("lanterne.api", "static")]), name="static")
     return app

@@ -327,6 +327,7 @@ class Runner:
         self._health: threading.Thread | None = None
         self._health_stop = threading.Event()
         self._health_failing = False
+        self._minutely: list[Callable[[datetime], object]] = []
         self.workers: dict[str, CameraWorker] = {}
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -371,7 +372,7 @@ class Runner:
         self.gates = gates_for(self.cfg, self.store.engine, self.audit)
         for gate in self.gates.values():
             gate.check()
-        from lanterne.accountability.recordings import purge_recordings
+        from lanterne.accountability.recordings import purge_events_only, purge_recordings
         from lanterne.runtime.recording import open_recorder
         from lanterne.video.recording import KeyRing
 
@@ -391,6 +392,10 @@ class Runner:
             self.audit,
             recordings=lambda now: purge_recordings(store, settings, modes, audit, now),
         )
+        if "events" in modes.values():
+            # Footage no event needs goes within a minute of passing the margin (the hourly purge
+            # would keep it up to an hour longer); run on the health beat, which never stops cameras.
+            self._minutely.append(lambda now: purge_events_only(store, settings, modes, audit, now))
         self.retention.start()
         if self.cfg.mode is Mode.ALERTS:
             from lanterne.video.anonymize.anonymizer import DefaultAnonymizer
@@ -480,8 +485,21 @@ class Runner:
 
     def _report_health(self) -> None:
         self.write_health()
+        last = time.monotonic()
         while not self._health_stop.wait(HEALTH_SECONDS):
             self.write_health()
+            if time.monotonic() - last >= 60.0:
+                last = time.monotonic()
+                self.run_minutely(datetime.now(UTC))
+
+    def run_minutely(self, now: datetime) -> None:
+        """The once-a-minute chores (events-only recording purge). A failure is logged and tried
+        again next minute; it never stops the cameras."""
+        for chore in self._minutely:
+            try:
+                chore(now)
+            except LanterneError as exc:
+                log.warning("minutely chore failed (%s); retrying in a minute", exc)
 
     def watchdog_once(self) -> None:
         """Restart dead workers whose backoff has elapsed. Backoff doubles per restart of the same

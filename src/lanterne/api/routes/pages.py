@@ -51,6 +51,12 @@ def playback_page(request: Request) -> Response:
     return _alert_page(request, "playback.html")
 
 
+@router.get("/console/requests")
+def requests_page(request: Request) -> Response:
+    # People's requests for their own images are answered with footage: refused like the others.
+    return _alert_page(request, "requests.html")
+
+
 @router.get("/console/map", response_class=HTMLResponse)
 def map_page() -> Response:
     return _page(STATIC / "map.html")

@@ -266,7 +266,7 @@ def post_export(
     _window(body.start, body.end, MAX_CONSOLE_EXPORT, "console export")
     cam = _recorded_camera(request, user, cfg, camera)
     site = Site(cfg, _store(request), audit)
-    with tempfile.TemporaryDirectory(prefix="lanterne-export-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=EXPORT_DIR_PREFIX) as tmp:
         out = Path(tmp) / f"{camera}-{body.start.strftime('%Y%m%dT%H%M%SZ')}.mp4"
         try:
             manifest = export_recording(
@@ -288,17 +288,27 @@ def post_export(
             raise HTTPException(403, str(exc)) from None
         except ConfigError as exc:
             raise HTTPException(422, str(exc)) from None
-        data = io.BytesIO()
-        with zipfile.ZipFile(data, "w") as zf:
-            zf.write(out, out.name)
-            zf.write(manifest_path(out), manifest_path(out).name)
-    # The copy leaves with the response and is not kept on the server: the recording stays the
-    # only footage at rest, encrypted.
+        return export_download(out, manifest.export_id)
+
+
+EXPORT_DIR_PREFIX = "lanterne-export-"
+"""Exports from the console are rendered into a temporary directory of this name and handed over
+with `export_download`; access requests' answers take the same way out."""
+
+
+def export_download(out: Path, export_id: str) -> Response:
+    """An export (`out`) and its signed manifest as one zip download. The copy leaves with the
+    response and is not kept on the server: the recording stays the only footage at rest,
+    encrypted."""
+    data = io.BytesIO()
+    with zipfile.ZipFile(data, "w") as zf:
+        zf.write(out, out.name)
+        zf.write(manifest_path(out), manifest_path(out).name)
     return Response(
         data.getvalue(),
         media_type="application/zip",
         headers={
-            "Content-Disposition": f'attachment; filename="lanterne-export-{manifest.export_id}.zip"',
+            "Content-Disposition": f'attachment; filename="lanterne-export-{export_id}.zip"',
             "Cache-Control": "private, no-store",
         },
     )

@@ -88,6 +88,10 @@ class Action(StrEnum):
     ACCESS_REQUEST = "access_request"
     """A person's request for their own images (GDPR art. 15): received, answered or refused. The
     record names the request by its number, never the requester."""
+    EVENT_CLOSED = "event_closed"
+    """Events left ongoing by a camera's previous owner closed by the ingester when another worker
+    took the camera over (issue 12): the record names the camera, the event ids, both fencing
+    epochs and the reason, since the events table has no column for why an event ended."""
 
 
 NEEDS_PURPOSE: frozenset[Action] = frozenset(

@@ -1,6 +1,8 @@
 """A real RTSP camera (GStreamer's server) recorded and analysed by `lanterne run`: a camera that
 hangs is declared lost and reopened, its recording shows the gap on the timeline instead of a
-silent hole, every segment verifies, and analysis resumes at once after the reconnection."""
+silent hole, every segment verifies, and analysis resumes at once after the reconnection; a
+camera that dies is retried with a one-line reason naming the network, never "not a video file",
+while the other camera goes on, and it is analysed again once it is back."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import pytest
 
 from lanterne.accountability.transparency import export
 from lanterne.audit import AuditLog
-from lanterne.config import parse_config
+from lanterne.config import Config, parse_config
 from lanterne.runtime.demo import CROSSROADS
 from lanterne.runtime.runner import Runner
 from lanterne.store import Store
@@ -87,3 +89,49 @@ def test_a_hung_camera_leaves_a_gap_and_analysis_resumes(
     assert "gap" in inner, f"the hang is a gap between recorded spans: {kinds}"
     assert max(s.end - s.start for s in spans if s.kind == "gap" and s in spans[1:-1]) > timedelta(seconds=4)
     assert verify(store, cfg.recording.dir, KeyRing.load(cfg.recording.key_file)) == []
+
+
+def _site(tmp_path: Path, cameras: dict[str, str]) -> Config:
+    return parse_config(
+        {
+            "mode": "statistics",
+            "store": {"url": f"sqlite:///{tmp_path / 'run.db'}", "evidence_dir": str(tmp_path / "evidence")},
+            "cameras": [
+                {"id": cid, "source": url, "location": {"lat": 51.44, "lon": -0.94}}
+                for cid, url in cameras.items()
+            ],
+        }
+    )
+
+
+@pytest.mark.slow
+def test_a_dead_camera_is_retried_with_its_reason_and_the_other_goes_on(
+    tmp_path: Path, clip: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with rtsp_camera(clip) as dying, rtsp_camera(clip) as steady:
+        runner = Runner(_site(tmp_path, {"dying": dying.url, "steady": steady.url}))
+        caplog.set_level(logging.WARNING, logger="lanterne")
+        runner.start()
+        try:
+            a, b = runner.workers["dying"], runner.workers["steady"]
+            assert wait_until(lambda: a.state.frames >= 10 and b.state.frames >= 10, 30), "both flow"
+            dying.die()
+            assert wait_until(lambda: "dying: stream lost" in caplog.text, 20), "the death is noticed"
+            steady_before = b.state.frames
+            assert wait_until(lambda: "cannot open" in caplog.text, 30), "reopening says why it fails"
+            assert wait_until(lambda: b.state.frames >= steady_before + 10, 20), "the other goes on"
+            assert a.state.status == "running", "the dead camera's worker waits to retry, it does not fail"
+            dying.revive()
+            before = a.state.frames
+            assert wait_until(lambda: a.state.frames >= before + 10, 45), "analysed again once back"
+        finally:
+            runner.stop()
+    text = caplog.text
+    assert "not a video file" not in text
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if "dying" in r.getMessage() and "cannot open" in r.getMessage()
+    ]
+    assert lines and all("\n" not in m and "check the address and the network" in m for m in lines), lines
+    assert "steady: stream lost" not in text

@@ -37,10 +37,36 @@ def h264_clip(path: Path, frames: int = 200) -> Path:
     return path
 
 
+def _serve(clip: Path, port: int) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [SYSTEM_PYTHON, str(SERVER), str(clip), str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if line != "ready":
+        proc.kill()
+        raise RuntimeError(f"the RTSP test server did not start: {proc.stderr.read() if proc.stderr else ''}")
+    return proc
+
+
+def _end(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
 @dataclass
 class Camera:
     url: str
     process: subprocess.Popen[str]
+    clip: Path
+    port: int
 
     def hang(self) -> None:
         """Keep the session open and send nothing, as a frozen encoder does."""
@@ -49,27 +75,21 @@ class Camera:
     def resume(self) -> None:
         os.kill(self.process.pid, signal.SIGUSR2)
 
+    def die(self) -> None:
+        """The camera loses power: the server is killed, its connections drop, nothing listens."""
+        self.process.kill()
+        self.process.wait(timeout=5)
+
+    def revive(self) -> None:
+        """The camera boots again at the same address."""
+        self.process = _serve(self.clip, self.port)
+
 
 @contextmanager
 def rtsp_camera(clip: Path) -> Iterator[Camera]:
     port = free_port()
-    proc = subprocess.Popen(
-        [SYSTEM_PYTHON, str(SERVER), str(clip), str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    camera = Camera(f"rtsp://127.0.0.1:{port}/cam", _serve(clip, port), clip, port)
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-        if line != "ready":
-            raise RuntimeError(
-                f"the RTSP test server did not start: {proc.stderr.read() if proc.stderr else ''}"
-            )
-        yield Camera(f"rtsp://127.0.0.1:{port}/cam", proc)
+        yield camera
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _end(camera.process)

@@ -39,10 +39,8 @@ from pathlib import Path
 
 import httpx
 import yaml
-from argon2 import PasswordHasher
 
-import lanterne.accountability.accounts
-from lanterne.accountability.accounts import create_account
+from _accounts import cleared_operator  # same folder: run as a script
 from lanterne.accountability.alerts import acknowledge, confirm, dismiss
 from lanterne.audit import AuditLog
 from lanterne.core.types import Event, EventType
@@ -53,6 +51,9 @@ CAMERAS = [f"cam-{i:02d}" for i in range(20)]
 SQUARE = [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.1, 0.9]]
 PG_ADMIN = os.environ.get("LANTERNE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 GOAL_P95_MS = 300.0
+
+CODES: dict[str, list[str]] = {}
+"""Each benchmark account's unused recovery codes: one per login (the second factor)."""
 
 
 def _free_port() -> int:
@@ -124,11 +125,8 @@ def seed(url: str, tmp: Path, events: int, clients: int) -> Path:
             confirm(store.engine, audit, eid, "u-seed", now, "monitoring")
         else:
             dismiss(store.engine, audit, eid, "u-seed", now, reason="reflection_or_light")
-    # The benchmark measures requests, not argon2: cheap parameters for its own accounts (the
-    # server verifies with the parameters stored in each hash).
-    lanterne.accountability.accounts.HASHER = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)  # type: ignore[misc]
     for c in range(clients):
-        create_account(store.engine, audit, f"load{c:03d}", "operator", ["*"], PASSWORD, "bench")
+        CODES[f"load{c:03d}"] = list(cleared_operator(store, f"load{c:03d}", PASSWORD))
     store.close()
     return path
 
@@ -170,7 +168,10 @@ async def login(base: str, n: int) -> httpx.AsyncClient:
     """A client holding a fresh session. Its connection is opened by the first measured request:
     one kept from the login could be closed meanwhile by uvicorn's 5 s keep-alive timeout."""
     async with httpx.AsyncClient(base_url=base, timeout=60) as http:
-        r = await http.post("/api/login", json={"login": f"load{n:03d}", "password": PASSWORD})
+        login = f"load{n:03d}"
+        r = await http.post(
+            "/api/login", json={"login": login, "password": PASSWORD, "code": CODES[login].pop()}
+        )
         r.raise_for_status()
         cookies = http.cookies
     return httpx.AsyncClient(base_url=base, timeout=60, cookies=cookies)

@@ -25,12 +25,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
-from argon2 import PasswordHasher
 from playwright.sync_api import sync_playwright
 
-from lanterne.accountability import accounts
-from lanterne.accountability.accounts import create_account
-from lanterne.audit import AuditLog
+from _accounts import cleared_operator  # same folder: run as a script
 from lanterne.core.types import Event, EventType
 from lanterne.store import Store
 
@@ -79,8 +76,7 @@ def main() -> None:
     }
     (tmp / "site.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     store = Store.open(db)
-    accounts.HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    create_account(store.engine, AuditLog(store.engine), "op-1", "operator", ["cam-1"], PASSWORD, "bench")
+    codes = cleared_operator(store, "op-1", PASSWORD, ["cam-1"])
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
@@ -114,6 +110,7 @@ def main() -> None:
             page.goto(base + "/login")
             page.fill("#login", "op-1")
             page.fill("#password", PASSWORD)
+            page.fill("#code", codes[0])
             page.click("#submit")
             page.wait_for_url(base + "/console")
             page.wait_for_function("() => document.getElementById('live').textContent === 'live'")

@@ -39,10 +39,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.sql import Select
 
-from lanterne.accountability.precision import ALERT_MODE, latest_state
+from lanterne.accountability.precision import ALERT_MODE
 from lanterne.audit import Action, AuditLog
 from lanterne.core.errors import LanterneError
 from lanterne.core.types import EventType
@@ -231,6 +231,9 @@ def _move(
             )
             .returning(AlertStateRecord.id)
         ).scalar_one()
+        # The event's own copy of its current state, in the same transaction as the step: what a
+        # search filters on at scale (`events.state`, migration 0011).
+        conn.execute(update(EventRecord).where(EventRecord.id == event_id).values(state=str(to)))
     details: dict[str, object] = {"from": str(frm), "to": str(to), "camera": ev.camera, "type": ev.type}
     if reason is not None:
         details["reason"] = reason
@@ -248,6 +251,15 @@ def _move(
         # the log refused it, so the step is taken back and the error raised.
         with engine.begin() as conn:
             conn.execute(delete(AlertStateRecord).where(AlertStateRecord.id == row_id))
+            # Whatever step is now the latest (another operator's, taken meanwhile, included).
+            latest = (
+                select(AlertStateRecord.state)
+                .where(AlertStateRecord.event_id == event_id)
+                .order_by(AlertStateRecord.id.desc())
+                .limit(1)
+                .scalar_subquery()
+            )
+            conn.execute(update(EventRecord).where(EventRecord.id == event_id).values(state=latest))
         raise
     return Step(to, user_id, now, reason, reason_text, follow_up)
 
@@ -315,8 +327,9 @@ def history(engine: Engine, event_id: str) -> list[Step]:
 
 def _alerts(scope: Collection[str] = ("*",)) -> tuple[Select[Any], Any]:
     """Alerts of the cameras in `scope` (`"*"`: every camera) with their current state, and the
-    state alias to filter on: the one definition of "an alert in scope", for every list below."""
-    s, on = latest_state()
+    state column to filter on: the one definition of "an alert in scope", for every list below.
+    The state is the event's own copy of its latest step (`events.state`), which the decision's
+    transaction writes: no join over the whole history."""
     q = (
         select(
             EventRecord.id,
@@ -332,15 +345,14 @@ def _alerts(scope: Collection[str] = ("*",)) -> tuple[Select[Any], Any]:
             EventRecord.y1,
             EventRecord.ongoing,
             EventRecord.created_at,
-            s.state,
+            EventRecord.state,
         )
         .select_from(EventRecord)
-        .outerjoin(s, on)
         .where(EventRecord.mode == ALERT_MODE)
     )
     if "*" not in scope:
         q = q.where(EventRecord.camera.in_(sorted(scope)))
-    return q, s
+    return q, EventRecord.state
 
 
 def _alert(r: Any) -> Alert:
@@ -370,12 +382,12 @@ def list_alerts(
 ) -> list[Alert]:
     """Alerts, newest first, optionally only those in one state, from one camera, of the cameras
     in `scope`, or that started before `before` (naive: UTC)."""
-    q, s = _alerts(scope)
+    q, current = _alerts(scope)
     if camera is not None:
         q = q.where(EventRecord.camera == camera)
     if state is not None:
         st = AlertState(state)
-        q = q.where(s.state.is_(None)) if st is AlertState.NEW else q.where(s.state == str(st))
+        q = q.where(current.is_(None)) if st is AlertState.NEW else q.where(current == str(st))
     if before is not None:
         q = q.where(EventRecord.start_ts < (before if before.tzinfo else before.replace(tzinfo=UTC)))
     q = q.order_by(EventRecord.start_ts.desc(), EventRecord.id).limit(limit)

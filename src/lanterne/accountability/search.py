@@ -4,22 +4,33 @@ What it deliberately cannot do: search for a person. Its filters are ids, types,
 object class; none is about clothing, age, gender, a face or any other attribute (décret 2023-828
 art. 3 forbids such processing; red line of the project). Who may search, the stated purpose and
 the audit record are the caller's (`lanterne.api.routes.search`), since they come with a request.
+
+At city scale (10 million events) a search must never touch every matching row: the state is the
+event's own column (`events.state`, written with each decision), pages follow a keyset cursor
+(the last row's sort key) instead of an OFFSET, and the count stops at `COUNT_CAP`, so each part
+reads one index from its start and stops after a page. `docs/performance.md` has the figures.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, func, select
+from sqlalchemy import Engine, Select, func, literal, select, tuple_
 
 from lanterne.accountability.alerts import AlertState
-from lanterne.accountability.precision import latest_state, newest_step
 from lanterne.core.types import EventType
 from lanterne.store.tables import EventRecord
+
+COUNT_CAP = 10_000
+"""Counting stops here: beyond it a count costs a scan of every match (seconds over millions of
+events) and tells an operator nothing more than "narrow the search"."""
 
 
 class Sort(StrEnum):
@@ -59,8 +70,16 @@ class FoundEvent:
 @dataclass(frozen=True, slots=True)
 class SearchResult:
     total: int
-    """Matches over all pages."""
+    """Matches over all pages, exact up to `COUNT_CAP`; `COUNT_CAP` when there are more."""
+    total_exact: bool
+    """False when counting stopped at the cap: there are more than `total` matches."""
     items: list[FoundEvent]
+    next_cursor: str | None
+    """Where the page after this one starts (`after=`); None on the last page."""
+
+
+class CursorError(ValueError):
+    """A cursor this search did not write, or one written for another order."""
 
 
 COLUMNS = (
@@ -73,30 +92,57 @@ COLUMNS = (
     EventRecord.confidence,
     EventRecord.object_class,
     EventRecord.mode,
+    EventRecord.state,
 )
 
+# Every column of an order runs the same way, so that "after this row" is one row comparison that
+# an index answers (the id breaks ties between events that started in the same microsecond).
+_KEYS: dict[Sort, tuple[Any, ...]] = {
+    Sort.START: (EventRecord.start_ts, EventRecord.id),
+    Sort.START_DESC: (EventRecord.start_ts, EventRecord.id),
+    Sort.CONFIDENCE: (EventRecord.confidence, EventRecord.start_ts, EventRecord.id),
+}
 
-def _latest_states(conn: Connection, event_ids: list[str]) -> dict[str, str]:
-    """The current state of each of these events (no entry: `new`)."""
-    if not event_ids:
-        return {}
-    step, newest = newest_step()
-    rows = conn.execute(select(step.event_id, step.state).where(step.event_id.in_(event_ids), newest))
-    return {r.event_id: r.state for r in rows}
+
+def _key(sort: Sort, r: Any) -> list[Any]:
+    ts = r.start_ts.astimezone(UTC).isoformat()
+    return [float(r.confidence), ts, r.id] if sort is Sort.CONFIDENCE else [ts, r.id]
 
 
-def search_events(
-    engine: Engine,
-    scope: Collection[str],
-    filters: EventFilters,
-    *,
-    sort: Sort = Sort.START_DESC,
-    page: int = 1,
-    page_size: int = 50,
-) -> SearchResult:
-    """One page of the events of the cameras in `scope` (`"*"`: every camera) that match
-    `filters`, in `sort` order, with the total over all pages."""
-    f = filters
+def encode_cursor(sort: Sort, key: list[Any]) -> str:
+    """The cursor that starts the page after the row with sort key `key` (URL-safe text: the
+    sort's name and the key, never more than times, ids and a confidence)."""
+    raw = json.dumps([str(sort), *key], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(sort: Sort, cursor: str) -> tuple[Any, ...]:
+    """The sort key in `cursor`, typed for comparison; CursorError names what is wrong."""
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        name, *key = raw
+        if name != str(sort):
+            raise CursorError(f"this cursor belongs to sort={name}; search again from the first page")
+        if sort is Sort.CONFIDENCE:
+            confidence, ts, event_id = key
+            return float(confidence), _aware(datetime.fromisoformat(ts)), str(event_id)
+        ts, event_id = key
+        return _aware(datetime.fromisoformat(ts)), str(event_id)
+    except CursorError:
+        raise
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
+        raise CursorError(
+            "'after' is not a cursor from a previous page; search again from the first page"
+        ) from None
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("naive cursor time")
+    return value.astimezone(UTC)
+
+
+def _conditions(scope: Collection[str], f: EventFilters) -> list[Any]:
     conds: list[Any] = []
     if "*" not in scope:
         conds.append(EventRecord.camera.in_(sorted(scope)))
@@ -112,26 +158,81 @@ def search_events(
         conds.append(EventRecord.start_ts >= f.since)
     if f.until is not None:
         conds.append(EventRecord.start_ts < f.until)
-    q: Select[Any] = select(*COLUMNS).select_from(EventRecord)
     if f.state is not None:
-        # Only a state filter needs every event's latest step; otherwise the page's states are
-        # read for its rows alone (the join over all matches was most of a search's time).
-        s, on = latest_state()
-        q = q.outerjoin(s, on)
-        conds.append(s.state.is_(None) if f.state is AlertState.NEW else s.state == str(f.state))
-    q = q.where(*conds)
+        st = EventRecord.state
+        conds.append(st.is_(None) if f.state is AlertState.NEW else st == str(f.state))
+    return conds
 
-    order = {
-        Sort.START: (EventRecord.start_ts.asc(), EventRecord.id),
-        Sort.START_DESC: (EventRecord.start_ts.desc(), EventRecord.id),
-        Sort.CONFIDENCE: (EventRecord.confidence.desc(), EventRecord.start_ts.desc(), EventRecord.id),
-    }[sort]
+
+def _after(sort: Sort, key: tuple[Any, ...]) -> list[Any]:
+    """Rows strictly after `key` in `sort` order. The bound on the first column alone is implied
+    by the row comparison, but it is what an index whose other columns lead (camera, type…)
+    can seek to, where the row comparison would only filter the rows it walks through."""
+    cols = _KEYS[sort]
+    ascending = sort is Sort.START
+    row = tuple_(*cols)
+    bound = tuple_(*(literal(v, c.type) for v, c in zip(key, cols, strict=True)))
+    first = cols[0] >= key[0] if ascending else cols[0] <= key[0]
+    return [first, row > bound if ascending else row < bound]
+
+
+def search_statements(
+    scope: Collection[str],
+    filters: EventFilters,
+    *,
+    sort: Sort = Sort.START_DESC,
+    page: int = 1,
+    page_size: int = 50,
+    after: str | None = None,
+    count_cap: int = COUNT_CAP,
+) -> tuple[Select[Any], Select[Any]]:
+    """The two queries of a search: its page (one row more than `page_size`, which says whether
+    another page follows) and its count, capped at `count_cap + 1`. Public so that a benchmark or
+    a test can ask the database how it plans them."""
+    conds = _conditions(scope, filters)
+    q: Select[Any] = select(*COLUMNS).where(*conds)
+    if after is not None:
+        q = q.where(*_after(sort, decode_cursor(sort, after)))
+    else:
+        q = q.offset((page - 1) * page_size)
+    order = [c.asc() if sort is Sort.START else c.desc() for c in _KEYS[sort]]
+    q = q.order_by(*order).limit(page_size + 1)
+    # Counted newest first: a bare LIMIT lets PostgreSQL pick a table scan that expects matches
+    # spread evenly, and reads millions of rows when they cluster (a busy camera's one type: 0.5 s
+    # over 10 M events); in start order it walks an index that ends with the start time, as a page
+    # does (every sort: the confidence has no index to walk).
+    newest = (EventRecord.start_ts.desc(), EventRecord.id.desc())
+    matches = select(EventRecord.id).where(*conds).order_by(*newest).limit(count_cap + 1).subquery()
+    return q, select(func.count()).select_from(matches)
+
+
+def search_events(
+    engine: Engine,
+    scope: Collection[str],
+    filters: EventFilters,
+    *,
+    sort: Sort = Sort.START_DESC,
+    page: int = 1,
+    page_size: int = 50,
+    after: str | None = None,
+    count_cap: int = COUNT_CAP,
+) -> SearchResult:
+    """One page of the events of the cameras in `scope` (`"*"`: every camera) that match
+    `filters`, in `sort` order, with the count over all pages (exact up to `count_cap`).
+
+    The page starts after the cursor `after` (from a previous page's `next_cursor`) or, without
+    one, at `page` (an OFFSET: kept for the first pages, it reads every row it skips). A bad
+    cursor raises CursorError."""
+    q, count = search_statements(
+        scope, filters, sort=sort, page=page, page_size=page_size, after=after, count_cap=count_cap
+    )
     with engine.connect() as conn:
-        total = int(conn.execute(select(func.count()).select_from(q.subquery())).scalar_one())
-        rows = conn.execute(q.order_by(*order).offset((page - 1) * page_size).limit(page_size)).all()
-        states = _latest_states(conn, [r.id for r in rows])
+        rows = conn.execute(q).all()
+        total = int(conn.execute(count).scalar_one())
+    more, rows = len(rows) > page_size, rows[:page_size]
     return SearchResult(
-        total=total,
+        total=min(total, count_cap),
+        total_exact=total <= count_cap,
         items=[
             FoundEvent(
                 id=r.id,
@@ -143,8 +244,9 @@ def search_events(
                 confidence=float(r.confidence),
                 object_class=r.object_class,
                 mode=r.mode,
-                state=states.get(r.id, str(AlertState.NEW)),
+                state=r.state or str(AlertState.NEW),
             )
             for r in rows
         ],
+        next_cursor=encode_cursor(sort, _key(sort, rows[-1])) if more and rows else None,
     )

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -80,8 +81,20 @@ class EventRecord(Base):
         CheckConstraint(_in_list("type", EVENT_TYPES), name="ck_events_type"),
         CheckConstraint(_in_list("mode", EVENT_MODES), name="ck_events_mode"),
         CheckConstraint("end_offset >= start_offset", name="ck_events_order"),
+        # The search's filters, each ending with the start time, so a filtered search reads one
+        # index newest first and stops after a page (migration 0011 says more).
         Index("ix_events_camera_start", "camera", "start_ts"),
         Index("ix_events_type_start", "type", "start_ts"),
+        Index("ix_events_start_id", "start_ts", "id"),
+        Index("ix_events_zone_start", "zone", "start_ts"),
+        Index("ix_events_object_class_start", "object_class", "start_ts"),
+        Index(
+            "ix_events_state_start",
+            "state",
+            "start_ts",
+            postgresql_where=text("state IS NOT NULL"),
+            sqlite_where=text("state IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -104,6 +117,10 @@ class EventRecord(Base):
     config_hash: Mapped[str] = mapped_column(String(64), default="")
     mode: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    state: Mapped[str | None] = mapped_column(String(16))
+    """The latest step of `alert_states` (None: `new`), written in the transaction that inserts
+    the step: what a search filters on without reading the whole history (`alert_states` stays
+    the record)."""
 
 
 class EvidenceRecord(Base):
@@ -268,6 +285,7 @@ class AlertStateRecord(Base):
 
     __tablename__ = "alert_states"
     __table_args__ = (
+        Index("ix_alert_states_event_id_id", "event_id", "id"),
         CheckConstraint(_in_list("state", ALERT_STATES), name="ck_alert_states_state"),
         CheckConstraint(
             f"state <> 'dismissed' OR (reason IS NOT NULL AND {_in_list('reason', DISMISS_REASONS)} "

@@ -18,7 +18,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
-from lanterne.accountability.search import EventFilters, search_events
+from lanterne.accountability.search import CursorError, EventFilters, decode_cursor, search_events
 from lanterne.api.deps import AuditDep, EngineDep, Viewer, forbid, required_purpose
 from lanterne.api.schemas.common import ERRORS
 from lanterne.api.schemas.search import EventOut, SearchPage, SearchQuery
@@ -61,9 +61,18 @@ def search(
         "object_class": q.object_class,
         "state": str(q.state) if q.state else None,
         "page": q.page,
+        "after": q.after,
         "page_size": q.page_size,
         "sort": str(q.sort),
     }
+    if q.after is not None and q.page != 1:
+        raise HTTPException(422, "give either 'after' (a cursor) or 'page', not both")
+    # Checked before the audit record too: a cursor this server did not write is refused unserved.
+    if q.after is not None:
+        try:
+            decode_cursor(q.sort, q.after)
+        except CursorError as exc:
+            raise HTTPException(422, str(exc)) from None
     # Recorded before the answer: a search the audit log refuses is not served.
     audit.append(
         user.id,
@@ -81,10 +90,13 @@ def search(
         sort=q.sort,
         page=q.page,
         page_size=q.page_size,
+        after=q.after,
     )
     return SearchPage(
         total=found.total,
+        total_exact=found.total_exact,
         page=q.page,
         page_size=q.page_size,
         items=[EventOut.model_validate(e, from_attributes=True) for e in found.items],
+        next=found.next_cursor,
     )

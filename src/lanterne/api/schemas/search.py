@@ -29,6 +29,9 @@ class SearchQuery(BaseModel):
     object_class: Annotated[str | None, Field(pattern=r"^[a-z_]{1,32}$")] = None
     state: AlertState | None = None
     page: Annotated[int, Field(ge=1, le=100_000)] = 1
+    after: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9_-]{1,400}$")] = Field(
+        None, description="Cursor of the next page (a page's `next`); replaces `page`."
+    )
     page_size: Annotated[int, Field(ge=1, le=200)] = 50
     sort: Sort = Sort.START_DESC
 
@@ -47,7 +50,9 @@ class EventOut(BaseModel):
 
 
 class SearchPage(BaseModel):
-    total: int
+    total: int = Field(description="Matches over all pages, exact up to 10,000 (see total_exact).")
+    total_exact: bool = Field(description="False: counting stopped at `total`, there are more.")
     page: int
     page_size: int
     items: list[EventOut]
+    next: str | None = Field(description="Pass as `after` for the next page; null on the last.")

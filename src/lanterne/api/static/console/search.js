@@ -5,7 +5,9 @@ import { api, el, vocabulary, whoami } from "./common.js";
 
 const PAGE_SIZE = 50;
 const FIELDS = ["purpose", "from", "to", "camera", "zone", "type", "object_class", "state", "sort"];
-let page = 1;
+// Pages follow the server's cursor (`next`): cursors[i] starts page i + 1 (null: the first).
+let cursors = [null];
+let nextCursor = null;
 
 function localToIso(value) {
   // datetime-local has no zone: read it in the browser's zone, send UTC.
@@ -21,7 +23,8 @@ async function run() {
     if (name === "from" || name === "to") value = localToIso(value);
     if (value) params.set(name, value);
   }
-  params.set("page", String(page));
+  const after = cursors[cursors.length - 1];
+  if (after) params.set("after", after);
   params.set("page_size", String(PAGE_SIZE));
   const response = await api("/api/events?" + params.toString());
   const body = await response.json();
@@ -46,11 +49,15 @@ async function run() {
     rows.appendChild(row);
   }
   table.hidden = body.items.length === 0;
+  // The server counts up to a cap (total_exact false beyond it): "10000+", and no page count.
+  const page = cursors.length;
   const pages = Math.max(1, Math.ceil(body.total / body.page_size));
-  document.getElementById("summary").textContent =
-    body.total + " event(s); page " + body.page + " of " + pages + ".";
-  document.getElementById("prev").disabled = body.page <= 1;
-  document.getElementById("next").disabled = body.page >= pages;
+  document.getElementById("summary").textContent = body.total_exact
+    ? body.total + " event(s); page " + page + " of " + pages + "."
+    : "more than " + body.total + " events (narrow the search); page " + page + ".";
+  document.getElementById("prev").disabled = page <= 1;
+  document.getElementById("next").disabled = !body.next;
+  nextCursor = body.next;
 }
 
 document.addEventListener("DOMContentLoaded", async () => {
@@ -68,15 +75,15 @@ document.addEventListener("DOMContentLoaded", async () => {
   }
   document.getElementById("search-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    page = 1;
+    cursors = [null];
     run();
   });
   document.getElementById("prev").addEventListener("click", () => {
-    page = Math.max(1, page - 1);
+    if (cursors.length > 1) cursors.pop();
     run();
   });
   document.getElementById("next").addEventListener("click", () => {
-    page += 1;
+    if (nextCursor) cursors.push(nextCursor);
     run();
   });
 });

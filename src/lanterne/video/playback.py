@@ -38,6 +38,7 @@ from lanterne.core.params import VEHICLE_CLASSES
 from lanterne.core.types import Box
 from lanterne.store import Store
 from lanterne.video.anonymize.base import Anonymizer
+from lanterne.video.anonymize.memory import FrameMemory
 from lanterne.video.anonymize.pixelate import pixelate
 from lanterne.video.detectors.base import Detector, PixelBox
 from lanterne.video.evidence.writer import JPEG_QUALITY, default_codec
@@ -148,7 +149,13 @@ class Renderer:
             anon = self._local.anonymizer = self._factory()
         return anon
 
-    def _anonymised(self, camera: str, image: np.ndarray, keep: Box | None = None) -> np.ndarray:
+    def _anonymised(
+        self,
+        camera: str,
+        image: np.ndarray,
+        keep: Box | None = None,
+        memory: FrameMemory | None = None,
+    ) -> np.ndarray:
         try:
             dets = self._detector.detect(image)
             names = dets.data.get("class_name", np.array([], dtype=object))
@@ -160,7 +167,13 @@ class Renderer:
                     people.append(px)
                 elif name in VEHICLE_CLASSES:
                     vehicles.append(px)
-            out = self._anonymizer().anonymize(image, people, vehicles)
+            anonymizer = self._anonymizer()
+            if memory is not None and getattr(anonymizer, "remembers_frames", False):
+                # Consecutive frames of one camera: faces and plates are searched where the
+                # picture changed (`FrameMemory`); people and vehicles on every frame.
+                out = anonymizer.anonymize(image, people, vehicles, memory=memory)  # type: ignore[call-arg]
+            else:
+                out = anonymizer.anonymize(image, people, vehicles)
             if keep is not None:
                 out = _only(image, out, people, keep)
             return out
@@ -202,6 +215,8 @@ class View:
         period = timedelta(seconds=1.0 / fps) if fps > 0 else timedelta(0)
         polygons = [m.polygon for m in self.camera.privacy_masks]
         masks_at: tuple[tuple[int, int], Any] | None = None
+        # One memory per stream of frames, never shared between views or cameras.
+        memory = FrameMemory()
         next_due = self.start
         for piece in self.pieces:
             for at, picture in _decode(piece):
@@ -222,7 +237,7 @@ class View:
                 if self.reveal is not None:
                     yield Rendered(at, burn(image, self.reveal.text(), top=True))
                 else:
-                    yield Rendered(at, self.renderer._anonymised(self.camera.id, image, self.keep))
+                    yield Rendered(at, self.renderer._anonymised(self.camera.id, image, self.keep, memory))
 
     def mp4(self, fps: float = DEFAULT_FPS) -> Iterator[bytes]:
         """The rendered frames as a fragmented MP4 (H.264 where available), yielded in pieces as

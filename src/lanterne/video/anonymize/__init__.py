@@ -7,6 +7,7 @@ statistics, never the boxes themselves."""
 from lanterne.video.anonymize.anonymizer import BlurCounts, DefaultAnonymizer
 from lanterne.video.anonymize.base import Anonymizer
 from lanterne.video.anonymize.clip import ClipStats, anonymize_clip
+from lanterne.video.anonymize.memory import FrameMemory
 from lanterne.video.anonymize.pixelate import block_size, pixelate
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "BlurCounts",
     "ClipStats",
     "DefaultAnonymizer",
+    "FrameMemory",
     "anonymize_clip",
     "block_size",
     "pixelate",

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from lanterne.video.anonymize.faces import _FaceDetector, _FaceSettings
+from lanterne.video.anonymize.memory import FrameMemory
 from lanterne.video.anonymize.pixelate import pixelate
-from lanterne.video.anonymize.plates import _PlateDetector, _PlateSettings
+from lanterne.video.anonymize.plates import _PlateDetector, _PlateSettings, _vehicle_region
 from lanterne.video.detectors.base import PixelBox
 
 HEAD_FRACTION = 0.22
@@ -66,6 +67,7 @@ class DefaultAnonymizer:
         upscale_small_frames: bool = True,
         face_score: float = 0.6,
         plate_score: float = 0.7,
+        remember_frames: bool = True,
     ) -> None:
         self._faces = (
             _FaceDetector(models_dir, _FaceSettings(score=face_score, upscale_small=upscale_small_frames))
@@ -74,17 +76,46 @@ class DefaultAnonymizer:
         )
         self._plates = _PlateDetector(models_dir, _PlateSettings(score=plate_score)) if plates else None
         self.last_counts = BlurCounts()
+        self.remembers_frames = remember_frames
+        """Whether a caller rendering a stream may pass a `FrameMemory` (`playback` does); off,
+        every frame is searched whole, as before (`benchmarks/playback.py` compares both)."""
 
     def anonymize(
-        self, image: np.ndarray, person_boxes: Sequence[PixelBox] = (), vehicle_boxes: Sequence[PixelBox] = ()
+        self,
+        image: np.ndarray,
+        person_boxes: Sequence[PixelBox] = (),
+        vehicle_boxes: Sequence[PixelBox] = (),
+        *,
+        memory: FrameMemory | None = None,
     ) -> np.ndarray:
-        """Return a copy of the BGR image with faces, plates and head regions pixelated."""
+        """Return a copy of the BGR image with faces, plates and head regions pixelated.
+
+        `memory`: the previous frames of the same stream (one camera, in order); faces and plates
+        are then searched only where the picture changed (see `FrameMemory`). Cleared when the
+        call fails, so that the next frame is searched whole."""
+        try:
+            return self._anonymize(image, person_boxes, vehicle_boxes, memory)
+        except BaseException:
+            if memory is not None:
+                memory.clear()
+            raise
+
+    def _anonymize(
+        self,
+        image: np.ndarray,
+        person_boxes: Sequence[PixelBox],
+        vehicle_boxes: Sequence[PixelBox],
+        memory: FrameMemory | None,
+    ) -> np.ndarray:
         out = image.copy()
         counts = BlurCounts()
         # Detectors look at the original image: a face inside a head band that was already
         # pixelated would no longer be found, and the count would under-report.
-        faces = self._faces._boxes(image) if self._faces is not None else []
-        plates = self._plates._boxes(image, vehicle_boxes) if self._plates is not None else []
+        if memory is None:
+            faces = self._faces._boxes(image) if self._faces is not None else []
+            plates = self._plates._boxes(image, vehicle_boxes) if self._plates is not None else []
+        else:
+            faces, plates = self._search(image, vehicle_boxes, memory)
         for box in person_boxes:
             if pixelate(out, _head_region(box), margin=HEAD_MARGIN):
                 counts.heads += 1
@@ -96,3 +127,52 @@ class DefaultAnonymizer:
                 counts.plates += 1
         self.last_counts = counts
         return out
+
+    def _search(
+        self, image: np.ndarray, vehicle_boxes: Sequence[PixelBox], memory: FrameMemory
+    ) -> tuple[list[PixelBox], list[PixelBox]]:
+        """Faces and plates to pixelate in this frame: searched where it changed, remembered
+        where it did not. The memory keeps what stays valid for the next frame."""
+        h, w = image.shape[:2]
+        grey, changes = memory.changes(image)
+        regions = [_vehicle_region(v, (w, h)) for v in vehicle_boxes]
+        if changes is None:
+            faces = self._faces._boxes(image) if self._faces is not None else []
+            plates = self._plates._boxes(image, vehicle_boxes) if self._plates is not None else []
+            memory._faces, memory._plates = list(faces), list(plates)
+            memory._searched_vehicles = regions
+            memory.searched_whole(grey, (w, h))
+            return faces, plates
+        kept_faces, kept_plates = memory.kept(memory._faces, changes), memory.kept(memory._plates, changes)
+        new_faces: list[PixelBox] = []
+        new_plates: list[PixelBox] = []
+        if self._faces is not None:
+            for region in changes.regions:
+                new_faces += self._faces._boxes_in(image, region)
+        searched = [r for r in memory._searched_vehicles if not changes.touches(r)]
+        if self._plates is not None:
+            if changes.regions:
+                # The whole-frame pass, on the part of the frame that changed: plates there are
+                # at least as large in the network's input as in the whole frame.
+                new_plates += self._plates._detect_in(image, _union(changes.regions))
+            for region in regions:
+                if not memory.vehicle_searched(region, changes):
+                    new_plates += self._plates._detect_in(image, region)
+                    searched.append(region)
+        # This frame hides the boxes that were remembered where it changed as well as what the
+        # new search found; the next frame starts from the new search there.
+        faces = memory._faces + new_faces
+        plates = memory._plates + new_plates
+        memory._faces, memory._plates = kept_faces + new_faces, kept_plates + new_plates
+        memory._searched_vehicles = searched
+        memory.searched_changes(grey, changes)
+        return faces, plates
+
+
+def _union(regions: Sequence[PixelBox]) -> PixelBox:
+    return (
+        min(r[0] for r in regions),
+        min(r[1] for r in regions),
+        max(r[2] for r in regions),
+        max(r[3] for r in regions),
+    )

@@ -142,13 +142,19 @@ class _PlateDetector:
     def _boxes(self, image: np.ndarray, vehicle_boxes: Sequence[PixelBox] = ()) -> list[PixelBox]:
         h, w = image.shape[:2]
         boxes = self._detect_in(image, (0, 0, w, h))
-        for vx0, vy0, vx1, vy1 in vehicle_boxes:
-            mx, my = (vx1 - vx0) * VEHICLE_MARGIN, (vy1 - vy0) * VEHICLE_MARGIN
-            region = (
-                max(0, int(vx0 - mx)),
-                max(0, int(vy0 - my)),
-                min(w, int(np.ceil(vx1 + mx))),
-                min(h, int(np.ceil(vy1 + my))),
-            )
-            boxes += self._detect_in(image, region)
+        for vehicle in vehicle_boxes:
+            boxes += self._detect_in(image, _vehicle_region(vehicle, (w, h)))
         return boxes
+
+
+def _vehicle_region(vehicle: PixelBox, size: tuple[int, int]) -> PixelBox:
+    """The part of the frame searched for a vehicle's plate: its box widened by VEHICLE_MARGIN."""
+    w, h = size
+    vx0, vy0, vx1, vy1 = vehicle
+    mx, my = (vx1 - vx0) * VEHICLE_MARGIN, (vy1 - vy0) * VEHICLE_MARGIN
+    return (
+        max(0, int(vx0 - mx)),
+        max(0, int(vy0 - my)),
+        min(w, int(np.ceil(vx1 + mx))),
+        min(h, int(np.ceil(vy1 + my))),
+    )

@@ -107,13 +107,22 @@ def _frames(cfg: Config, at: datetime, keep: Box | None) -> np.ndarray:
         store.close()
 
 
+def _recorded(clip: Path, seconds: float) -> np.ndarray:
+    """The camera's own frame `seconds` into the recording (the clip it recorded, no masks)."""
+    with av.open(str(clip)) as c:
+        for frame in c.decode(video=0):
+            if frame.time is not None and frame.time >= seconds - 1e-3:
+                return frame.to_ndarray(format="bgr24")
+    raise AssertionError(f"the clip is shorter than {seconds} s")
+
+
 def test_a_supervisor_answers_an_access_request_with_the_requester_alone(tmp_path: Path, clip: Path) -> None:
     config, first, sup = _site(tmp_path, clip)
     cfg = load_config(config)
     at = first + timedelta(seconds=5)
     # Where the people are at that moment, as the read path's detector sees them: the test plays
     # the agent who recognises the requester on the frame.
-    recorded = _frames(cfg, at, keep=(0.0, 0.0, 1.0, 1.0))
+    recorded = _recorded(clip, 5.0)
     h, w = recorded.shape[:2]
     found = create_detector(cfg.detector, cfg.models_dir).detect(recorded)
     people: list[Box] = [

@@ -140,7 +140,8 @@ class Renderer:
         naming it before a single frame is rendered. `reveal`: render without anonymisation, for
         a recorded use of a permission (`lanterne.accountability.privacy`); masks stay. `keep`:
         answer an access request, showing only the person whose box is centred in this region
-        (frame fractions) and hiding everyone else whole."""
+        (frame fractions) on the first frame, followed from frame to frame (`Requester`), and
+        hiding everyone else whole."""
         return View(self, camera, start, end, self._pieces(camera.id, start, end), reveal, keep)
 
     def _anonymizer(self) -> Anonymizer:
@@ -153,7 +154,7 @@ class Renderer:
         self,
         camera: str,
         image: np.ndarray,
-        keep: Box | None = None,
+        requester: Requester | None = None,
         memory: FrameMemory | None = None,
     ) -> np.ndarray:
         try:
@@ -174,8 +175,8 @@ class Renderer:
                 out = anonymizer.anonymize(image, people, vehicles, memory=memory)  # type: ignore[call-arg]
             else:
                 out = anonymizer.anonymize(image, people, vehicles)
-            if keep is not None:
-                out = _only(image, out, people, keep)
+            if requester is not None:
+                out = _only(image, out, people, requester)
             return out
         except Exception as exc:  # any failure: nothing identifiable may leave
             log.error(
@@ -217,6 +218,8 @@ class View:
         masks_at: tuple[tuple[int, int], Any] | None = None
         # One memory per stream of frames, never shared between views or cameras.
         memory = FrameMemory()
+        # Likewise the requester's region, which follows them from the region the agent marked.
+        requester = Requester(self.keep) if self.keep is not None else None
         next_due = self.start
         for piece in self.pieces:
             for at, picture in _decode(piece):
@@ -237,7 +240,7 @@ class View:
                 if self.reveal is not None:
                     yield Rendered(at, burn(image, self.reveal.text(), top=True))
                 else:
-                    yield Rendered(at, self.renderer._anonymised(self.camera.id, image, self.keep, memory))
+                    yield Rendered(at, self.renderer._anonymised(self.camera.id, image, requester, memory))
 
     def mp4(self, fps: float = DEFAULT_FPS) -> Iterator[bytes]:
         """The rendered frames as a fragmented MP4 (H.264 where available), yielded in pieces as
@@ -289,19 +292,54 @@ class View:
         return None
 
 
-def _only(original: np.ndarray, out: np.ndarray, people: list[PixelBox], keep: Box) -> np.ndarray:
-    """The requester alone: the person whose box is centred in `keep` is shown as recorded, and
-    every other person is pixelated whole, even where they overlap the requester's box."""
+FOLLOW_MARGIN = 0.5
+"""How far around the requester's last box (as a share of its width and height, each side) their
+box is looked for in the next frame: a person walking at 2 m/s moves well under half their
+width between frames 0.1 s apart, and a margin this small rarely takes in a neighbour."""
+
+
+@dataclass(slots=True)
+class Requester:
+    """Where the requester of an access request is expected in the next frame (frame fractions).
+
+    The agent marks them once; from then on the region follows their box from frame to frame
+    by position alone (no appearance: nothing here could tell one person from another by how they
+    look), so a requester who walks across the scene stays the one person shown. Only one person
+    is kept in a frame: the one whose box is centred in the region, nearest its centre. When
+    nobody is there (hidden, out of view), the region stays and they are anonymised like
+    everyone else. Two people who cross closely can swap: the agent checks the export and answers
+    in shorter ranges, marking the requester again after a crossing (docs/recording.md)."""
+
+    region: Box
+
+    def pick(self, people: list[PixelBox], w: int, h: int) -> PixelBox | None:
+        x0, y0, x1, y1 = self.region[0] * w, self.region[1] * h, self.region[2] * w, self.region[3] * h
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        inside = [b for b in people if x0 <= (b[0] + b[2]) / 2 <= x1 and y0 <= (b[1] + b[3]) / 2 <= y1]
+        if not inside:
+            return None
+        box = min(inside, key=lambda b: ((b[0] + b[2]) / 2 - cx) ** 2 + ((b[1] + b[3]) / 2 - cy) ** 2)
+        mx, my = (box[2] - box[0]) * FOLLOW_MARGIN, (box[3] - box[1]) * FOLLOW_MARGIN
+        self.region = (
+            max(0.0, (box[0] - mx) / w),
+            max(0.0, (box[1] - my) / h),
+            min(1.0, (box[2] + mx) / w),
+            min(1.0, (box[3] + my) / h),
+        )
+        return box
+
+
+def _only(original: np.ndarray, out: np.ndarray, people: list[PixelBox], requester: Requester) -> np.ndarray:
+    """The requester alone: their box is shown as recorded, and every other person is pixelated
+    whole, even where they overlap the requester's box."""
     h, w = original.shape[:2]
-    x0, y0, x1, y1 = keep[0] * w, keep[1] * h, keep[2] * w, keep[3] * h
-    inside = [x0 <= (b[0] + b[2]) / 2 <= x1 and y0 <= (b[1] + b[3]) / 2 <= y1 for b in people]
-    for box, kept in zip(people, inside, strict=True):
-        if kept:
-            bx0, by0 = max(0, box[0]), max(0, box[1])
-            bx1, by1 = min(w, box[2]), min(h, box[3])
-            out[by0:by1, bx0:bx1] = original[by0:by1, bx0:bx1]
-    for box, kept in zip(people, inside, strict=True):
-        if not kept:
+    kept = requester.pick(people, w, h)
+    if kept is not None:
+        bx0, by0 = max(0, kept[0]), max(0, kept[1])
+        bx1, by1 = min(w, kept[2]), min(h, kept[3])
+        out[by0:by1, bx0:bx1] = original[by0:by1, bx0:bx1]
+    for box in people:
+        if box is not kept:
             pixelate(out, box)
     return out
 

@@ -42,6 +42,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.sql import Select
 
+from lanterne.accountability.outbound import Outbox, enqueue, withdraw
 from lanterne.accountability.precision import ALERT_MODE
 from lanterne.audit import Action, AuditLog
 from lanterne.core.errors import LanterneError
@@ -206,6 +207,7 @@ def _move(
     reason: str | None = None,
     reason_text: str | None = None,
     follow_up: str | None = None,
+    outbox: Outbox | None = None,
 ) -> Step:
     if not user_id or not user_id.strip():
         raise DecisionError("a decision needs the operator's user id; pass --user")
@@ -234,6 +236,10 @@ def _move(
         # The event's own copy of its current state, in the same transaction as the step: what a
         # search filters on at scale (`events.state`, migration 0011).
         conn.execute(update(EventRecord).where(EventRecord.id == event_id).values(state=str(to)))
+        if to is AlertState.CONFIRMED and outbox is not None and follow_up is not None:
+            # The promise to send commits with the decision (outbox pattern): sent later by the
+            # console's delivery thread, never inside the operator's request (docs/integration.md).
+            enqueue(conn, outbox, event_id, follow_up, now)
     details: dict[str, object] = {"from": str(frm), "to": str(to), "camera": ev.camera, "type": ev.type}
     if reason is not None:
         details["reason"] = reason
@@ -251,6 +257,7 @@ def _move(
         # the log refused it, so the step is taken back and the error raised.
         with engine.begin() as conn:
             conn.execute(delete(AlertStateRecord).where(AlertStateRecord.id == row_id))
+            withdraw(conn, event_id)
             # Whatever step is now the latest (another operator's, taken meanwhile, included).
             latest = (
                 select(AlertStateRecord.state)
@@ -270,17 +277,28 @@ def acknowledge(engine: Engine, audit: AuditLog, event_id: str, user_id: str, no
 
 
 def confirm(
-    engine: Engine, audit: AuditLog, event_id: str, user_id: str, now: datetime, follow_up: str
+    engine: Engine,
+    audit: AuditLog,
+    event_id: str,
+    user_id: str,
+    now: datetime,
+    follow_up: str,
+    outbox: Outbox | None = None,
 ) -> Step:
     """The operator confirms the situation is real and records what they decided to do.
 
-    `follow_up` is recorded, never acted on: Lanterne dispatches nothing (EV-04).
+    `follow_up` is recorded, never acted on: Lanterne dispatches nothing (EV-04). With an
+    `outbox` (`outbound.outbox_for(cfg)`), the confirmed alert is queued for the configured
+    destinations in the same transaction: informing field and partner systems of what a person
+    confirmed, which they act on or not.
     """
     if follow_up not in FOLLOW_UPS:
         raise DecisionError(
             f"follow-up {follow_up!r} is not one of {_follow_ups()}; pass --follow-up with one of them"
         )
-    return _move(engine, audit, event_id, user_id, now, AlertState.CONFIRMED, follow_up=follow_up)
+    return _move(
+        engine, audit, event_id, user_id, now, AlertState.CONFIRMED, follow_up=follow_up, outbox=outbox
+    )
 
 
 def dismiss(

@@ -18,8 +18,11 @@ from fastapi.staticfiles import StaticFiles
 from lanterne.api import deps
 from lanterne.api.routes import alerts, auth, cameras, pages, public, recordings, search, stops, vocabulary
 from lanterne.api.routes import observatory as observatory_api
+from lanterne.api.routes import ops as operations
 from lanterne.api.routes import requests as access_requests
+from lanterne.audit.witness import HeadTimer
 from lanterne.config import Config
+from lanterne.runtime.outbound import start_delivery
 from lanterne.runtime.site import open_site
 
 PUBLIC_CSP = (
@@ -52,9 +55,16 @@ def create_app(cfg: Config, *, clock: Callable[[], datetime] = lambda: datetime.
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         site = open_site(cfg, clock=clock)
         app.state.store, app.state.audit = site.store, site.audit
+        # Confirmations happen here, so their delivery runs here too (docs/integration.md).
+        delivery = start_delivery(site.store.engine, site.audit, cfg.outbound, clock)
+        # The console writes most audit records: its head is signed and witnessed each interval.
+        heads = HeadTimer(site.audit).start()
         try:
             yield
         finally:
+            heads.stop()
+            if delivery is not None:
+                delivery.stop()
             site.close()
 
     app = FastAPI(
@@ -94,6 +104,7 @@ def create_app(cfg: Config, *, clock: Callable[[], datetime] = lambda: datetime.
     app.include_router(observatory_api.router)
     app.include_router(vocabulary.router)
     app.include_router(access_requests.router)
+    app.include_router(operations.router)
     # Pages' scripts and styles, and Leaflet (`static/vendor/leaflet/`), from the package itself.
     app.mount("/static", StaticFiles(packages=[("lanterne.api", "static")]), name="static")
     return app

@@ -2,9 +2,12 @@
 
 Every record holds the SHA-256 of its predecessor and of its own content, so altering, removing,
 inserting or reordering a record breaks the chain at that record (`lanterne.audit.verify`). Every
-`checkpoint_every` records an Ed25519 signature over the chain hash is stored as well: SHA-256 has
-no secret, so only the signature stops someone with database access from rewriting the whole tail
-consistently. The database itself refuses UPDATE and DELETE through triggers (migration 0002).
+`checkpoint_every` records, and whenever the oldest unsigned record is `checkpoint_seconds` old, an
+Ed25519 signature over the chain hash is stored as well: SHA-256 has no secret, so only the
+signature stops someone with database access from rewriting the whole tail consistently. The
+database itself refuses UPDATE and DELETE through triggers (migration 0002). Every checkpoint is
+also handed to the witnesses (`lanterne.audit.witness`) once its transaction commits: a copy out
+of the database's reach is what shows the newest records deleted together with their checkpoint.
 
 Appends must be strictly linear even with several threads and processes writing: two appends that
 both read record N as "the last" would fork the chain. Each append therefore takes the table's
@@ -17,9 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -31,12 +35,15 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from lanterne.audit import signing
+from lanterne.audit.witness import SignedHead, Witness, WitnessError, WitnessFile
 from lanterne.core.errors import ConfigError, LanterneError
 from lanterne.store.db import check_connection, create_engine_for, describe_failure, locked_write, migrate
 from lanterne.store.tables import AuditCheckpointRecord, AuditRecord, AuditSettingsRecord
 
 if TYPE_CHECKING:
     from lanterne.config.schema import Config
+
+log = logging.getLogger(__name__)
 
 GENESIS_HASH = "0" * 64
 """The predecessor of the first record ever written."""
@@ -92,6 +99,10 @@ class Action(StrEnum):
     """Events left ongoing by a camera's previous owner closed by the ingester when another worker
     took the camera over (issue 12): the record names the camera, the event ids, both fencing
     epochs and the reason, since the events table has no column for why an event ended."""
+    OUTBOUND = "outbound"
+    """A confirmed alert sent to a configured destination (MQTT, a webhook), given up after its
+    last attempt (dead letter), or put back for delivery by a supervisor: the logged channel of
+    AC-06. The record names the alert, the destination as recipient, and the attempts."""
 
 
 NEEDS_PURPOSE: frozenset[Action] = frozenset(
@@ -259,16 +270,31 @@ class AuditLog:
         *,
         key_path: Path | None = None,
         checkpoint_every: int = 100,
+        checkpoint_seconds: float | None = None,
+        witnesses: Sequence[Witness] = (),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """`checkpoint_seconds` None signs by count only (the site's log, from the configuration,
+        signs at least once a minute); `witnesses` receive every checkpoint signed through here."""
         if checkpoint_every < 1:
             raise ValueError("checkpoint_every must be at least 1")
+        if checkpoint_seconds is not None and checkpoint_seconds <= 0:
+            raise ValueError("checkpoint_seconds must be positive")
         self.engine = engine
         self.key_path = key_path
         self.checkpoint_every = checkpoint_every
+        self.checkpoint_seconds = checkpoint_seconds
+        self.witnesses = tuple(witnesses)
         self.clock = clock
         self._key: Ed25519PrivateKey | None = None
         self._key_lock = threading.Lock()
+        self._tx = threading.local()
+        """`heads`: the checkpoints signed by this thread's open write transaction."""
+        self._not_due_before: datetime | None = None
+        """Before this time no checkpoint is due by time (`_due`); None: ask the database."""
+        self._witness_lock = threading.Lock()
+        self._unwitnessed: dict[int, list[SignedHead]] = {}
+        """Heads a witness (by index) refused, written again before the next ones."""
 
     @classmethod
     def open(
@@ -277,13 +303,22 @@ class AuditLog:
         *,
         key_path: Path | None = None,
         checkpoint_every: int = 100,
+        checkpoint_seconds: float | None = None,
+        witnesses: Sequence[Witness] = (),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> AuditLog:
         """Open the database at `url`, bringing its schema up to date first."""
         engine = create_engine_for(url)
         check_connection(engine)
         migrate(engine)
-        return cls(engine, key_path=key_path, checkpoint_every=checkpoint_every, clock=clock)
+        return cls(
+            engine,
+            key_path=key_path,
+            checkpoint_every=checkpoint_every,
+            checkpoint_seconds=checkpoint_seconds,
+            witnesses=witnesses,
+            clock=clock,
+        )
 
     @classmethod
     def from_config(
@@ -300,7 +335,12 @@ class AuditLog:
         if engine is None:
             engine = cls.open(cfg.store.url).engine
         log = cls(
-            engine, key_path=cfg.audit.key_path, checkpoint_every=cfg.audit.checkpoint_every, clock=clock
+            engine,
+            key_path=cfg.audit.key_path,
+            checkpoint_every=cfg.audit.checkpoint_every,
+            checkpoint_seconds=cfg.audit.checkpoint_seconds,
+            witnesses=[WitnessFile(cfg.audit.witness_path)],
+            clock=clock,
         )
         if log.keep_days() != cfg.audit.retention_days:
             log.set_retention(cfg.audit.retention_days, "system")
@@ -322,10 +362,38 @@ class AuditLog:
 
     # --- writing --------------------------------------------------------------------------
 
-    def _write_tx(self) -> AbstractContextManager[Connection]:
+    @contextmanager
+    def _write_tx(self) -> Iterator[Connection]:
         """A transaction that holds the audit write lock from its first statement to its commit:
-        two writers must not both read the same last record and fork the chain."""
-        return locked_write(self.engine, "audit_records")
+        two writers must not both read the same last record and fork the chain.
+
+        The checkpoints it signs go to the witnesses after the commit, outside the lock: a head
+        witnessed before a commit that then failed would later read as records deleted, and an
+        fsync under the lock would make every other writer wait for the disk."""
+        heads: list[SignedHead] = []
+        outer = getattr(self._tx, "heads", None)
+        self._tx.heads = heads
+        try:
+            with locked_write(self.engine, "audit_records") as conn:
+                yield conn
+        finally:
+            self._tx.heads = outer
+        self._witness(heads)
+
+    def _witness(self, heads: list[SignedHead]) -> None:
+        """Hand `heads` (and any a witness refused before) to every witness. A witness that fails
+        is logged, not raised: the records are committed, and refusing the caller's action after
+        the fact would not unrecord it. `verify` shows how far the witnesses reach."""
+        if not self.witnesses or (not heads and not any(self._unwitnessed.values())):
+            return
+        with self._witness_lock:
+            for i, witness in enumerate(self.witnesses):
+                batch = [*self._unwitnessed.pop(i, []), *heads]
+                try:
+                    witness.write(batch)
+                except WitnessError as exc:
+                    self._unwitnessed[i] = batch
+                    log.error("%s (%d signed heads waiting)", exc, len(batch))
 
     def append(
         self,
@@ -421,16 +489,46 @@ class AuditLog:
         h = record_hash(prev_hash, seq=seq, ts=ts, **fields)
         conn.execute(insert(_R).values(seq=seq, ts=ts, prev_hash=prev_hash, hash=h, **fields))
         # Without a key (tests, throwaway logs) the chain is still kept; only signatures are missing.
-        if seq % self.checkpoint_every == 0 and (self.key_path is not None or self._key is not None):
+        if self._can_sign() and (seq % self.checkpoint_every == 0 or self._due(conn, ts)):
             self._write_checkpoint(conn, seq, h)
         row = conn.execute(select(_R).where(_R.c.seq == seq)).one()
         return _entry(row)
+
+    def _can_sign(self) -> bool:
+        return self.key_path is not None or self._key is not None
+
+    def _due(self, conn: Connection, now: datetime) -> bool:
+        """Whether the oldest record not yet covered by a checkpoint is `checkpoint_seconds` old:
+        that bounds, in time, what a deletion of the tail could hide while records are written.
+        Measured from the oldest unsigned record rather than the last checkpoint, so the first
+        record after a quiet spell is not signed for nothing.
+
+        The answer is remembered as a time before which nothing is due: records only get newer
+        and other processes' checkpoints only move the oldest unsigned record later, so that time
+        is never too late, and the database is asked about once per interval instead of on every
+        append (one round trip, a third of an append on PostgreSQL)."""
+        if self.checkpoint_seconds is None:
+            return False
+        if self._not_due_before is not None and now < self._not_due_before:
+            return False
+        last = select(_C.c.seq).order_by(_C.c.id.desc()).limit(1).scalar_subquery()
+        oldest = conn.execute(
+            select(_R.c.ts).where(_R.c.seq > func.coalesce(last, 0)).order_by(_R.c.seq).limit(1)
+        ).scalar()
+        if oldest is None:
+            return False
+        self._not_due_before = oldest + timedelta(seconds=self.checkpoint_seconds)
+        return now >= self._not_due_before
 
     def _write_checkpoint(self, conn: Connection, seq: int, chain_hash: str) -> None:
         ts = _aware(self.clock(), "clock()")
         assert ts is not None
         kid, sig = signing.sign_checkpoint(self.signing_key(), seq, chain_hash, ts)
         conn.execute(insert(_C).values(ts=ts, seq=seq, chain_hash=chain_hash, key_id=kid, signature=sig))
+        self._not_due_before = None
+        heads = getattr(self._tx, "heads", None)
+        if heads is not None:
+            heads.append(SignedHead(seq, chain_hash, ts, kid, sig))
 
     def checkpoint(self, seq: int | None = None) -> int:
         """Sign the chain at `seq` (default: the newest record) unless a checkpoint is already
@@ -438,6 +536,22 @@ class AuditLog:
         records they rely on are covered by a signature."""
         with self._write_tx() as conn:
             return self._ensure_checkpoint(conn, seq)
+
+    def sign_head(self) -> int | None:
+        """Sign the newest record if no checkpoint covers it yet and return its seq; None when
+        there is nothing to sign (empty log, head already signed, no key). Reads first and takes
+        the write lock only to sign, so a timer calling it costs two lookups when idle."""
+        if not self._can_sign():
+            return None
+        try:
+            with self.engine.connect() as conn:
+                head = conn.execute(select(func.max(_R.c.seq))).scalar()
+                signed = conn.execute(select(_C.c.seq).order_by(_C.c.id.desc()).limit(1)).scalar()
+        except SQLAlchemyError as exc:
+            raise describe_failure(self.engine, exc) from None
+        if head is None or signed == head:
+            return None
+        return self.checkpoint()
 
     def _ensure_checkpoint(self, conn: Connection, seq: int | None) -> int:
         if seq is None:

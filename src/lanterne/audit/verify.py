@@ -5,7 +5,9 @@ order, and stops at the first break with a sentence a person can act on ("record
 altered (hash mismatch)"). The chain alone cannot tell a consistent rewrite of the tail from the
 original, since SHA-256 has no secret; the signed checkpoints can, so each is checked against the
 record it signs. What neither can see is the removal of records written after the last
-checkpoint: the result says how many records are not yet covered by a signature.
+checkpoint together with that checkpoint: the witnesses can (`lanterne.audit.witness`), since they
+keep every signed head outside the database, so a head past the database's end names the records
+deleted from the tail.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from lanterne.audit.log import (
     iso,
     row_hash,
 )
+from lanterne.audit.witness import SignedHead, Witness, WitnessLine, check_witnesses, read_witness_file, when
 from lanterne.store.db import describe_failure
 from lanterne.store.tables import AuditCheckpointRecord, AuditRecord
 
@@ -68,6 +71,9 @@ class VerifyResult:
     unsigned: int = 0
     """Records after the last checkpoint: chained but not yet signed, so a removal of those from
     the end of the log would not show."""
+    witnessed: SignedHead | None = None
+    """The newest head the witnesses hold, when they were checked."""
+    witnesses_checked: bool = False
 
     def summary(self) -> str:
         if not self.ok:
@@ -75,10 +81,17 @@ class VerifyResult:
         if self.last_checkpoint_seq is None:
             cp = "no checkpoint yet"
         else:
-            when = iso(self.last_checkpoint_ts) if self.last_checkpoint_ts else "?"
-            cp = f"last checkpoint at record {self.last_checkpoint_seq} ({when})"
+            at = iso(self.last_checkpoint_ts) if self.last_checkpoint_ts else "?"
+            cp = f"last checkpoint at record {self.last_checkpoint_seq} ({at})"
         tail = f", {self.unsigned} newer records not yet signed" if self.unsigned else ""
-        return f"intact: {self.records} records, {cp}{tail}"
+        seen = ""
+        if self.witnesses_checked:
+            seen = (
+                f"; witnessed head {self.witnessed.seq} at {when(self.witnessed.ts)}"
+                if self.witnessed is not None
+                else "; no witnessed head yet"
+            )
+        return f"intact: {self.records} records, {cp}{tail}{seen}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +157,7 @@ def _check(
     *,
     anchor: tuple[int, str] | None,
     require_signed_end: bool,
+    witness_lines: Sequence[WitnessLine] | None = None,
 ) -> VerifyResult:
     """Walk the chain from `anchor` (None: find it among the checkpoints) and check every checkpoint."""
     # (where it shows, first bad seq, sentence): a walk break and a checkpoint that disagrees can
@@ -214,6 +228,13 @@ def _check(
             continue
         good_signed.append(cp.seq)
 
+    witnessed: SignedHead | None = None
+    if witness_lines is not None:
+        # With every record purged the chain continues from the newest checkpoint: that is the end.
+        end = last_seq if last_seq is not None else max((cp.seq for cp in checkpoints), default=0)
+        found, witnessed = check_witnesses(witness_lines, stored, end, keys)
+        problems.extend(found)
+
     valid = [cp for cp in checkpoints if cp.key_id in keys and _signature_ok(cp, keys)]
     last_cp = max(valid, key=lambda c: (c.seq, c.ts), default=None)
     if require_signed_end and records and not problems and (last_cp is None or last_cp.seq != last_seq):
@@ -238,18 +259,26 @@ def _check(
         last_checkpoint_seq=last_cp.seq if last_cp else None,
         last_checkpoint_ts=last_cp.ts if last_cp else None,
         unsigned=unsigned,
+        witnessed=witnessed,
+        witnesses_checked=witness_lines is not None,
     )
 
 
 def verify_log(
-    engine: Engine, public_keys: Iterable[Ed25519PublicKey] | Mapping[str, Ed25519PublicKey]
+    engine: Engine,
+    public_keys: Iterable[Ed25519PublicKey] | Mapping[str, Ed25519PublicKey],
+    witnesses: Sequence[Path] | None = None,
 ) -> VerifyResult:
-    """Check the whole audit log in the database against the trusted checkpoint keys.
+    """Check the whole audit log in the database against the trusted checkpoint keys and, when
+    `witnesses` (witness files) are given, against every head they hold.
 
     Reads every record once, in seq order: about 50 000 records a second on the 2-core dev machine
     (SQLite and PostgreSQL alike), so a year of a busy site's log takes seconds.
     """
     keys = signing.keyring(public_keys)
+    witness_lines = None
+    if witnesses is not None:
+        witness_lines = [line for path in witnesses for line in read_witness_file(path)]
     try:
         with engine.connect() as conn:
             records = [
@@ -262,7 +291,9 @@ def verify_log(
             ]
     except SQLAlchemyError as exc:
         raise describe_failure(engine, exc) from None
-    return _check(records, checkpoints, keys, anchor=None, require_signed_end=False)
+    return _check(
+        records, checkpoints, keys, anchor=None, require_signed_end=False, witness_lines=witness_lines
+    )
 
 
 # --- extracts ---------------------------------------------------------------------------------
@@ -296,6 +327,7 @@ def export_extract(
     purpose: str | None,
     recipient: str | None,
     clock: Callable[[], datetime] | None = None,
+    witnesses: Sequence[Witness] = (),
 ) -> int:
     """Write the records of `[from_ts, to_ts)` with their chain proof to `out_path`; return how many.
 
@@ -309,6 +341,7 @@ def export_extract(
     log = AuditLog(
         engine,
         key_path=None if isinstance(key, Ed25519PrivateKey) else key,
+        witnesses=witnesses,
         **({"clock": clock} if clock else {}),
     )
     if isinstance(key, Ed25519PrivateKey):

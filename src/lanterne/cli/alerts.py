@@ -80,6 +80,7 @@ def confirm_command(
 ) -> None:
     """Confirm an acknowledged alert: the situation is real."""
     from lanterne.accountability.alerts import DecisionError, confirm
+    from lanterne.accountability.outbound import outbox_for
     from lanterne.store.tables import FOLLOW_UPS
 
     if follow_up is None:
@@ -87,7 +88,9 @@ def confirm_command(
             f"a confirmation needs a follow-up, one of {', '.join(FOLLOW_UPS)}; pass --follow-up"
         )
     with opened_site(config) as site:
-        confirm(site.store.engine, site.audit, alert_id, user_id(user), datetime.now(UTC), follow_up)
+        # Queued for the configured destinations; `lanterne serve` delivers them.
+        outbox = outbox_for(site.cfg)
+        confirm(site.store.engine, site.audit, alert_id, user_id(user), datetime.now(UTC), follow_up, outbox)
     _console().print(f"alert {alert_id} confirmed (follow-up: {follow_up}, recorded only)", highlight=False)
 
 

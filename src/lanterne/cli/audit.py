@@ -55,8 +55,16 @@ def verify_cmd(
         list[Path] | None,
         typer.Option("--public-key", help="Trusted public key (PEM); repeat for rotated keys."),
     ] = None,
+    witness: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--witness",
+            help="Another copy of a witness file (e.g. kept off-site) to check the log against; repeatable.",
+        ),
+    ] = None,
 ) -> None:
-    """Check every record's hash and link and every signed checkpoint; exit 1 at the first break."""
+    """Check every record's hash and link, every signed checkpoint and, with --config, every head
+    the witness files hold (deleted newest records show there); exit 1 at the first break."""
     from lanterne.audit import signing
     from lanterne.audit.verify import verify_extract, verify_log
 
@@ -65,6 +73,8 @@ def verify_cmd(
             "pass either --config (the site's log) or --file (an extract), not both or neither"
         )
     keys = [signing.load_public_key(p) for p in public_key or []]
+    if file is not None and witness:
+        raise LanterneError("--witness checks the site's log: pass it with --config, not with --file")
     if file is not None:
         result = verify_extract(file, keys or None)
         if result.ok and not keys:
@@ -79,9 +89,17 @@ def verify_cmd(
         cfg = load_config(config)
         if cfg.audit.key_path.exists():
             keys.append(signing.load_private_key(cfg.audit.key_path).public_key())
+        witnesses = list(witness or [])
+        configured = cfg.audit.witness_path
+        if configured.exists():
+            witnesses.insert(0, configured)
+        else:
+            # A log from before witnesses, or a witness file removed: either way the DPO must know
+            # that the newest records are not proven by it.
+            out.print(f"no witness file at {configured}: deleted newest records would not show")
         log = AuditLog.open(cfg.store.url)
         try:
-            result = verify_log(log.engine, keys)
+            result = verify_log(log.engine, keys, witnesses)
         finally:
             log.close()
     if result.ok:
@@ -127,6 +145,7 @@ def export_cmd(
             cfg.audit.key_path,
             purpose=purpose,
             recipient=recipient,
+            witnesses=log.witnesses,
         )
     finally:
         log.close()

@@ -14,6 +14,7 @@ from lanterne.cli.accounts import users_app
 from lanterne.cli.alerts import alerts_app
 from lanterne.cli.audit import audit_app
 from lanterne.cli.authorisation import authorisation_app
+from lanterne.cli.cluster import cluster_app
 from lanterne.cli.config import config_app
 from lanterne.cli.dpia import dpia_app
 from lanterne.cli.exports import export_app
@@ -35,6 +36,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(run_app)  # analyze, run, anonymize, demo: top-level commands, no group name
+app.add_typer(cluster_app)  # worker, ingest: top-level too, beside run (docs/scale-out.md)
 app.add_typer(config_app, name="config")
 app.add_typer(audit_app, name="audit")
 app.add_typer(authorisation_app, name="authorisation")

@@ -81,6 +81,9 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
     key_path = cfg.audit.key_path
     if not key_path.is_absolute():
         key_path = (base / key_path).resolve()
+    witness_file = cfg.audit.witness_file
+    if witness_file is not None and not witness_file.is_absolute():
+        witness_file = (base / witness_file).resolve()
     recording = cfg.recording
     recording = recording.model_copy(
         update={
@@ -102,11 +105,30 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
         else layer.model_copy(update={"file": (base / layer.file).resolve()})
         for layer in obs.layers
     ]
+    outbound = cfg.outbound
+    if outbound.mqtt is not None and outbound.mqtt.password_file is not None:
+        outbound = outbound.model_copy(
+            update={
+                "mqtt": outbound.mqtt.model_copy(update={"password_file": base / outbound.mqtt.password_file})
+            }
+        )
+    outbound = outbound.model_copy(
+        update={
+            "webhooks": [
+                w.model_copy(update={"secret_file": base / w.secret_file}) for w in outbound.webhooks
+            ]
+        }
+    )
+    metrics = cfg.metrics
+    if metrics.token_file is not None:
+        metrics = metrics.model_copy(update={"token_file": base / metrics.token_file})
     return cfg.model_copy(
         update={
+            "outbound": outbound,
+            "metrics": metrics,
             "observatory": obs.model_copy(update={"store": obs_store, "layers": layers}),
             "console": console,
-            "audit": cfg.audit.model_copy(update={"key_path": key_path}),
+            "audit": cfg.audit.model_copy(update={"key_path": key_path, "witness_file": witness_file}),
             "recording": recording,
             "cameras": cameras,
             "store": store.model_copy(update={"url": url, "evidence_dir": evidence}),

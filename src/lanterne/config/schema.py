@@ -363,6 +363,23 @@ class AuditSettings(Strict):
         title="Signing key",
         description="Ed25519 private key that signs checkpoints (relative to the config file); created on first use. Keep it away from the database.",
     )
+    checkpoint_seconds: float = Field(
+        60,
+        ge=1,
+        le=3600,
+        title="Checkpoint interval (seconds)",
+        description="A signed checkpoint is also written when the oldest unsigned record is this old, and a long-running process signs its head this often when records were written: deleting the newest records can hide at most this much time (docs/audit.md).",
+    )
+    witness_file: Path | None = Field(
+        None,
+        title="Witness file",
+        description="Append-only file that receives a copy of every signed checkpoint (relative to the config file; default `audit-witness.jsonl` beside the signing key). In production put it on another volume than the database, append-only (`chattr +a`).",
+    )
+
+    @property
+    def witness_path(self) -> Path:
+        """The witness file in force: `witness_file`, or `audit-witness.jsonl` beside the key."""
+        return self.witness_file or self.key_path.with_name("audit-witness.jsonl")
 
     @field_validator("retention_days")
     @classmethod
@@ -465,6 +482,28 @@ class ConsoleSettings(Strict):
         return v
 
 
+class ClusterSettings(Strict):
+    nats_url: str | None = Field(
+        None,
+        title="NATS URL",
+        description="The NATS server (with JetStream) of a city deployment, e.g. `nats://10.0.0.5:4222`; `lanterne worker` and `lanterne ingest` need it (their `--nats` overrides it), `lanterne run` ignores it. docs/scale-out.md.",
+    )
+    shards: int = Field(
+        256,
+        ge=1,
+        le=4096,
+        title="Shards",
+        description="Cameras are grouped in this many shards by a hash of their id, and workers lease shards: 256 keeps renewals near 128 a second for 4,000 cameras. Every worker of a city must use the same number.",
+    )
+    lease_ttl_seconds: float = Field(
+        6.0,
+        ge=2.0,
+        le=60.0,
+        title="Lease TTL (s)",
+        description="A worker that has not renewed its leases for this long loses its cameras to the others: a dead worker's cameras resume elsewhere within about this plus the time to open a stream. Every worker must use the same value.",
+    )
+
+
 class BoundaryLayer(Strict):
     id: str = Field(
         ...,
@@ -508,6 +547,106 @@ class ObservatorySettings(Strict):
     def _unique_layers(self) -> ObservatorySettings:
         _refuse_duplicates("layer id", [layer.id for layer in self.layers])
         return self
+
+
+class MqttSettings(Strict):
+    url: str = Field(
+        ...,
+        title="Broker URL",
+        description="`mqtt://host:1883` or `mqtts://host:8883` (TLS, checked against the system's certificate authorities).",
+    )
+    topic_prefix: str = Field(
+        "lanterne",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}(/[A-Za-z0-9_.-]{1,64})*$",
+        title="Topic prefix",
+        description="First levels of every topic: confirmed alerts go to `<prefix>/<site>/events` and `<prefix>/<site>/<camera>/<type>`.",
+    )
+    username: str | None = Field(
+        None, max_length=200, title="User name", description="Broker account, if it asks for one."
+    )
+    password_file: Path | None = Field(
+        None,
+        title="Password file",
+        description="File holding the broker account's password (relative to the config file); read at each connection, never logged.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("mqtt://", "mqtts://")):
+            raise ValueError("must be an mqtt:// or mqtts:// URL")
+        return v
+
+
+class WebhookSettings(Strict):
+    id: str = Field(
+        ...,
+        pattern=r"^[a-z0-9_-]{1,32}$",
+        title="Webhook id",
+        description="Short name of the recipient, shown in the dead-letter list and the audit log, e.g. `police-municipale`.",
+    )
+    url: str = Field(
+        ...,
+        title="URL",
+        description="Where confirmed alerts are POSTed as JSON (https:// outside a closed network).",
+    )
+    secret_file: Path = Field(
+        ...,
+        title="Secret file",
+        description="File holding the shared secret that signs each body (HMAC-SHA256, relative to the config file); read at each delivery, never logged.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return v
+
+
+class OutboundSettings(Strict):
+    mqtt: MqttSettings | None = Field(
+        None, title="MQTT", description="Broker that receives confirmed alerts (QoS 1). None: no MQTT."
+    )
+    webhooks: list[WebhookSettings] = Field(
+        default_factory=list,
+        title="Webhooks",
+        description="Partner systems that receive each confirmed alert as a signed POST (docs/integration.md).",
+    )
+    max_attempts: int = Field(
+        8,
+        ge=1,
+        le=50,
+        title="Attempts",
+        description="Deliveries tried per destination before the message goes to the dead-letter list, where a supervisor can retry it.",
+    )
+    backoff_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        title="First retry after (s)",
+        description="Wait before the second attempt; each later wait doubles, up to `max_backoff_seconds`.",
+    )
+    max_backoff_seconds: float = Field(
+        900.0,
+        gt=0,
+        le=86400,
+        title="Longest wait (s)",
+        description="Cap of the doubling wait between attempts.",
+    )
+
+    @model_validator(mode="after")
+    def _unique_webhooks(self) -> OutboundSettings:
+        _refuse_duplicates("webhook id", [w.id for w in self.webhooks])
+        return self
+
+
+class MetricsSettings(Strict):
+    token_file: Path | None = Field(
+        None,
+        title="Bearer token file",
+        description="File holding the token Prometheus sends as `Authorization: Bearer …` to read `/metrics` (relative to the config file). None: `/metrics` is off.",
+    )
 
 
 class Config(Strict):
@@ -579,6 +718,21 @@ class Config(Strict):
         default_factory=ObservatorySettings,
         title="Observatory",
         description="Incident and open-data observatory: its store, small-cell threshold and boundary layers.",
+    )
+    outbound: OutboundSettings = Field(
+        default_factory=OutboundSettings,
+        title="Outbound",
+        description="Where human-confirmed alerts are sent (MQTT, signed webhooks); never an unconfirmed alert, never a picture.",
+    )
+    metrics: MetricsSettings = Field(
+        default_factory=MetricsSettings,
+        title="Metrics",
+        description="Prometheus `/metrics` on the console's server.",
+    )
+    cluster: ClusterSettings = Field(
+        default_factory=ClusterSettings,
+        title="Cluster",
+        description="City scale: cameras spread over `lanterne worker` processes through NATS JetStream (docs/scale-out.md).",
     )
     cameras: list[Camera] = Field(..., min_length=1, title="Cameras", description="The cameras analysed.")
 

@@ -15,6 +15,11 @@ behind does the source drop frames undecoded up to the next keyframe, counted. E
 log line, and every camera's lag, rate, drops and state go to the store every `HEALTH_SECONDS`
 for the console (`lanterne.accountability.cameras`). Rules count seconds, never frames, so a
 lower rate changes their sampling, not their timing.
+
+A `lanterne worker` (`lanterne.runtime.worker`) is this runner with two things injected: the
+cameras it runs come and go one at a time (`start(cameras=())`, then `add_camera` /
+`remove_camera` as its leases are gained and lost), and its events go to an `EventSink` that
+publishes them instead of writing the store. Everything else is the same code path.
 """
 
 from __future__ import annotations
@@ -23,13 +28,14 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lanterne.accountability.cameras import CameraHealth, record_health
 from lanterne.audit import Action
+from lanterne.audit.witness import HeadTimer
 from lanterne.config import Config, config_hash
 from lanterne.config.schema import Camera, Mode
 from lanterne.core.assets import MODELS
@@ -75,6 +81,11 @@ LAG_DROP_SECONDS = 5.0
 CATCH_UP_MARGIN = 1.0
 """Dropping stops this far behind real time (then at the next keyframe), not at the live edge, which
 a live stream's own latency keeps just out of reach."""
+EventSink = Callable[[Event, datetime], bool]
+"""Where an event update goes, with the wall-clock time of its stream's offset 0: the store in
+`lanterne run`, the events stream in a worker. False when it was not taken (a worker that lost
+the camera's lease): the event then gets no evidence either."""
+
 HEALTH_SECONDS = 5.0
 """How often every camera's health row is rewritten; the console takes a row older than
 `lanterne.accountability.cameras.HEALTH_STALE_AFTER` for a runner that is gone."""
@@ -299,6 +310,32 @@ class CameraWorker:
         )
 
 
+def site_retention(cfg: Config, store: Any, audit: Any) -> tuple[Any, list[Callable[[datetime], object]]]:
+    """The site's retention: the scheduler (evidence, alerts and recordings by age, not yet
+    started) and the once-a-minute chores (the events-only recording purge). One process of a
+    site runs them: `lanterne run`, or `lanterne ingest` in a city."""
+    from lanterne.accountability.recordings import purge_events_only, purge_recordings
+    from lanterne.accountability.retention import RetentionScheduler
+
+    modes = {c.id: recording_mode(cfg, c.id) for c in cfg.cameras}
+    settings = cfg.recording
+    # Recordings are purged in every mode: a site back in statistics mode still deletes what it
+    # recorded before, on time.
+    scheduler = RetentionScheduler(
+        store,
+        cfg.store.evidence_dir,
+        cfg.retention,
+        audit,
+        recordings=lambda now: purge_recordings(store, settings, modes, audit, now),
+    )
+    minutely: list[Callable[[datetime], object]] = []
+    if "events" in modes.values():
+        # Footage no event needs goes within a minute of passing the margin (the hourly purge
+        # would keep it up to an hour longer); run on the health beat, which never stops cameras.
+        minutely.append(lambda now: purge_events_only(store, settings, modes, audit, now))
+    return scheduler, minutely
+
+
 def _never(event_type: EventType, t: float) -> bool:
     """No gate, no alert: a camera missing from the authorisation gates stays statistics-only."""
     return False
@@ -314,6 +351,11 @@ class Runner:
         restart_backoff: float = 2.0,
         loop_files: bool = False,
         pace_files: bool = True,
+        *,
+        event_sink: EventSink | None = None,
+        retention: bool = True,
+        evidence_store: Callable[[Any], Any] | None = None,
+        before_recording: Callable[[str], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self.chash = config_hash(cfg)
@@ -336,19 +378,37 @@ class Runner:
         self.audit: Any = None
         self.retention: Any = None
         self.recorder: Any = None
+        self._heads: HeadTimer | None = None
         """Writes the recorded cameras' packets into encrypted segments (alerts mode only)."""
         self.gates: dict[str, Any] = {}
         self.suspensions: Any = None
         self.stops: Any = None
+        self.event_sink = event_sink
+        """Where events go; None: the store (`lanterne run`)."""
+        self.run_retention = retention
+        """Run the retention scheduler here. A city runs it in one process (`lanterne ingest`),
+        not in each of dozens of workers purging the same store at once."""
+        self.evidence_store = evidence_store
+        """Wraps the store the evidence writer records into (a worker's evidence row must wait
+        for its event, which another process writes)."""
+        self.before_recording = before_recording
+        """Called in a camera's thread before its recording opens (a worker waits there for the
+        camera's previous owner to seal its last segment)."""
+        self._recordings: dict[str, Any] = {}
+        """Each camera's open recording, so that removing one camera seals its segment."""
 
     # --- services, started in order and stopped in reverse -------------------------------
-    def start(self) -> None:
+    def start(self, cameras: Iterable[str] | None = None) -> None:
+        """Start the shared services and the cameras named (None: every configured camera; a
+        worker starts with none and adds them as it gains their leases)."""
         from lanterne.accountability.authorisation import gates_for
-        from lanterne.accountability.retention import RetentionScheduler
         from lanterne.runtime.site import open_site
 
         site = open_site(self.cfg)
         self.store, self.audit = site.store, site.audit
+        # The newest records of a quiet spell are signed and witnessed within a minute, as the
+        # console's are (docs/audit.md, "Witnesses").
+        self._heads = HeadTimer(self.audit).start()
         self.audit.append(
             "system",
             Action.CONFIG_CHANGE,
@@ -372,7 +432,6 @@ class Runner:
         self.gates = gates_for(self.cfg, self.store.engine, self.audit)
         for gate in self.gates.values():
             gate.check()
-        from lanterne.accountability.recordings import purge_events_only, purge_recordings
         from lanterne.runtime.recording import open_recorder
         from lanterne.video.recording import KeyRing
 
@@ -381,22 +440,15 @@ class Runner:
             # Before any camera opens: segments a crash left open are sealed or marked lost.
             keys = KeyRing.load_or_create(self.cfg.recording.key_file)
             self.recorder = open_recorder(self.cfg.recording, self.store, self.audit, keys=keys)
-            self.recorder.recover()
-        store, audit, settings = self.store, self.audit, self.cfg.recording
-        # Recordings are purged in every mode: a site back in statistics mode still deletes what it
-        # recorded before, on time.
-        self.retention = RetentionScheduler(
-            self.store,
-            self.cfg.store.evidence_dir,
-            self.cfg.retention,
-            self.audit,
-            recordings=lambda now: purge_recordings(store, settings, modes, audit, now),
-        )
-        if "events" in modes.values():
-            # Footage no event needs goes within a minute of passing the margin (the hourly purge
-            # would keep it up to an hour longer); run on the health beat, which never stops cameras.
-            self._minutely.append(lambda now: purge_events_only(store, settings, modes, audit, now))
-        self.retention.start()
+            if cameras is None:
+                # Every camera is this process's: any open segment was left by its own crash. A
+                # worker running some cameras must not seal segments another worker is writing;
+                # the recorder recovers a camera's open segment when it opens that camera.
+                self.recorder.recover()
+        if self.run_retention:
+            self.retention, minutely = site_retention(self.cfg, self.store, self.audit)
+            self._minutely += minutely
+            self.retention.start()
         if self.cfg.mode is Mode.ALERTS:
             from lanterne.video.anonymize.anonymizer import DefaultAnonymizer
             from lanterne.video.capture.source import is_live
@@ -407,7 +459,7 @@ class Runner:
                 EvidenceWriter(
                     self.cfg.store.evidence_dir,
                     DefaultAnonymizer(self.cfg.models_dir),
-                    self.store,
+                    self.store if self.evidence_store is None else self.evidence_store(self.store),
                     # A recorded camera's clips are ranges of its recording, anonymised when
                     # viewed (`lanterne.video.playback`): here only its snapshots are written.
                     clips_for=lambda camera: modes.get(camera, "off") == "off",
@@ -415,9 +467,8 @@ class Runner:
                 block_when_full=not any(is_live(c.source) for c in self.cfg.cameras),
             )
         for cam in self.cfg.cameras:
-            w = CameraWorker(cam, self)
-            self.workers[cam.id] = w
-            w.start()
+            if cameras is None or cam.id in cameras:
+                self.add_camera(cam.id)
         self._health_stop.clear()
         self._health = threading.Thread(target=self._report_health, name="camera-health", daemon=True)
         self._health.start()
@@ -444,14 +495,80 @@ class Runner:
                 details={"models": in_use, "previous": previous},
             )
 
+    # --- cameras, one at a time (a worker's leases) -------------------------------------
+    def add_camera(self, camera_id: str) -> bool:
+        """Start analysing a configured camera; False when it already runs. Returns at once (the
+        camera opens in its own thread), so a lease callback may call it."""
+        cam = next((c for c in self.cfg.cameras if c.id == camera_id), None)
+        if cam is None:
+            raise LanterneError(f"camera {camera_id!r} is not in the configuration; add it to cameras:")
+        with self._lock:
+            old = self.workers.get(camera_id)
+            if old is not None and old.alive() and not old.stop.is_set():
+                return False
+            w = CameraWorker(cam, self)
+            self.workers[camera_id] = w
+        if old is not None and old.alive():
+            # Gained again while the previous run is still winding down: it must be gone, and
+            # its segment sealed, before the new run opens the camera's next one.
+            self._finish(old, timeout=10.0)
+        w.start()
+        return True
+
+    def stop_camera(self, camera_id: str) -> CameraWorker | None:
+        """Tell a camera to stop after the frame in hand, without waiting: its analysis and its
+        events end here, even if its thread takes a moment to close the stream."""
+        with self._lock:
+            w = self.workers.get(camera_id)
+        if w is not None:
+            w.stop.set()
+        return w
+
+    def remove_camera(self, camera_id: str, timeout: float = 10.0) -> bool:
+        """Stop one camera, wait for its thread, seal its recording segment and write its last
+        health row; the other cameras are not touched. False when it was not running."""
+        w = self.stop_camera(camera_id)
+        if w is None:
+            return False
+        self._finish(w, timeout)
+        with self._lock:
+            if self.workers.get(camera_id) is w:
+                del self.workers[camera_id]
+        if self.store is not None:
+            try:
+                record_health(self.store.engine, [w.health(time.monotonic(), datetime.now(UTC))])
+            except LanterneError as exc:
+                log.warning("camera %s: last health row not written (%s)", camera_id, exc)
+        return True
+
+    def _finish(self, w: CameraWorker, timeout: float) -> None:
+        if w.thread is not None:
+            w.thread.join(timeout=timeout)
+            if w.thread.is_alive():
+                log.warning("camera %s: worker still closing after %g s", w.camera.id, timeout)
+        recording = self._recordings.get(w.camera.id)
+        if recording is not None and w.thread is not None and not w.thread.is_alive():
+            # The source closes its recording when its stream ends; closing again is a no-op,
+            # and seals the segment even if the stream's end was not reached cleanly.
+            recording.close()
+            if self._recordings.get(w.camera.id) is recording:
+                del self._recordings[w.camera.id]
+
+    def cameras(self) -> list[str]:
+        """The cameras this runner has started and not removed."""
+        with self._lock:
+            return sorted(self.workers)
+
     def stop(self) -> None:
         self._stop.set()
         self._health_stop.set()
         if self._health is not None:
             self._health.join(timeout=10)
-        for w in self.workers.values():
+        with self._lock:
+            workers = list(self.workers.values())
+        for w in workers:
             w.stop.set()
-        for w in self.workers.values():
+        for w in workers:
             if w.thread is not None:
                 w.thread.join(timeout=10)
         if self._health is not None:
@@ -463,11 +580,16 @@ class Runner:
             self.writer.close()
         if self.retention is not None:
             self.retention.stop()
+        if self._heads is not None:
+            self._heads.stop()
+            self._heads = None
 
     # --- camera health, for the console (another process: through the store) -------------------
     def health(self) -> list[CameraHealth]:
         now, at = time.monotonic(), datetime.now(UTC)
-        return [w.health(now, at) for w in self.workers.values()]
+        with self._lock:
+            workers = list(self.workers.values())
+        return [w.health(now, at) for w in workers]
 
     def write_health(self) -> None:
         """Write every camera's health row. A database hiccup is logged once and retried at the
@@ -505,8 +627,10 @@ class Runner:
         """Restart dead workers whose backoff has elapsed. Backoff doubles per restart of the same
         camera (capped at 5 min) so a permanently broken camera does not spin."""
         now = time.monotonic()
-        for w in self.workers.values():
-            if w.alive() or self._stop.is_set():
+        with self._lock:
+            workers = list(self.workers.values())
+        for w in workers:
+            if w.alive() or self._stop.is_set() or w.stop.is_set():
                 continue
             if w.state.status == "finished" and not self.loop_files:
                 continue
@@ -550,7 +674,15 @@ class Runner:
         recorder = self.recorder
         if recorder is None or recording_mode(self.cfg, camera_id) == "off":
             return None
-        return lambda stream, _offset: recorder.open(camera_id, stream, datetime.now(UTC))
+
+        def open_recording(stream: Any, _offset: float) -> Any:
+            if self.before_recording is not None:
+                self.before_recording(camera_id)
+            recording = recorder.open(camera_id, stream, datetime.now(UTC))
+            self._recordings[camera_id] = recording
+            return recording
+
+        return open_recording
 
     def allowed_for(self, camera_id: str) -> Callable[[EventType, float], bool]:
         """What may alert on this camera: an authorisation must cover it (the gate, asked first)
@@ -584,7 +716,10 @@ class Runner:
             w = self.workers.get(e.camera)
             if w is not None and e.ongoing:
                 w.state.events += 1
-        if self.store is not None:
+        if self.event_sink is not None:
+            if not self.event_sink(e, origin):
+                return
+        elif self.store is not None:
             self.store.upsert_event(e, origin=origin, mode="alerts")
         if self.writer is not None:
             self.writer.on_event(e)

@@ -628,3 +628,33 @@ class AccessRequestRecord(Base):
     closed_by: Mapped[str | None] = mapped_column(String(128))
     refusal_reason: Mapped[str | None] = mapped_column(String(1000))
     export_id: Mapped[str | None] = mapped_column(String(32))
+
+
+OUTBOUND_STATES: tuple[str, ...] = ("pending", "sent", "dead")
+"""`pending`: waiting for its next attempt; `sent`: the destination took it (MQTT QoS 1
+acknowledged, webhook answered 2xx); `dead`: every attempt failed, listed for a supervisor."""
+
+
+class OutboundRecord(Base):
+    """One confirmed alert to deliver to one destination (`mqtt` or `webhook:<id>`), written by
+    the transaction that records the confirmation (`accountability.outbound`): the outbox pattern,
+    so a confirmation is never lost between the decision and the network, and an alert that no
+    person confirmed has no row. `payload` is what leaves, fixed at the confirmation: ids, type,
+    zone, times and follow-up, never a picture or a name. Deleted with its alert by retention."""
+
+    __tablename__ = "outbound_messages"
+    __table_args__ = (
+        CheckConstraint(_in_list("state", OUTBOUND_STATES), name="ck_outbound_messages_state"),
+        Index("ix_outbound_messages_state_next", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(64), ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    destination: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, object]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -30,7 +30,10 @@ from lanterne.config.schema import Mode
 from lanterne.core.assets import MODELS, detector_file
 from lanterne.core.types import EventType
 from lanterne.rules import DETECTOR_TYPES, EVENTS
-from lanterne.store.tables import SuspensionRecord
+from lanterne.store.tables import AuditCheckpointRecord, SuspensionRecord
+
+SIGNED_HEAD_DAYS = 31
+"""How many days of signed audit heads the page lists; older ones live on in copies of it."""
 
 STATISTICS_ONLY = "statistics only"
 ALERTS = "alerts"
@@ -137,6 +140,21 @@ class RegisterEntry:
 
 
 @dataclass(frozen=True)
+class SignedHead:
+    """The audit log's last signed checkpoint of a day, published as Certificate Transparency
+    logs publish their tree heads: once a copy of the page exists anywhere, a log shortened
+    below `seq` or rewritten before it no longer matches what the public saw. A count and hashes,
+    nothing about who did what."""
+
+    day: str
+    seq: int
+    chain_hash: str
+    signed_at: str
+    key_id: str
+    signature: str
+
+
+@dataclass(frozen=True)
 class PublicData:
     site: str
     generated_at: str
@@ -154,6 +172,8 @@ class PublicData:
     models: tuple[ModelInfo, ...]
     monthly: tuple[MonthFigure, ...]
     register: tuple[RegisterEntry, ...]
+    signed_heads: tuple[SignedHead, ...] = ()
+    """Newest day first, the last `SIGNED_HEAD_DAYS` days with a checkpoint."""
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON types; camera status is a property, so it is added here."""
@@ -241,6 +261,35 @@ def _monthly(engine: Engine, now: datetime) -> tuple[MonthFigure, ...]:
     return tuple(sorted(out, key=lambda f: (f.month, f.event_type), reverse=True))
 
 
+def _signed_heads(engine: Engine, now: datetime) -> tuple[SignedHead, ...]:
+    """Each day's last checkpoint, read newest first by primary key and stopped at the first one
+    older than the window: the table has no index on time, and a busy log signs every minute."""
+    cp = AuditCheckpointRecord.__table__
+    since = datetime(now.year, now.month, now.day, tzinfo=UTC) - timedelta(days=SIGNED_HEAD_DAYS - 1)
+    out: dict[str, SignedHead] = {}
+    with engine.connect() as conn:
+        rows = conn.execution_options(stream_results=True, yield_per=500).execute(
+            select(cp.c.seq, cp.c.ts, cp.c.chain_hash, cp.c.key_id, cp.c.signature).order_by(cp.c.id.desc())
+        )
+        for r in rows:
+            if r.ts < since:
+                break
+            if r.ts > now:
+                continue
+            day = r.ts.astimezone(UTC).date().isoformat()
+            if day not in out or r.seq > out[day].seq:
+                out[day] = SignedHead(
+                    day=day,
+                    seq=r.seq,
+                    chain_hash=r.chain_hash,
+                    signed_at=r.ts.astimezone(UTC).isoformat(timespec="microseconds"),
+                    key_id=r.key_id,
+                    signature=r.signature,
+                )
+        rows.close()
+    return tuple(out[d] for d in sorted(out, reverse=True))
+
+
 def public_data(cfg: Config, engine: Engine, now: datetime) -> PublicData:
     """The public notice as of `now` (timezone-aware), read live from the configuration and the store."""
     from lanterne.accountability.authorisation import Authorisations
@@ -326,4 +375,5 @@ def public_data(cfg: Config, engine: Engine, now: datetime) -> PublicData:
             )
             for a in everything
         ),
+        signed_heads=_signed_heads(engine, now),
     )

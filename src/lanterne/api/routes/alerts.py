@@ -51,6 +51,7 @@ from lanterne.accountability.alerts import (
     last_step_id,
     list_alerts,
 )
+from lanterne.accountability.outbound import outbox_for
 from lanterne.accountability.precision import precision
 from lanterne.api.deps import (
     AuditDep,
@@ -451,7 +452,8 @@ def post_confirm(
     now: Now,
 ) -> AlertOut:
     def act(engine: Engine, audit: AuditLog, event_id: str, user_id: str, now: datetime) -> Any:
-        return confirm(engine, audit, event_id, user_id, now, body.follow_up or "")
+        outbox = outbox_for(request.app.state.cfg)
+        return confirm(engine, audit, event_id, user_id, now, body.follow_up or "", outbox)
 
     if not body.follow_up:
         _load(request, engine, user, alert_id, Action.ALERT_STATE)

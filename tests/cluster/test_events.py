@@ -16,7 +16,15 @@ import nats
 import pytest
 
 from lanterne.audit import Action, AuditLog
-from lanterne.cluster import CLOSE_REASON, STREAM, EventMessage, EventPublisher, Ingester
+from lanterne.cluster import (
+    CLOSE_REASON,
+    STREAM,
+    EventMessage,
+    EventPublisher,
+    Ingester,
+    NatsThread,
+    NoAnswerError,
+)
 from lanterne.core.types import Event, EventType
 from lanterne.store import Store
 from tests.support.nats import NatsServer
@@ -231,3 +239,29 @@ def test_a_message_that_can_never_be_stored_is_set_aside(
     assert ingester.stats.rejected == 1
     assert [r.id for r in store.events()] == ["ev0001"]
     assert stream_state(nats_server.url)[1:] == (0, 0)
+
+
+def test_an_idle_stream_is_not_an_outage(nats_server: NatsServer, publisher, tmp_path) -> None:
+    """On Python 3.11 a fetch that finds nothing and a server that does not answer both raise
+    `TimeoutError`; only the second is `NoAnswerError`, so an idle ingester logs nothing."""
+    store = Store.open(f"sqlite:///{tmp_path / 'idle.db'}")
+    ingester = Ingester(nats_server.url, store, AuditLog(store.engine))
+    try:
+        assert ingester.run_once(timeout=0.2) == 0
+        thread = NatsThread(nats_server.url, "probe")
+        thread.start()
+        try:
+
+            async def idle_fetch() -> None:
+                raise TimeoutError("nothing to fetch")
+
+            with pytest.raises(TimeoutError) as own:
+                thread.call(idle_fetch(), timeout=5.0)
+            assert not isinstance(own.value, NoAnswerError)
+            with pytest.raises(NoAnswerError, match=r"no answer from NATS within 0\.2 s"):
+                thread.call(asyncio.sleep(5), timeout=0.2)
+        finally:
+            thread.stop()
+    finally:
+        ingester.stop()
+        store.close()

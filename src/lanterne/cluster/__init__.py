@@ -24,7 +24,7 @@ thread (`NatsThread`) behind blocking, thread-safe methods. Nothing here imports
 runtime or web layers; `lanterne worker` and `lanterne ingest` wire these parts to the runner.
 """
 
-from lanterne.cluster.connection import ClusterError, NatsThread, redact_url
+from lanterne.cluster.connection import ClusterError, NatsThread, NoAnswerError, redact_url
 from lanterne.cluster.events import (
     CLOSE_REASON,
     STREAM,
@@ -50,6 +50,7 @@ __all__ = [
     "Lease",
     "LeaseKeeper",
     "NatsThread",
+    "NoAnswerError",
     "lease_key",
     "message_id",
     "redact_url",

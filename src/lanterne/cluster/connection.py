@@ -33,6 +33,12 @@ class ClusterError(LanterneError):
     otherwise than this process expects, a worker id that cannot be a key."""
 
 
+class NoAnswerError(TimeoutError):
+    """NATS did not answer a call within its timeout. A subclass of `TimeoutError` kept apart from
+    the timeouts a coroutine raises itself (an idle fetch ends with one): on Python 3.11 both are
+    `TimeoutError`, and only this one means the server is not answering."""
+
+
 def redact_url(url: str) -> str:
     """The NATS URL as safe to log: a password or token in it is masked.
 
@@ -193,8 +199,9 @@ class NatsThread:
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None) -> T:
-        """Run `coro` in the loop and return its result; `TimeoutError` after `timeout` seconds
-        (the coroutine is then cancelled)."""
+        """Run `coro` in the loop and return its result; `NoAnswerError` after `timeout` seconds (the
+        coroutine is then cancelled). An exception of the coroutine, its own timeouts included,
+        is raised as it is."""
         if self.in_loop_thread:
             coro.close()
             raise RuntimeError(f"{self.name}: call() from the loop's own thread would wait forever")
@@ -202,5 +209,7 @@ class NatsThread:
         try:
             return future.result(timeout=timeout)
         except concurrent.futures.TimeoutError:
+            if future.done() and not future.cancelled():
+                raise  # the coroutine's own timeout (an idle fetch), not this call's
             future.cancel()
-            raise TimeoutError(f"{self.name}: no answer from NATS within {timeout} s") from None
+            raise NoAnswerError(f"{self.name}: no answer from NATS within {timeout} s") from None

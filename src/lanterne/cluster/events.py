@@ -42,7 +42,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from lanterne.audit import Action, AuditLog
-from lanterne.cluster.connection import ClusterError, NatsThread
+from lanterne.cluster.connection import ClusterError, NatsThread, NoAnswerError
 from lanterne.core.types import Event, EventType
 from lanterne.store import Store, StoreError
 from lanterne.store.db import transaction
@@ -363,8 +363,10 @@ class Ingester:
         sub = self._sub
         try:
             msgs = self._nats.call(sub.fetch(self.batch, timeout=timeout), timeout=timeout + 5.0)
-        except nats.errors.TimeoutError:
-            return 0
+        except NoAnswerError:
+            raise
+        except TimeoutError:
+            return 0  # nothing to read within `timeout`: an idle stream, not an outage
         stored = 0
         for i, msg in enumerate(msgs):
             try:

@@ -115,6 +115,7 @@ def test_migration_0006_up_and_down(db_url: str) -> None:
         assert "camera_health" not in inspect(engine).get_table_names()
         migrate(engine, "0006")  # this revision alone: later ones build on it
         assert current_revision(engine) == "0006"
+        migrate(engine)  # the rows as written today (later revisions add columns)
         record_health(engine, [health("a")])
         cfg = AlembicConfig()
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -123,7 +124,29 @@ def test_migration_0006_up_and_down(db_url: str) -> None:
             command.downgrade(cfg, "0005")
         assert current_revision(engine) == "0005"
         assert "camera_health" not in inspect(engine).get_table_names()
-        migrate(engine, "0006")
+        migrate(engine)
         assert camera_health(engine, "a") is None, "the table comes back empty"
     finally:
         engine.dispose()
+
+
+def test_a_stopping_worker_does_not_overwrite_the_new_owner_s_row(db_url: str) -> None:
+    """After a handover the old worker's last "stopped" row must not hide that the camera runs
+    on its new owner: its final write replaces only its own row (or a row of no worker)."""
+    store = Store.open(db_url)
+    try:
+        record_health(store.engine, [health("cam-1", worker="w-old")])
+        record_health(store.engine, [health("cam-1", worker="w-new", state="running")])
+        record_health(store.engine, [health("cam-1", worker="w-old", state="stopped")], final=True)
+        now = camera_health(store.engine, "cam-1")
+        assert now is not None and (now.worker, now.state) == ("w-new", "running")
+        record_health(store.engine, [health("cam-1", worker="w-new", state="stopped")], final=True)
+        now = camera_health(store.engine, "cam-1")
+        assert now is not None and (now.worker, now.state) == ("w-new", "stopped")
+        # `lanterne run` writes no worker: its rows are replaced as before.
+        record_health(store.engine, [health("cam-2")])
+        record_health(store.engine, [health("cam-2", state="finished")], final=True)
+        now = camera_health(store.engine, "cam-2")
+        assert now is not None and now.state == "finished" and now.worker is None
+    finally:
+        store.close()

@@ -35,7 +35,7 @@ def test_cameras_report_lag_rate_and_shedding(console: Console) -> None:
     record_health(
         console.store.engine,
         [
-            row("quai-nord"),
+            row("quai-nord", worker="w-est"),
             row("parvis", state="shedding", lag_seconds=4.2, analysis_fps=2.5, frames_dropped=0),
             row("depot", updated_at=NOW - HEALTH_STALE_AFTER - timedelta(seconds=5)),
         ],
@@ -49,6 +49,7 @@ def test_cameras_report_lag_rate_and_shedding(console: Console) -> None:
     assert nord["state"] == "running"
     assert (nord["lag_seconds"], nord["analysis_fps"], nord["shed"]) == (0.2, 5.0, False)
     assert nord["health"]["configured_fps"] == 5.0 and nord["health_stale"] is False
+    assert nord["health"]["worker"] == "w-est"  # which machine runs it, in a city
 
     parvis = by_id["parvis"]
     assert parvis["state"] == "lagging"

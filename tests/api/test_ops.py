@@ -68,7 +68,7 @@ def test_metrics_parse_and_cover_every_camera(server: tuple[TestClient, Store]) 
     record_health(
         store.engine,
         [
-            health("quai-nord"),
+            health("quai-nord", worker="w-est"),
             health(
                 "parvis", state="shedding", lag_seconds=4.5, analysis_fps=2.5, frames_dropped=12, restarts=3
             ),
@@ -99,6 +99,9 @@ def test_metrics_parse_and_cover_every_camera(server: tuple[TestClient, Store]) 
     assert value("lanterne_camera_health_age_seconds", camera="quai-nord") == 3
     assert value("lanterne_camera_up", camera="depot") == 0, "configured, but no worker reports it"
     assert value("lanterne_outbound_messages", destination="webhook:gone", state="pending") == 1
+    assert value("lanterne_camera_worker", camera="quai-nord", worker="w-est") == 1
+    assert value("lanterne_camera_worker", camera="parvis", worker="run") == 1
+    assert value("lanterne_worker_cameras", worker="w-est") == 1
     assert any(name == "process_cpu_seconds_total" for name, _ in samples)
 
 
@@ -126,5 +129,5 @@ def test_not_ready_names_an_unreachable_server_or_an_old_schema(tmp_path: Path) 
     assert not_ready(engine) is not None and "newest migration" in str(not_ready(engine))
     migrate(engine)
     assert not_ready(engine) is None
-    assert head_revision() == "0012"
+    assert head_revision() == "0013"
     engine.dispose()

@@ -62,6 +62,8 @@ class CameraHealth:
     restarts: int
     last_error: str | None
     updated_at: datetime
+    worker: str | None = None
+    """The worker that runs the camera (`lanterne worker --id`); None for `lanterne run`."""
 
     @property
     def shed(self) -> bool:
@@ -80,14 +82,21 @@ class CameraHealth:
         return now - self.updated_at > HEALTH_STALE_AFTER
 
 
-def record_health(engine: Engine, rows: list[CameraHealth]) -> None:
-    """Write every camera's row in one transaction, replacing the previous ones."""
+def record_health(engine: Engine, rows: list[CameraHealth], *, final: bool = False) -> None:
+    """Write every camera's row in one transaction, replacing the previous ones. `final`: a
+    process's last word on cameras it stops; it does not replace a row another worker has
+    written since (the camera's new owner after a handover)."""
     if not rows:
         return
     insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
     base = insert(CameraHealthRecord)
     columns = [c.name for c in CameraHealthRecord.__table__.columns if c.name != "camera"]
-    stmt = base.on_conflict_do_update(index_elements=["camera"], set_={c: base.excluded[c] for c in columns})
+    table = CameraHealthRecord.__table__
+    stmt = base.on_conflict_do_update(
+        index_elements=["camera"],
+        set_={c: base.excluded[c] for c in columns},
+        where=(table.c.worker.is_(None) | (table.c.worker == base.excluded.worker) if final else None),
+    )
     values = [
         {
             "camera": r.camera,
@@ -99,6 +108,7 @@ def record_health(engine: Engine, rows: list[CameraHealth]) -> None:
             "restarts": int(r.restarts),
             "last_error": None if r.last_error is None else r.last_error[:500],
             "updated_at": r.updated_at.astimezone(UTC),
+            "worker": r.worker,
         }
         for r in rows
     ]
@@ -122,6 +132,7 @@ def camera_health(engine: Engine, camera: str) -> CameraHealth | None:
         restarts=r.restarts,
         last_error=r.last_error,
         updated_at=r.updated_at,
+        worker=r.worker,
     )
 
 

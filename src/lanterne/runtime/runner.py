@@ -307,6 +307,7 @@ class CameraWorker:
             restarts=st.restarts,
             last_error=error,
             updated_at=at,
+            worker=self.runner.worker_id,
         )
 
 
@@ -356,8 +357,11 @@ class Runner:
         retention: bool = True,
         evidence_store: Callable[[Any], Any] | None = None,
         before_recording: Callable[[str], None] | None = None,
+        worker_id: str | None = None,
     ) -> None:
         self.cfg = cfg
+        self.worker_id = worker_id
+        """Written on the cameras' health rows (`lanterne worker --id`); None for `lanterne run`."""
         self.chash = config_hash(cfg)
         self.detector = detector or create_detector(cfg.detector, cfg.models_dir)
         self.restart_backoff = restart_backoff
@@ -536,7 +540,7 @@ class Runner:
                 del self.workers[camera_id]
         if self.store is not None:
             try:
-                record_health(self.store.engine, [w.health(time.monotonic(), datetime.now(UTC))])
+                record_health(self.store.engine, [w.health(time.monotonic(), datetime.now(UTC))], final=True)
             except LanterneError as exc:
                 log.warning("camera %s: last health row not written (%s)", camera_id, exc)
         return True
@@ -572,7 +576,7 @@ class Runner:
             if w.thread is not None:
                 w.thread.join(timeout=10)
         if self._health is not None:
-            self.write_health()  # the last word: stopped (or finished), not a frozen "running"
+            self.write_health(final=True)  # the last word: stopped (or finished), not a frozen "running"
             self._health = None
         if self.recorder is not None:
             self.recorder.close()
@@ -591,13 +595,14 @@ class Runner:
             workers = list(self.workers.values())
         return [w.health(now, at) for w in workers]
 
-    def write_health(self) -> None:
+    def write_health(self, *, final: bool = False) -> None:
         """Write every camera's health row. A database hiccup is logged once and retried at the
-        next beat; it never stops the cameras."""
+        next beat; it never stops the cameras. `final`: the rows of cameras this process stops,
+        which never replace a row their new owner wrote since."""
         if self.store is None:
             return
         try:
-            record_health(self.store.engine, self.health())
+            record_health(self.store.engine, self.health(), final=final)
         except LanterneError as exc:
             if not self._health_failing:
                 log.warning("camera health not written (%s); retrying every %g s", exc, HEALTH_SECONDS)

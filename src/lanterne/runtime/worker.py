@@ -179,6 +179,7 @@ class Worker:
             before_recording=lambda camera: wait_for_previous_writer(
                 self.runner.store, Path(cfg.recording.dir), camera
             ),
+            worker_id=options.worker_id,
         )
         self.keeper = LeaseKeeper(
             options.worker_id,

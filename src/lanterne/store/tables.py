@@ -448,6 +448,8 @@ class CameraHealthRecord(Base):
     restarts: Mapped[int] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(String(500))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    worker: Mapped[str | None] = mapped_column(String(128))
+    """The process that runs the camera now (`lanterne worker --id`); None for `lanterne run`."""
 
 
 RECORDING_STATES: tuple[str, ...] = ("open", "complete", "recovered", "lost")

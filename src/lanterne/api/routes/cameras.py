@@ -72,6 +72,7 @@ def cameras(
                     restarts=h.restarts,
                     last_error=h.last_error,
                     updated_at=h.updated_at,
+                    worker=h.worker,
                 ),
                 health_stale=status.health_stale,
             )

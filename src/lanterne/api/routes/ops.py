@@ -141,6 +141,17 @@ class StoreCollector(Collector):
             "Stream reconnections and worker restarts, since its worker started",
             labels=cam,
         )
+        owner = GaugeMetricFamily(
+            "lanterne_camera_worker",
+            "1 for the worker that runs the camera (lanterne worker --id; `run` for lanterne run)",
+            labels=[*cam, "worker"],
+        )
+        held = GaugeMetricFamily(
+            "lanterne_worker_cameras",
+            "Cameras each worker is analysing now (fresh health rows, not stopped)",
+            labels=["worker"],
+        )
+        per_worker: dict[str, int] = {}
         seen: set[str] = set()
         for h in self._health():
             seen.add(h.camera)
@@ -154,6 +165,12 @@ class StoreCollector(Collector):
                 lag.add_metric([h.camera], h.lag_seconds)
             dropped.add_metric([h.camera], float(h.frames_dropped))
             reconnects.add_metric([h.camera], float(h.restarts))
+            worker = h.worker or "run"
+            owner.add_metric([h.camera, worker], 1.0)
+            if fresh and h.state not in NOT_ANALYSING:
+                per_worker[worker] = per_worker.get(worker, 0) + 1
+        for worker, n in sorted(per_worker.items()):
+            held.add_metric([worker], float(n))
         for c in self.cfg.cameras:
             if c.id not in seen:
                 up.add_metric([c.id], 0.0)  # configured, but no worker ever reported it
@@ -164,7 +181,7 @@ class StoreCollector(Collector):
         )
         for (destination, st), n in sorted(counts(self.engine).items()):
             outbox.add_metric([destination, st], float(n))
-        yield from (up, age, state, fps, conf, lag, dropped, reconnects, outbox)
+        yield from (up, age, state, fps, conf, lag, dropped, reconnects, owner, held, outbox)
 
 
 def registry_for(engine: Engine, cfg: Config, clock: Callable[[], datetime]) -> CollectorRegistry:

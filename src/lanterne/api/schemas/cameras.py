@@ -30,6 +30,8 @@ class CameraHealthOut(BaseModel):
     restarts: int
     last_error: str | None
     updated_at: datetime
+    worker: str | None = None
+    """The worker that runs the camera (`lanterne worker --id`); null for `lanterne run`."""
 
 
 class CameraOut(BaseModel):

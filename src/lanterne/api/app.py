@@ -7,6 +7,8 @@ a slow query then delays one request, never the event loop that serves all the o
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -20,10 +22,14 @@ from lanterne.api.routes import alerts, auth, cameras, pages, public, recordings
 from lanterne.api.routes import observatory as observatory_api
 from lanterne.api.routes import ops as operations
 from lanterne.api.routes import requests as access_requests
+from lanterne.api.routes.alerts import Doorbell
 from lanterne.audit.witness import HeadTimer
+from lanterne.cluster import ClusterError, StoredBell
 from lanterne.config import Config
 from lanterne.runtime.outbound import start_delivery
 from lanterne.runtime.site import open_site
+
+log = logging.getLogger(__name__)
 
 PUBLIC_CSP = (
     "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; object-src 'none'"
@@ -47,6 +53,23 @@ SECURITY_HEADERS: dict[str, str] = {
 }
 
 
+def _live_queue_bell(app: FastAPI, cfg: Config) -> StoredBell | None:
+    """In a city, the ingester's ring wakes the live queues (`alerts.Doorbell`); without NATS, or
+    when it cannot be reached at start-up, they read the store every 250 ms as on a small site."""
+    app.state.doorbell = None
+    if cfg.cluster.nats_url is None:
+        return None
+    bell = StoredBell(cfg.cluster.nats_url, lambda camera: doorbell.ring())
+    doorbell = Doorbell(asyncio.get_running_loop(), bell.announce)
+    try:
+        bell.start()
+    except ClusterError as exc:
+        log.warning("live queue: %s; reading the store every 250 ms instead", exc)
+        return None
+    app.state.doorbell = doorbell
+    return bell
+
+
 def create_app(cfg: Config, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> FastAPI:
     """The application for one configuration. The site (store and audit log) opens with the app's
     lifespan (so `TestClient` must be used as a context manager) and closes with it."""
@@ -59,9 +82,12 @@ def create_app(cfg: Config, *, clock: Callable[[], datetime] = lambda: datetime.
         delivery = start_delivery(site.store.engine, site.audit, cfg.outbound, clock)
         # The console writes most audit records: its head is signed and witnessed each interval.
         heads = HeadTimer(site.audit).start()
+        bell = _live_queue_bell(app, cfg)
         try:
             yield
         finally:
+            if bell is not None:
+                bell.stop()
             heads.stop()
             if delivery is not None:
                 delivery.stop()

@@ -32,7 +32,9 @@ from lanterne.cluster.events import (
     EventPublisher,
     Ingester,
     IngestStats,
+    StoredBell,
     message_id,
+    stored_subject,
     subject_for,
 )
 from lanterne.cluster.leases import DEFAULT_SHARDS, DEFAULT_TTL, Lease, LeaseKeeper, lease_key, shard_of
@@ -51,9 +53,11 @@ __all__ = [
     "LeaseKeeper",
     "NatsThread",
     "NoAnswerError",
+    "StoredBell",
     "lease_key",
     "message_id",
     "redact_url",
     "shard_of",
+    "stored_subject",
     "subject_for",
 ]

@@ -255,6 +255,43 @@ class IngestStats:
     """Messages handed back for later because the database failed."""
 
 
+STORED_SUBJECTS = "lanterne.stored.>"
+"""Where the ingester says an event was committed: `lanterne.stored.<camera>`."""
+
+
+def stored_subject(camera: str) -> str:
+    return f"lanterne.stored.{camera}"
+
+
+class StoredBell:
+    """The console's side of the live queue in a city: calls `ring(camera)` (from NATS's thread)
+    each time the ingester commits an event, so an open stream reads the store at once instead
+    of polling it every 250 ms. What is shown still comes from the store, in the user's scope;
+    the bell carries no event and no data."""
+
+    def __init__(self, url: str, ring: Callable[[str], None], *, connect_timeout: float = 5.0) -> None:
+        self.ring = ring
+        self._nats = NatsThread(url, "lanterne-console-bell", connect_timeout=connect_timeout)
+
+    def start(self) -> StoredBell:
+        self._nats.start()
+
+        async def on_message(msg: Msg) -> None:
+            self.ring(msg.subject.removeprefix("lanterne.stored."))
+
+        self._nats.call(self._nats.nc.subscribe(STORED_SUBJECTS, cb=on_message), timeout=5.0)
+        return self
+
+    def announce(self, camera: str) -> None:
+        """Ring every console for `camera` (after a decision taken in one of them); a lost ring
+        costs that console a few seconds, never an alert."""
+        with contextlib.suppress(TimeoutError, nats.errors.Error, RuntimeError):
+            self._nats.call(self._nats.nc.publish(stored_subject(camera)), timeout=2.0)
+
+    def stop(self) -> None:
+        self._nats.stop()
+
+
 class Ingester:
     """Moves events from the stream into the store: upsert, commit, then acknowledge.
 
@@ -422,6 +459,10 @@ class Ingester:
             self._remember_epoch(camera, m.epoch)
         if self.on_stored is not None:
             self.on_stored(m)
+        # Rings the consoles' live queues (`StoredBell`): core NATS, no payload but the subject,
+        # lost without harm (the console's stream also re-reads the store every few seconds).
+        with contextlib.suppress(TimeoutError, nats.errors.Error):
+            self._nats.call(self._nats.nc.publish(stored_subject(camera)), timeout=2.0)
         self._nats.call(msg.ack_sync(), timeout=5.0)
         self.stats.stored += 1
         return 1

@@ -12,15 +12,19 @@ the operator typed (recorded footage needs a stated purpose), each decision `ALE
 by `lanterne.accountability.alerts`). Listing the queue and the live stream are not recorded one by
 one: they carry no footage and would write a record every few seconds per open console.
 
-New alerts reach open consoles by Server-Sent Events: each stream polls the store every 250 ms in
-a worker thread for events stored after the last one it sent. Polling keeps the pipeline (another
-process, possibly another machine) free of any channel to the web server; a query on the
-`created_at` of a few rows costs well under a millisecond, so 250 ms leaves most of the 1 s budget
-to the browser.
+New alerts reach open consoles by Server-Sent Events: each stream reads the store, in a worker
+thread, for events stored after the last one it sent. On a small site (`lanterne run`, no NATS) it
+reads every 250 ms: the pipeline keeps no channel to the web server, and a query on the
+`created_at` of a few rows costs well under a millisecond, leaving most of the 1 s budget to the
+browser. In a city (`cluster.nats_url` set) the ingester rings a bell on NATS after each commit
+(`lanterne.cluster.StoredBell`) and the streams read at once, and otherwise every few seconds in
+case a ring was lost: 50 open consoles no longer query the store 200 times a second. Either way
+what is sent comes from the store, in the user's scope; the bell carries nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -88,6 +92,33 @@ from lanterne.video.recording import recording_mode
 LABEL = "machine suggestion — to verify"
 POLL_SECONDS = 0.25
 HEARTBEAT_SECONDS = 15.0
+BELL_FALLBACK_SECONDS = 5.0
+"""With a bell, how long a stream waits for one before it reads the store anyway."""
+
+
+class Doorbell:
+    """Wakes every open stream of this app when the ingester rings (from NATS's thread). Each
+    ring replaces the event the streams wait on, so a stream never misses one that came while
+    it was reading the store (it reads again right after)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, announce: Callable[[str], None]) -> None:
+        """`announce(camera)` rings every console of the city (this one included) after a
+        decision taken here."""
+        self._loop = loop
+        self._event = asyncio.Event()
+        self.announce = announce
+
+    def ring(self) -> None:
+        self._loop.call_soon_threadsafe(self._rang)
+
+    def _rang(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    def current(self) -> asyncio.Event:
+        return self._event
+
+
 CLIP_PURPOSE_REQUIRED = "a purpose is required to view a recorded clip"
 
 router = APIRouter(tags=["alerts"], responses=ERRORS)
@@ -271,8 +302,10 @@ async def stream(request: Request, user: Viewer, engine: EngineDep, clock: Clock
         if cursor is None:
             cursor = await anyio.to_thread.run_sync(_Cursor.now, engine)
         beat = time.monotonic()
+        doorbell: Doorbell | None = getattr(request.app.state, "doorbell", None)
         yield "retry: 1000\n: stream open\n\n"
         while not await request.is_disconnected():
+            rung = doorbell.current() if doorbell is not None else None
             changed, cursor = await anyio.to_thread.run_sync(poll, cursor)
             for a in changed:
                 data = json.dumps(a.model_dump(mode="json"), ensure_ascii=False)
@@ -280,7 +313,11 @@ async def stream(request: Request, user: Viewer, engine: EngineDep, clock: Clock
             if time.monotonic() - beat >= HEARTBEAT_SECONDS:
                 beat = time.monotonic()
                 yield ": heartbeat\n\n"
-            await anyio.sleep(POLL_SECONDS)
+            if rung is None:
+                await anyio.sleep(POLL_SECONDS)
+            else:
+                with anyio.move_on_after(BELL_FALLBACK_SECONDS):
+                    await rung.wait()
 
     return StreamingResponse(
         events(),
@@ -428,7 +465,11 @@ def _decide(
         detail = str(exc).split("; pass --")[0]
         raise HTTPException(422 if to in TRANSITIONS[current] else 409, detail=detail) from None
     clear_precision_cache()
-    return _alert_out(_load(request, engine, user, alert_id), _Precisions(engine, now))
+    out = _alert_out(_load(request, engine, user, alert_id), _Precisions(engine, now))
+    doorbell: Doorbell | None = getattr(request.app.state, "doorbell", None)
+    if doorbell is not None:
+        doorbell.announce(out.camera)  # every console of the city shows the new state at once
+    return out
 
 
 @router.post("/api/alerts/{alert_id}/ack", summary="Acknowledge: someone is looking")

@@ -216,6 +216,7 @@ def authorise(path: Path, workdir: Path) -> None:
     """What `lanterne run` needs before alerting: an authorisation covering the cameras and rules,
     and the published notice (TR-01), set up as `prepare_demo` and the runner tests do."""
     from lanterne.accountability.authorisation import Authorisations
+    from lanterne.accountability.masks import validate_masks
     from lanterne.accountability.transparency import export
     from lanterne.config import load_config
     from lanterne.runtime.site import open_site
@@ -233,6 +234,10 @@ def authorise(path: Path, workdir: Path) -> None:
             event_types=sorted({t for c in cfg.cameras for z in c.zones for t in z.events.enabled()}),
             user_id="benchmark",
         )
+        for camera in cfg.cameras:
+            validate_masks(
+                opened.audit, camera, "benchmark", "benchmark: the research clips show no dwelling"
+            )
         export(cfg, opened.store.engine, workdir / "public", "benchmark", now)
 
 

@@ -3,6 +3,7 @@ switches a camera's detectors on and off by itself (LB-01..LB-03), on SQLite and
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from lanterne.accountability.authorisation import (
     gates_for,
     legal_end_instant,
 )
+from lanterne.accountability.masks import MaskValidationError, masks_digest, validate_masks
 from lanterne.audit import Action, AuditLog
 from lanterne.cli.main import app
 from lanterne.config import config_hash, parse_config
@@ -28,6 +30,7 @@ from lanterne.video.analyser import CameraAnalyser
 from lanterne.video.capture.source import FileSource
 from lanterne.video.detectors import create_detector
 from lanterne.video.detectors.base import Detector
+from tests.support.console import masks_checked
 
 VIDEO = Path(__file__).resolve().parents[3] / "shared" / "data" / "video"
 T0 = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
@@ -349,6 +352,7 @@ def test_gate_without_authorisation_never_allows_nor_records(
 
 def test_gates_for_every_camera_watch_what_the_zones_watch(audit: AuditLog, clock: Clock) -> None:
     cfg = parse_config(DEMO_CONFIG)
+    masks_checked(cfg, audit)
     gates = gates_for(cfg, audit.engine, audit, clock=clock)
     assert set(gates) == {"pets-crossroads"}
     assert gates["pets-crossroads"].watched == {
@@ -361,6 +365,50 @@ def test_gates_for_every_camera_watch_what_the_zones_watch(audit: AuditLog, cloc
     )  # fmt: skip
     assert gates["pets-crossroads"].allowed(ZI, 0.0)
     assert not stats["pets-crossroads"].allowed(ZI, 0.0), "statistics mode never alerts"
+
+
+def test_a_camera_whose_masks_nobody_checked_never_alerts(
+    audit: AuditLog, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """LB-06: authorised or not, a camera alerts only once someone recorded that its current
+    privacy masks cover the dwellings in view; a mask changed since needs a new check."""
+    cfg = parse_config(DEMO_CONFIG)
+    Authorisations(audit.engine, audit, clock=clock).add(
+        "AP-M", legal_basis="Loi", authority="Préfet", valid_from=T0, valid_until=T0 + timedelta(days=1),
+        cameras=["pets-crossroads"], event_types=["zone_intrusion"], user_id="u-1",
+    )  # fmt: skip
+    with caplog.at_level(logging.ERROR, logger="lanterne.accountability.authorisation"):
+        [gate] = gates_for(cfg, audit.engine, audit, clock=clock).values()
+    assert gate.watched == frozenset() and not gate.allowed(ZI, 0.0)
+    assert "privacy masks not validated (LB-06)" in caplog.text and "lanterne masks validate" in caplog.text
+    with pytest.raises(MaskValidationError, match="say what was checked"):
+        validate_masks(audit, cfg.cameras[0], "u-dpo", " ")
+    digest = validate_masks(audit, cfg.cameras[0], "u-dpo", "view walked: no dwelling in view")
+    [gate] = gates_for(cfg, audit.engine, audit, clock=clock).values()
+    assert gate.allowed(ZI, 0.0)
+    [record] = audit.entries(action=Action.MASKS_VALIDATED)
+    assert (record.user_id, record.object_id, record.details["masks_sha256"]) == (
+        "u-dpo",
+        "pets-crossroads",
+        digest,
+    )
+    # Someone adds a mask in the file: the check no longer vouches for it.
+    moved = parse_config(
+        {
+            **DEMO_CONFIG,
+            "cameras": [
+                {
+                    **DEMO_CONFIG["cameras"][0],
+                    "privacy_masks": [
+                        {"id": "flats", "polygon": [[0, 0], [0.2, 0], [0.2, 0.2]], "reason": "windows"}
+                    ],
+                }
+            ],
+        }
+    )
+    assert masks_digest(moved.cameras[0]) != digest
+    [gate] = gates_for(moved, audit.engine, audit, clock=clock).values()
+    assert gate.watched == frozenset()
 
 
 # --- an authorisation that expires mid-run, through the real pipeline ------------------------
@@ -454,6 +502,7 @@ def test_an_authorisation_that_expires_mid_run_stops_alerts_within_one_cycle(
         valid_from=T0 - timedelta(days=1), valid_until=T0 + timedelta(seconds=CUTOFF),
         cameras=["pets"], event_types=["wrong_way", "crowd_density"], user_id="u-1",
     )  # fmt: skip
+    masks_checked(parse_config(PETS), audit)
     [gate] = gates_for(parse_config(PETS), audit.engine, audit, clock=clock).values()
     emitted, counts = analyse(clip, gate, clock)
     frames = clip[0]

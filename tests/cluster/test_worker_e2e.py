@@ -35,6 +35,7 @@ from lanterne.core.types import EventType
 from lanterne.runtime.site import open_site
 from lanterne.store.tables import AuditRecord, EventRecord, EvidenceRecord
 from lanterne.video.recording import KeyRing, verify
+from tests.support.console import masks_checked
 from tests.support.nats import NatsServer
 from tests.support.postgres import PG_ADMIN_DSN, admin_connection
 from tests.support.video import VIDEO
@@ -99,6 +100,7 @@ def prepare(tmp: Path, db_url: str, cameras: list[str]) -> Path:
             user_id="tester",
         )
         export(cfg, opened.store.engine, tmp / "public", "tester", now)
+        masks_checked(cfg, opened.audit)
     return site
 
 

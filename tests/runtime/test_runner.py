@@ -22,6 +22,7 @@ from lanterne.store import Store
 from lanterne.store.tables import AuditRecord
 from lanterne.video import analyser as camera_mod
 from lanterne.video.recording import KeyRing, segments, verify
+from tests.support.console import masks_checked
 from tests.support.video import VIDEO, excerpt
 
 
@@ -84,6 +85,7 @@ def test_one_camera_failing_does_not_stop_the_others(
     with pytest.raises(ConfigError, match="publish the public notice first"):
         Runner(cfg).start()
     export(cfg, audit.engine, tmp_path / "public", "tester", now)
+    masks_checked(cfg, audit)
     runner = Runner(cfg, restart_backoff=0.2)
     runner.start()
     try:
@@ -140,6 +142,7 @@ def test_a_site_stop_halts_inference_on_every_camera(tmp_path: Path, clip: Path)
         user_id="tester",
     )
     export(cfg, audit.engine, tmp_path / "public", "tester", now)
+    masks_checked(cfg, audit)
     Stops(audit.engine, audit).stop_site("sup1", "drill")
     runner = Runner(cfg)
     runner.start()

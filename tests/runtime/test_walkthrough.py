@@ -78,6 +78,13 @@ def test_authorised_deployment_end_to_end(tmp_path: Path, clip: Path) -> None:
        "--until", (now + timedelta(days=60)).isoformat(), "--camera", "crossroads", "--event", "wrong_way",
        "--user", "admin1")  # fmt: skip
     ok("transparency", "publish", "--config", c, "--out", str(tmp_path / "public"), "--user", "admin1")
+    # LB-06: no alerting until someone who looked at the view records that it shows no dwelling.
+    assert "NO: no alerting" in ok("masks", "status", "--config", c)
+    refused = cli.invoke(app, ["masks", "validate", "crossroads", "--config", c, "--user", "admin1"])
+    assert refused.exit_code == 2
+    ok("masks", "validate", "crossroads", "--config", c, "--note", "view walked: a crossroads, no dwelling",
+       "--user", "admin1")  # fmt: skip
+    assert "NO: no alerting" not in ok("masks", "status", "--config", c)
 
     cfg = load_config(site)
     runner = Runner(cfg)

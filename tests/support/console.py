@@ -230,3 +230,11 @@ def add_event(
 @pytest.fixture
 def console(db_url: str, tmp_path: Path, clock: Clock) -> Iterator[Console]:
     yield from open_console(site_config(db_url, tmp_path), clock)
+
+
+def masks_checked(cfg: Config, audit: AuditLog) -> None:
+    """Every camera's privacy masks validated (LB-06), as a site records before it alerts."""
+    from lanterne.accountability.masks import validate_masks
+
+    for camera in cfg.cameras:
+        validate_masks(audit, camera, "tester", "test: the research clip shows no dwelling")

@@ -578,11 +578,24 @@ def gates_for(
     """One gate per camera of the configuration, sharing one register.
 
     Every camera gets a gate, in every mode, so that a runner never falls back to "no gate, all
-    allowed" by a missing key. In statistics mode the gates watch nothing and so never allow.
+    allowed" by a missing key. In statistics mode the gates watch nothing and so never allow, and
+    neither does the gate of a camera whose privacy masks nobody validated (LB-06,
+    `lanterne.accountability.masks`): it is counted, never alerted on.
     """
+    from lanterne.accountability.masks import validated
     from lanterne.config.schema import Mode
 
     register = Authorisations(engine, audit, cfg.legal_end_date, clock=clock)
+    alerting = cfg.mode is Mode.ALERTS
+    checked = validated(audit, list(cfg.cameras)) if alerting else set()
+    for cam in cfg.cameras:
+        if alerting and cam.id not in checked:
+            log.error(
+                "camera %s: privacy masks not validated (LB-06), no alerting; record who checked them: "
+                "lanterne masks validate %s --note '...' --user ID",
+                cam.id,
+                cam.id,
+            )
     return {
         cam.id: AlertingGate(
             cam.id,
@@ -591,7 +604,7 @@ def gates_for(
             cfg.legal_end_date,
             clock=clock,
             refresh_seconds=refresh_seconds,
-            event_types=watched_types(cam) if cfg.mode is Mode.ALERTS else (),
+            event_types=watched_types(cam) if cam.id in checked else (),
         )
         for cam in cfg.cameras
     }

@@ -77,6 +77,8 @@ class Action(StrEnum):
     EVALUATION = "evaluation"
     ALERTING_ON = "alerting_on"
     ALERTING_OFF = "alerting_off"
+    MASKS_VALIDATED = "masks_validated"
+    """A person checked a camera's privacy masks (LB-06); details carry the masks' sha256."""
     RETENTION_DELETE = "retention_delete"
     LEGAL_HOLD = "legal_hold"
     AUDIT_EXPORT = "audit_export"

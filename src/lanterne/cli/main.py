@@ -18,6 +18,7 @@ from lanterne.cli.cluster import cluster_app
 from lanterne.cli.config import config_app
 from lanterne.cli.dpia import dpia_app
 from lanterne.cli.exports import export_app
+from lanterne.cli.masks import masks_app
 from lanterne.cli.observatory import observatory_app
 from lanterne.cli.privacy import privacy_app
 from lanterne.cli.recordings import recordings_app
@@ -45,6 +46,7 @@ app.add_typer(hold_app, name="hold")
 app.add_typer(recordings_app, name="recordings")
 app.add_typer(export_app, name="export")
 app.add_typer(privacy_app, name="privacy")
+app.add_typer(masks_app, name="masks")
 app.add_typer(requests_app, name="requests")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(suspensions_app, name="suspensions")

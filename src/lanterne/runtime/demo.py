@@ -80,6 +80,7 @@ def prepare_demo(out_dir: Path, user_id: str) -> tuple[Any, Path]:
     named as not a legal one) and publish the public notice, so that the demo follows the same
     path as a real deployment: nothing alerts without an authorisation and a published notice."""
     from lanterne.accountability.authorisation import Authorisations
+    from lanterne.accountability.masks import validate_masks, validated
     from lanterne.accountability.transparency import export, notice_published
     from lanterne.config import load_config
     from lanterne.core.assets import resolve_demo_clip
@@ -124,6 +125,13 @@ def prepare_demo(out_dir: Path, user_id: str) -> tuple[Any, Path]:
                 cameras=[c["id"] for c in data["cameras"]],
                 event_types=sorted({t for z in cfg.cameras[0].zones for t in z.events.enabled()}),
                 user_id=user_id,
+            )
+        unchecked = [c for c in cfg.cameras if c.id not in validated(opened.audit, list(cfg.cameras))]
+        for camera in unchecked:
+            # LB-06: the research clip shows a campus walkway, no dwelling; on a real site the
+            # person who walked the view records this (`lanterne masks validate`).
+            validate_masks(
+                opened.audit, camera, user_id, "demonstration: the public research clip shows no dwelling"
             )
         if not notice_published(cfg, opened.store.engine):
             export(cfg, opened.store.engine, out_dir.resolve() / "public", user_id, now)

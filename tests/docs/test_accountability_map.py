@@ -82,3 +82,20 @@ def test_every_cited_module_exists() -> None:
     assert len(modules) > 30
     missing = sorted(m for m in modules if not module_exists(m))
     assert not missing, f"docs/accountability.md names modules that do not exist: {missing}"
+
+
+def test_the_requirements_script_counts_what_the_map_says() -> None:
+    """`scripts/requirements` prints the figure issue reports quote; it must agree with the
+    statuses of the rows, one by one."""
+    import subprocess
+    import sys
+
+    rows = map_rows()
+    done = sorted(r for r, cells in rows.items() if cells[1].startswith("**done**"))
+    script = ROOT / "scripts" / "requirements"
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True).stdout
+    assert out.startswith(f"{len(done)} of {len(rows)} requirements implemented and tested")
+    listed = subprocess.run(
+        [sys.executable, str(script), "--list", "done"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert listed == done

@@ -342,12 +342,22 @@ def test_gate_switches_on_when_an_authorisation_starts_and_off_at_the_legal_end(
     assert off["reason"] == "legal_end_date"
 
 
-def test_gate_without_authorisation_never_allows_nor_records(
+def test_gate_without_authorisation_never_allows_and_records_the_refused_start(
     register: Authorisations, audit: AuditLog, clock: Clock
 ) -> None:
-    gate = AlertingGate("gare-nord", register, audit, None, clock)
+    """LB-01: nothing switches on, and the refused start is on the record once, with the types
+    that stay off and why (issue 13 asked this test to say the opposite of what it said)."""
+    gate = AlertingGate("gare-nord", register, audit, None, clock, event_types=[ZI, CD])
     assert not any(gate.allowed(t, 0.0) for t in EventType)
     assert audit.entries(action=Action.ALERTING_ON) == [] and audit.entries(action=Action.ALERTING_OFF) == []
+    [refused] = audit.entries(action=Action.ALERTING_REFUSED)
+    assert (refused.object_id, refused.details) == (
+        "gare-nord",
+        {"event_types": sorted([str(ZI), str(CD)]), "reason": "not_authorised"},
+    )
+    clock.now = T0 + timedelta(hours=1)
+    assert not gate.allowed(ZI, 0.0)
+    assert len(audit.entries(action=Action.ALERTING_REFUSED)) == 1, "once per start, not per frame"
 
 
 def test_gates_for_every_camera_watch_what_the_zones_watch(audit: AuditLog, clock: Clock) -> None:
@@ -380,6 +390,8 @@ def test_a_camera_whose_masks_nobody_checked_never_alerts(
     with caplog.at_level(logging.ERROR, logger="lanterne.accountability.authorisation"):
         [gate] = gates_for(cfg, audit.engine, audit, clock=clock).values()
     assert gate.watched == frozenset() and not gate.allowed(ZI, 0.0)
+    [refused] = audit.entries(action=Action.ALERTING_REFUSED)
+    assert refused.details["reason"] == "privacy_masks_not_validated"
     assert "privacy masks not validated (LB-06)" in caplog.text and "lanterne masks validate" in caplog.text
     with pytest.raises(MaskValidationError, match="say what was checked"):
         validate_masks(audit, cfg.cameras[0], "u-dpo", " ")

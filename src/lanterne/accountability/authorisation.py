@@ -447,6 +447,7 @@ class AlertingGate:
         # Both start in the past so that the first call reads the register.
         self._next_check = self._next_read = _NEVER_BEFORE
         self._last_check = self._last_read = _NEVER_BEFORE
+        self._started = False
 
     @property
     def allowed_types(self) -> frozenset[EventType]:
@@ -482,6 +483,17 @@ class AlertingGate:
         else:
             coverage = _coverage(self._known, self.camera_id, self.watched, now)
         self._apply(coverage, now)
+        if not self._started:
+            from lanterne.audit import Action
+
+            # LB-01: a start at which watched types stay off is on the record, once, with why.
+            self._started = True
+            refused = self.watched - self._allowed
+            if refused:
+                self._record(
+                    Action.ALERTING_REFUSED,
+                    {"event_types": sorted(str(t) for t in refused), "reason": "not_authorised"},
+                )
         self._next_check = min(self._next_read, self._boundary(now))
         return self._allowed
 
@@ -583,6 +595,7 @@ def gates_for(
     `lanterne.accountability.masks`): it is counted, never alerted on.
     """
     from lanterne.accountability.masks import validated
+    from lanterne.audit import Action
     from lanterne.config.schema import Mode
 
     register = Authorisations(engine, audit, cfg.legal_end_date, clock=clock)
@@ -590,6 +603,16 @@ def gates_for(
     checked = validated(audit, list(cfg.cameras)) if alerting else set()
     for cam in cfg.cameras:
         if alerting and cam.id not in checked:
+            audit.append(
+                SYSTEM_USER,
+                Action.ALERTING_REFUSED,
+                object_type="camera",
+                object_id=cam.id,
+                details={
+                    "event_types": sorted(str(t) for t in watched_types(cam)),
+                    "reason": "privacy_masks_not_validated",
+                },
+            )
             log.error(
                 "camera %s: privacy masks not validated (LB-06), no alerting; record who checked them: "
                 "lanterne masks validate %s --note '...' --user ID",

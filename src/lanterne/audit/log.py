@@ -77,6 +77,9 @@ class Action(StrEnum):
     EVALUATION = "evaluation"
     ALERTING_ON = "alerting_on"
     ALERTING_OFF = "alerting_off"
+    ALERTING_REFUSED = "alerting_refused"
+    """A start at which a camera's watched types could not alert (LB-01): no authorisation covers
+    them, or its privacy masks were not validated (LB-06); details name the types and why."""
     MASKS_VALIDATED = "masks_validated"
     """A person checked a camera's privacy masks (LB-06); details carry the masks' sha256."""
     RETENTION_DELETE = "retention_delete"

@@ -23,8 +23,10 @@ from __future__ import annotations
 import tempfile
 from datetime import datetime
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Request
+from fastapi import Path as PathParam
 from fastapi.responses import Response
 from sqlalchemy import Engine
 
@@ -53,6 +55,8 @@ MAX_CLOSED = 200
 """Closed requests listed after the open ones: the latest, enough for a month's follow-up."""
 
 router = APIRouter(tags=["access requests"], responses=ERRORS)
+RequestId = Annotated[int, PathParam(ge=1, le=2**31 - 1, description="The request's number.")]
+"""Bounded as the table's integer column: a larger number is a 422, never a database error."""
 
 
 def _open_request(engine: Engine, request_id: int) -> AccessRequest:
@@ -123,7 +127,7 @@ def post_request(
     summary="Refuse an open access request with the reason the requester is told (supervisors; audited)",
 )
 def post_refusal(
-    request_id: int,
+    request_id: RequestId,
     body: RefusalIn,
     user: Supervisor,
     _csrf: Writer,
@@ -149,7 +153,7 @@ def post_refusal(
     responses={200: {"content": {"application/zip": {}}}},
 )
 def post_answer(
-    request_id: int,
+    request_id: RequestId,
     body: AnswerIn,
     request: Request,
     user: VideoViewer,

@@ -205,6 +205,8 @@ def test_only_a_confirmed_alert_leaves_signed_and_without_pixels(
     for leak in ("oper", console.ids["oper"], "region", "snapshot", "x0", "jpg"):
         assert leak not in text, f"{leak!r} left the system"
 
+    # Each delivery is recorded just after its row is marked sent: wait for both records.
+    wait_for("both deliveries recorded", lambda: len(console.audit_entries(Action.OUTBOUND)) >= 2)
     sent = console.audit_entries(Action.OUTBOUND)
     assert sorted((e.recipient, e.details["outcome"], e.object_id) for e in sent) == [
         ("mqtt", "sent", "e-confirmed"),
@@ -274,6 +276,7 @@ def test_dead_letters_are_listed_and_a_supervisor_retries_on_the_record(
     wait_for("first attempts", lambda: [m.attempts for m in messages(console.store.engine)] == [1, 1])
     clock.now += timedelta(seconds=2)  # the one-second wait has passed
     wait_for("the dead letters", lambda: len(messages(console.store.engine, state="dead")) == 2)
+    wait_for("both recorded", lambda: len(console.audit_entries(Action.OUTBOUND)) >= 2)  # just after
     dead = console.audit_entries(Action.OUTBOUND)
     assert sorted((e.object_id, e.details["outcome"], e.details["attempts"]) for e in dead) == [
         ("e1", "dead", 2),

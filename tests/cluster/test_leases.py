@@ -97,6 +97,31 @@ def test_shards_are_spread_fairly_and_rebalance_when_a_worker_joins(nats_server:
             assert lost and max(lost) <= t_gain
 
 
+def test_a_deferred_hand_back_keeps_the_key_until_the_cameras_have_finished(
+    nats_server: NatsServer, keepers
+) -> None:
+    # A worker seals its cameras' recordings after on_lose; the next owner must wait for that.
+    journal = Journal()
+    a = journal.keeper("a", nats_server.url, deferred_release=True, ttl=4.0)
+    keepers.append(a)
+    a.start()
+    wait_for(lambda: len(a.leases()) == SHARDS, 5)
+    b = journal.keeper("b", nats_server.url, ttl=4.0)
+    keepers.append(b)
+    b.start()
+    wait_for(lambda: len(a.leases()) == SHARDS // 2, 5)
+    handed = sorted({s for _, w, s in journal.losses if w == "a"})
+    assert len(handed) == SHARDS // 2
+    time.sleep(1.5)  # within the TTL: the keys are still a's, b takes none of them
+    assert b.leases() == {}
+    t0 = time.monotonic()
+    for shard in handed:
+        a.released(shard)
+    assert wait_for(lambda: set(b.leases()) == set(handed), 3) < 1.0, time.monotonic() - t0
+    a.released(handed[0])  # a second call, or one for a shard not handed back, sends nothing
+    assert set(b.leases()) == set(handed)
+
+
 def test_a_dead_worker_s_shards_are_taken_within_the_ttl(nats_server: NatsServer, keepers) -> None:
     journal = Journal()
     a, b, c = (journal.keeper(w, nats_server.url) for w in "abc")

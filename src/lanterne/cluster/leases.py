@@ -130,7 +130,8 @@ class LeaseKeeper:
     return quickly (tell the camera threads to start or stop; do not join them), since renewals of
     the other shards wait for them. `epoch_of(camera)` answers from any thread, from the local
     clock, so a camera thread can check before each publish that its lease is still good even if
-    the keeper's thread was held up.
+    the keeper's thread was held up. With `deferred_release`, a shard handed back to even the shares
+    keeps its key until the caller says its cameras have finished (`released(shard)`).
     """
 
     def __init__(
@@ -146,6 +147,7 @@ class LeaseKeeper:
         on_lose: Callable[[int], None] | None = None,
         replicas: int = 1,
         connect_timeout: float = 5.0,
+        deferred_release: bool = False,
     ) -> None:
         if not _WORKER_ID.match(worker_id):
             raise ClusterError(
@@ -170,6 +172,7 @@ class LeaseKeeper:
         self.replicas = replicas
         self.on_gain = on_gain
         self.on_lose = on_lose
+        self.deferred_release = deferred_release
         self._incarnation = secrets.token_hex(4)
         self._owner = f"{worker_id}/{self._incarnation}"
         self._value = json.dumps({"worker": worker_id, "incarnation": self._incarnation}).encode()
@@ -188,6 +191,8 @@ class LeaseKeeper:
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: asyncio.Task[None] | None = None
         self._acquiring: set[int] = set()
+        self._handing: dict[int, tuple[int, float]] = {}
+        """Shards handed back whose key waits for `released()`: revision and monotonic expiry."""
         self._orphans: set[asyncio.Task[None]] = set()
         self.ops = 0
         """KV writes sent (creates, renewals, deletes, heartbeats): the cost the issue bounds."""
@@ -246,6 +251,29 @@ class LeaseKeeper:
     def target(self) -> int:
         """This worker's fair share of shards."""
         return math.ceil(self.shards / self.live_workers())
+
+    def released(self, shard: int) -> None:
+        """The cameras of a shard handed back have finished (threads joined, segments sealed):
+        delete its key now so that another worker takes it at once. With `deferred_release`, a
+        shard handed back to even the shares keeps its key until then (or until it expires, if
+        this worker dies first), because its next owner must not open the camera's recording
+        while this one still seals it. A shard lost any other way is not ours: nothing is sent."""
+        with self._lock:
+            handing = self._handing.pop(shard, None)
+        if handing is None or self._kv_leases is None:
+            return
+        revision, expires = handing
+        if expires <= time.monotonic():
+            return
+        try:
+            self._nats.call(self._delete(self._kv_leases, lease_key(shard), revision), timeout=self.period)
+        except (TimeoutError, nats.errors.Error) as exc:
+            log.warning(
+                "worker %s: shard %d not handed back (%s); it expires by TTL",
+                self.worker_id,
+                shard,
+                type(exc).__name__,
+            )
 
     # --- lifecycle (any thread but the keeper's) ------------------------------------------
 
@@ -333,12 +361,16 @@ class LeaseKeeper:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         with self._lock:
             held = dict(self._held)
+            now = time.monotonic()
+            handing = {s: r for s, (r, expires) in self._handing.items() if expires > now}
+            self._handing.clear()
         for shard in sorted(held):
             self._lose(shard, "worker stopping")
         if release and self._kv_leases is not None and self._kv_workers is not None:
             kv = self._kv_leases
+            revisions = {s: h.revision for s, h in held.items()} | handing
             await asyncio.gather(
-                *(self._delete(kv, lease_key(s), h.revision) for s, h in held.items()),
+                *(self._delete(kv, lease_key(s), r) for s, r in revisions.items()),
                 self._delete(self._kv_workers, self.worker_id, None),
                 return_exceptions=True,
             )
@@ -406,7 +438,12 @@ class LeaseKeeper:
                 self._leases.pop(shard, None)
             changed = before is None or before.owner != owner
             mine = shard in self._held
-            orphan = owner == self._owner and not mine and shard not in self._acquiring
+            orphan = (
+                owner == self._owner
+                and not mine
+                and shard not in self._acquiring
+                and shard not in self._handing
+            )
         if mine and owner != self._owner:
             # Somebody else wrote or deleted the key: our lease is gone whatever our clock says.
             self._lose(shard, "taken over (key rewritten by another holder)")
@@ -508,6 +545,15 @@ class LeaseKeeper:
             surplus = sorted(held, key=lambda s: _weight(self.worker_id, s))[: len(held) - target]
             for shard in surplus:
                 self._lose(shard, f"handed back (fair share is {target})")
+            if self.deferred_release:
+                now = time.monotonic()
+                with self._lock:
+                    for s in surplus:
+                        self._handing[s] = (held[s].revision, now + self.ttl)
+                    for s, (_, expires) in list(self._handing.items()):
+                        if expires <= now:
+                            del self._handing[s]
+                return
             assert self._kv_leases is not None
             kv = self._kv_leases
             await asyncio.gather(*(self._delete(kv, lease_key(s), held[s].revision) for s in surplus))

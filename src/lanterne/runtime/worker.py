@@ -102,10 +102,11 @@ def wait_for_previous_writer(
     """Return once nobody writes the camera's open segment any more (sealed, or its file no
     longer growing), so that the recorder may recover it and continue the hash chain.
 
-    A shard handed over is deleted by its previous owner just after it stopped the camera, while
-    that worker may still be sealing the last segment; recovering it then would seal it twice,
-    with two hashes, and break the chain. A dead owner's file stops growing at once, so a
-    failover pays `quiet` seconds at most."""
+    A shard handed over is released by its previous owner only once its segments are sealed
+    (`LeaseKeeper.released`), so this wait matters after a death, a partition or an owner that
+    could not renew in time: its writer may still be appending, and recovering the segment then
+    would seal it with a hash that the late writer's file no longer matches. A dead owner's file
+    stops growing at once, so a failover pays `quiet` seconds at most."""
     deadline = time.monotonic() + timeout
     size: int | None = None
     changed = time.monotonic()
@@ -189,6 +190,7 @@ class Worker:
             ttl=options.ttl,
             on_gain=self._gained,
             on_lose=self._lost,
+            deferred_release=True,
         )
         self.publisher = EventPublisher(options.nats_url, options.worker_id)
         self.published = 0
@@ -208,6 +210,8 @@ class Worker:
             # Analysis stops after the frame in hand; joining and sealing wait for the main loop.
             self.runner.stop_camera(camera)
             self._changes.put(("remove", camera))
+        # After the removals in the queue: the key goes once every segment of the shard is sealed.
+        self._changes.put(("released", str(shard)))
 
     # --- the event sink (camera threads) --------------------------------------------------
     def publish(self, event: Event, origin: datetime) -> bool:
@@ -281,6 +285,9 @@ class Worker:
                 )
 
     def _apply(self, what: str, camera: str) -> None:
+        if what == "released":
+            self.keeper.released(int(camera))
+            return
         if what == "remove":
             if self.runner.remove_camera(camera):
                 log.info("worker %s: camera %s stopped", self.options.worker_id, camera)

@@ -277,6 +277,30 @@ def test_kill_9_mid_segment_keeps_completed_segments_and_recovers_the_partial_on
     assert rows[-1].prev_sha256 == rows[1].sha256 and verify(lite.store, lite.root, lite.keys) == []
 
 
+def test_a_late_writer_never_overwrites_the_seal_another_process_put_on_its_segment(
+    lite: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two writers of one camera (an owner that went on writing after a failover): the new owner
+    # recovered the open segment; the late writer's seal must not change the hash the chain uses.
+    late = lite.recorder()
+    with av.open(str(VTEST)) as src:
+        stream = src.streams.video[0]
+        cam = late.open("cam1", stream, ORIGIN)
+        for packet in itertools.islice(src.demux(stream), 300):
+            cam.push(packet)
+        [recovered] = lite.recorder().recover()
+        assert recovered.state in ("complete", "recovered")
+        for packet in itertools.islice(src.demux(stream), 20):
+            cam.push(packet)
+        with caplog.at_level("ERROR"):
+            cam.close()
+    assert "was sealed by another process while this one still wrote it" in caplog.text
+    [_, second] = all_segments(lite.store, "cam1")
+    assert second.id == recovered.id and second.sha256 == recovered.sha256
+    record(lite, origin=ORIGIN + timedelta(minutes=5), limit=30)
+    assert all_segments(lite.store, "cam1")[-1].prev_sha256 == recovered.sha256
+
+
 def test_a_segment_killed_before_its_first_cluster_is_lost(lite: Site) -> None:
     from lanterne.video.recording.index import open_row
 

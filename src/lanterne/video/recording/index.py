@@ -190,11 +190,19 @@ def open_row(store: Store, camera: str, start: datetime, key_id: str, path_for: 
     return _row(r)
 
 
-def seal_row(store: Store, segment_id: int, end: datetime, size: int, sha256: str, state: str) -> None:
+def seal_row(store: Store, segment_id: int, end: datetime, size: int, sha256: str, state: str) -> bool:
+    """Seal a segment that is still open; False (nothing written) when it was sealed already.
+
+    A sealed hash is the next segment's `prev_sha256`: overwriting it would break the chain that
+    `lanterne recordings verify` checks. Two sealers of one segment means two writers of one camera
+    (a late writer after a failover); the first seal stands and the second caller says so."""
     with transaction(store.engine) as conn:
-        conn.execute(
-            update(_S).where(_S.c.id == segment_id).values(end_ts=end, size=size, sha256=sha256, state=state)
+        done = conn.execute(
+            update(_S)
+            .where(_S.c.id == segment_id, _S.c.state == "open")
+            .values(end_ts=end, size=size, sha256=sha256, state=state)
         )
+    return done.rowcount == 1
 
 
 def deleted_seqs(audit: AuditLog) -> dict[str, set[int]]:

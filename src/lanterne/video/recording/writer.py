@@ -230,7 +230,14 @@ class CameraRecorder:
             self._r._recover_row(seg.row)
             raise
         end = self.origin + timedelta(seconds=seg.end_rel)
-        seal_row(self._r.store, seg.row.id, end, seg.writer.size, sha, "complete")
+        if not seal_row(self._r.store, seg.row.id, end, seg.writer.size, sha, "complete"):
+            # Only a second writer of this camera gets here: the one that recovered our segment.
+            log.error(
+                "camera %s: segment %d was sealed by another process while this one still wrote it; "
+                "`lanterne recordings verify` will show its end; run one worker per camera",
+                self.camera,
+                seg.row.id,
+            )
         self.segments += 1
 
     def _abort(self) -> None:
@@ -376,8 +383,8 @@ class Recorder:
                 f.truncate(keep)
             data = data[:keep]
         end = row.start + timedelta(seconds=end_rel or 0.0)
-        seal_row(self.store, row.id, end, len(data), hashlib.sha256(data).hexdigest(), state)
-        log.warning("camera %s: segment %d left open by a crash, sealed as %s", row.camera, row.id, state)
+        if seal_row(self.store, row.id, end, len(data), hashlib.sha256(data).hexdigest(), state):
+            log.warning("camera %s: segment %d left open by a crash, sealed as %s", row.camera, row.id, state)
         sealed = segment(self.store, row.id)
         assert sealed is not None
         return sealed

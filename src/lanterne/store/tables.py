@@ -660,3 +660,94 @@ class OutboundRecord(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+LIVE_KINDS: tuple[str, ...] = ("anonymised", "raw")
+"""`anonymised`: the default live picture, faces, plates and heads pixelated, shared by every
+viewer of the camera; `raw`: privacy protection removed under a permission, for one view only,
+until the grant's end (masks stay in both)."""
+LIVE_END_REASONS: tuple[str, ...] = ("closed", "expired", "grant_ended", "refused")
+"""Why a view ended: the viewer closed it; its page stopped confirming it was open (a closed tab,
+a lost network); the removal of protection reached its end; the viewer lost the right to watch
+(habilitation, scope) while watching."""
+
+
+class LiveViewRecord(Base):
+    """One person watching one camera live (LG-02): who, which camera, for what purpose, from when
+    to when, anonymised or not. The console keeps `last_seen` fresh while the tile plays; a view
+    whose page went quiet is ended by the sweeper with `expired`. `token` is the gateway credential
+    handed to that page, revoked at the view's end."""
+
+    __tablename__ = "live_views"
+    __table_args__ = (
+        CheckConstraint(_in_list("kind", LIVE_KINDS), name="ck_live_views_kind"),
+        CheckConstraint(
+            f"end_reason IS NULL OR {_in_list('end_reason', LIVE_END_REASONS)}", name="ck_live_views_end"
+        ),
+        CheckConstraint(
+            "kind = 'anonymised' OR (permission_id IS NOT NULL AND length(reason) > 0"
+            " AND length(reference) > 0 AND raw_until IS NOT NULL)",
+            name="ck_live_views_raw",
+        ),
+        Index("ix_live_views_open", "ended_at", "camera"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(128))
+    camera: Mapped[str] = mapped_column(String(64))
+    purpose: Mapped[str] = mapped_column(String(1000))
+    kind: Mapped[str] = mapped_column(String(16))
+    token: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    end_reason: Mapped[str | None] = mapped_column(String(16))
+    permission_id: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(String(1000))
+    reference: Mapped[str | None] = mapped_column(String(200))
+    raw_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class LiveStreamRecord(Base):
+    """A live stream some camera process must feed now: the gateway mountpoint (its id is this
+    row's), where to send RTP, and for a raw stream the view it serves and the text burned into
+    it. Written and deleted by the console as views start and end; read by the process that
+    analyses the camera, which encodes only while a row exists (no viewer, no encoding)."""
+
+    __tablename__ = "live_streams"
+    __table_args__ = (
+        CheckConstraint(_in_list("kind", LIVE_KINDS), name="ck_live_streams_kind"),
+        CheckConstraint(
+            "(kind = 'anonymised' AND view_id IS NULL) OR (kind = 'raw' AND view_id IS NOT NULL)",
+            name="ck_live_streams_shape",
+        ),
+        Index("ix_live_streams_camera", "camera"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    camera: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    view_id: Mapped[int | None] = mapped_column(Integer)
+    rtp_host: Mapped[str] = mapped_column(String(255))
+    rtp_port: Mapped[int] = mapped_column(Integer)
+    secret: Mapped[str] = mapped_column(String(64))
+    banner: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class LiveGroupRecord(Base):
+    """A camera group an operator saved for the wall: its layout and the camera on each tile."""
+
+    __tablename__ = "live_groups"
+    __table_args__ = (
+        UniqueConstraint("account", "title", name="uq_live_groups_account_title"),
+        CheckConstraint("layout IN (1, 4, 9, 16)", name="ck_live_groups_layout"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(128))
+    title: Mapped[str] = mapped_column(String(100))
+    layout: Mapped[int] = mapped_column(Integer)
+    cameras: Mapped[list[str | None]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -29,6 +29,10 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--no-first-run",
+    # The live wall: tiles play muted without a click, and WebRTC offers the host's address, not
+    # an mDNS name Janus cannot resolve (scale-out-and-live-view.md §6).
+    "--autoplay-policy=no-user-gesture-required",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
 ]
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
 """Screenshots land here (gitignored), to be looked at."""

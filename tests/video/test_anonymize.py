@@ -19,7 +19,7 @@ import lanterne.video.anonymize as anon_pkg
 from lanterne.core.assets import resolve_model
 from lanterne.core.errors import SourceError
 from lanterne.video.anonymize import DefaultAnonymizer, anonymize_clip, block_size, pixelate
-from lanterne.video.anonymize.anonymizer import HEAD_MARGIN, _head_region
+from lanterne.video.anonymize.anonymizer import HEAD_MARGIN, head_region
 from lanterne.video.anonymize.pixelate import enlarge
 
 VIDEO = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "video"
@@ -120,7 +120,7 @@ def test_head_regions_of_gt_people_are_pixelated_and_nothing_else() -> None:
     h, w = img.shape[:2]
     mask = np.zeros((h, w), dtype=bool)
     for person in people:
-        region = enlarge(_head_region(person), HEAD_MARGIN, (w, h))
+        region = enlarge(head_region(person), HEAD_MARGIN, (w, h))
         assert region is not None
         x0, y0, x1, y1 = region
         mask[y0:y1, x0:x1] = True

@@ -18,10 +18,22 @@ from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 
 from lanterne.api import deps
-from lanterne.api.routes import alerts, auth, cameras, pages, public, recordings, search, stops, vocabulary
+from lanterne.api.routes import (
+    alerts,
+    auth,
+    cameras,
+    live,
+    pages,
+    public,
+    recordings,
+    search,
+    stops,
+    vocabulary,
+)
 from lanterne.api.routes import observatory as observatory_api
 from lanterne.api.routes import ops as operations
 from lanterne.api.routes import requests as access_requests
+from lanterne.api.routes import review as log_review
 from lanterne.api.routes.alerts import Doorbell
 from lanterne.audit.witness import HeadTimer
 from lanterne.cluster import ClusterError, StoredBell
@@ -83,9 +95,12 @@ def create_app(cfg: Config, *, clock: Callable[[], datetime] = lambda: datetime.
         # The console writes most audit records: its head is signed and witnessed each interval.
         heads = HeadTimer(site.audit).start()
         bell = _live_queue_bell(app, cfg)
+        app.state.live_wall = None  # started by the first live request (routes/live.py)
         try:
             yield
         finally:
+            if app.state.live_wall is not None:
+                app.state.live_wall.stop()
             if bell is not None:
                 bell.stop()
             heads.stop()
@@ -131,6 +146,8 @@ def create_app(cfg: Config, *, clock: Callable[[], datetime] = lambda: datetime.
     app.include_router(vocabulary.router)
     app.include_router(access_requests.router)
     app.include_router(operations.router)
+    app.include_router(log_review.router)
+    app.include_router(live.router)
     # Pages' scripts and styles, and Leaflet (`static/vendor/leaflet/`), from the package itself.
     app.mount("/static", StaticFiles(packages=[("lanterne.api", "static")]), name="static")
     return app

@@ -108,13 +108,18 @@ class Action(StrEnum):
     """A confirmed alert sent to a configured destination (MQTT, a webhook), given up after its
     last attempt (dead letter), or put back for delivery by a supervisor: the logged channel of
     AC-06. The record names the alert, the destination as recipient, and the attempts."""
+    LOG_REVIEW = "log_review"
+    """The automatic review of this log for the DPO (LG-06): a run over a time range (details: the
+    records read, the findings raised or updated, per rule), or a finding acknowledged or closed by
+    the DPO (object `review_finding`, the note as purpose)."""
 
 
 NEEDS_PURPOSE: frozenset[Action] = frozenset(
     {Action.VIEW_CLIP, Action.VIEW_RECORDING, Action.EXPORT, Action.AUDIT_EXPORT, Action.PRIVACY_REMOVED}
 )
 """Viewing recorded footage (an alert's clip, a stretch of a recording) and handing data out need a
-stated purpose (CSI L255-1, LG-02)."""
+stated purpose (CSI L255-1, LG-02). A live view's records carry the purpose its wall session
+stated (`accountability.live`); the action is also the older tests' generic "view"."""
 NEEDS_RECIPIENT: frozenset[Action] = frozenset({Action.EXPORT, Action.AUDIT_EXPORT})
 """A disclosure is logged with who received it (LED art. 25)."""
 

@@ -182,3 +182,80 @@ def public_key_cmd(config: ConfigOpt) -> None:
     key = signing.load_or_create_key(cfg.audit.key_path)
     console.print(f"key id {signing.key_id(key.public_key())} ({cfg.audit.key_path})", highlight=False)
     out.print(signing.public_key_pem(key), end="")
+
+
+@audit_app.command("review")
+@user_errors
+def review_cmd(
+    config: ConfigOpt,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="Start: a day (YYYY-MM-DD) or an ISO date-time, UTC (default: 24 h before --until).",
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until", help="End: a day, included (YYYY-MM-DD), or an ISO date-time, excluded (default: now)."
+        ),
+    ] = None,
+    week: Annotated[
+        str | None,
+        typer.Option(
+            "--week", help="Review an ISO week (YYYY-Www, the site's time zone) instead of --since/--until."
+        ),
+    ] = None,
+    pdf: Annotated[
+        Path | None,
+        typer.Option("--pdf", help="With --week: write the week's summary there, and as HTML beside it."),
+    ] = None,
+    user: UserOpt = "",
+) -> None:
+    """Review the audit log now (LG-06) and print what it flags for the DPO: bulk exports, unusual
+    volumes, wide searches, refusals, open removals of privacy protection, access without a valid
+    habilitation or outside shift hours, the same footage replayed by many. Findings are stored
+    once (running it again adds nothing twice) and handled in the console (/console/review); the
+    run is recorded, and so is a weekly summary."""
+    from rich.table import Table
+
+    from lanterne.accountability.log_review import review
+    from lanterne.accountability.review_summary import week_bounds, weekly_summary, write_summary
+    from lanterne.cli.common import opened_site, utc_text
+
+    if week is not None and (since or until):
+        raise LanterneError("give either --week or --since/--until, not both")
+    if pdf is not None and week is None:
+        raise LanterneError("--pdf writes a week's summary: add --week YYYY-Www")
+    with opened_site(config) as site:
+        if week is not None:
+            start, end = week_bounds(week, site.cfg.review.time_zone)
+        else:
+            end = _parse_when(until, end=True) if until else datetime.now(UTC)
+            start = _parse_when(since, end=False) if since else end - timedelta(hours=24)
+        found = review(site.store, site.audit, site.cfg.review, start, end, by=user_id(user))
+        written = None
+        if week is not None and pdf is not None:
+            summary = weekly_summary(site.store, site.audit, site.cfg.site, week, site.cfg.review.time_zone)
+            written = (pdf, write_summary(summary, site.audit, pdf, user_id(user)))
+    period = f"{utc_text(start, seconds=False)} to {utc_text(end, seconds=False)} UTC"
+    if not found:
+        out.print(f"no findings from {period}; the review is recorded in the audit log")
+    else:
+        table = Table("no.", "rule", "account", "window (UTC)", "state", "records", "explanation")
+        for f in found:
+            window = f"{utc_text(f.window_start, seconds=False)} - {utc_text(f.window_end, seconds=False)}"
+            table.add_row(
+                str(f.id),
+                f.title,
+                f.account or "(several)",
+                window,
+                f.state,
+                str(len(f.evidence)),
+                f.explanation,
+            )
+        out.print(table)
+        out.print(f"{len(found)} findings from {period}; handle them in the console at /console/review")
+    if written is not None:
+        out.print(f"week {week} summarised in {written[0]} and {written[1]}; recorded in the audit log")

@@ -504,6 +504,78 @@ class ClusterSettings(Strict):
     )
 
 
+class LiveSettings(Strict):
+    enabled: bool = Field(
+        True,
+        title="Live wall",
+        description="Serve the live wall (/console/wall): cameras watched live over WebRTC through Janus, anonymised unless protection is removed under a permission. Off: no live view at all.",
+    )
+    janus_url: str | None = Field(
+        None,
+        title="Janus URL",
+        description="An existing Janus gateway's HTTP API (e.g. `http://10.0.0.7:8088/janus`), with `janus_admin_url` and `janus_admin_secret_file`. Unset: `lanterne serve` starts and configures its own Janus (Debian package `janus`) and restarts it if it dies.",
+    )
+    janus_admin_url: str | None = Field(
+        None,
+        title="Janus admin URL",
+        description="The admin API of the Janus at `janus_url`, e.g. `http://10.0.0.7:7088/admin`.",
+    )
+    janus_ws_url: str | None = Field(
+        None,
+        title="Janus WebSocket URL",
+        description="The WebSocket API of the Janus at `janus_url` (e.g. `ws://10.0.0.7:8188`), which the console relays the pages' sessions to.",
+    )
+    janus_admin_secret_file: Path | None = Field(
+        None,
+        title="Janus admin secret file",
+        description="A file holding the admin secret of the Janus at `janus_url` (never the secret itself in the configuration).",
+    )
+    janus_binary: str = Field(
+        "janus", title="Janus program", description="The program started for an own Janus."
+    )
+    rtp_host: str = Field(
+        "127.0.0.1",
+        title="RTP host",
+        description="Where camera processes send the live pictures: the Janus machine's address as the workers reach it.",
+    )
+    public_url: str | None = Field(
+        None,
+        title="Janus public URL",
+        description="The Janus HTTP API as browsers reach it, when it differs from what Lanterne uses (a proxy). Default: the same.",
+    )
+    width: int = Field(
+        640,
+        ge=160,
+        le=1920,
+        title="Tile width (px)",
+        description="Width of the live picture; the sub-stream size of a wall tile.",
+    )
+    height: int = Field(
+        360, ge=90, le=1080, title="Tile height (px)", description="Height of the live picture."
+    )
+    fps: float = Field(
+        10.0,
+        gt=0,
+        le=30,
+        title="Live frame rate",
+        description="Frames a second sent to the wall; a faster camera is decimated.",
+    )
+    stale_after_ms: int = Field(
+        500,
+        ge=50,
+        le=5000,
+        title="Detections too old (ms)",
+        description="Fail closed: when the camera's detections are older than this, the whole live picture is pixelated, since a head could be anywhere.",
+    )
+    view_quiet_seconds: int = Field(
+        30,
+        ge=5,
+        le=600,
+        title="Quiet view ends (s)",
+        description="A tile whose page has not confirmed it still plays for this long ends its view (recorded as `expired`).",
+    )
+
+
 class BoundaryLayer(Strict):
     id: str = Field(
         ...,
@@ -649,6 +721,133 @@ class MetricsSettings(Strict):
     )
 
 
+class ReviewSettings(Strict):
+    """The hourly review of the audit log (LG-06): what it flags for the DPO, docs/audit.md, Automatic review."""
+
+    hourly: bool = Field(
+        True,
+        title="Review every hour",
+        description="The process that runs the site's chores (`lanterne run`, or `lanterne ingest` in a city) reviews each full hour of the audit log once it is over, resuming after the last review it recorded. Off: only `lanterne audit review` runs it.",
+    )
+    time_zone: str = Field(
+        "Europe/Paris",
+        title="Time zone",
+        description="IANA zone of the site's days and shift hours: a day of views is counted from local midnight, as the people working it count it.",
+    )
+    bulk_exports: int = Field(
+        20,
+        ge=2,
+        le=10_000,
+        title="Bulk export (exports)",
+        description="One account exporting this many times or more within `bulk_minutes` is flagged (LG-06's own example: 20 clips in 10 minutes).",
+    )
+    bulk_minutes: int = Field(
+        10, ge=1, le=1440, title="Bulk export window (min)", description="The window of `bulk_exports`."
+    )
+    daily_floor: int = Field(
+        50,
+        ge=1,
+        le=100_000,
+        title="Daily views floor",
+        description="An account's views (snapshots, clips, recordings, live) and exports in one day are flagged only above this many, whatever its history.",
+    )
+    daily_factor: float = Field(
+        3.0,
+        ge=1.0,
+        le=100.0,
+        title="Daily views factor",
+        description="…and above this many times the median of the account's active days among the previous `history_days` (the floor alone while it has fewer than 5 active days).",
+    )
+    history_days: int = Field(
+        28, ge=7, le=365, title="History (days)", description="The days a day of views is compared with."
+    )
+    search_cameras: int = Field(
+        10,
+        ge=1,
+        le=100_000,
+        title="Wide search (cameras)",
+        description="An event search covering more cameras than this (no camera filter: the account's whole scope; `*` counts as the whole site, always over)…",
+    )
+    search_hours: float = Field(
+        24.0,
+        ge=0,
+        le=8784,
+        title="Wide search (hours)",
+        description="…and a time range at least this long (none given: unbounded) is flagged. 0 flags every wide search, a routine glance at the last hour included.",
+    )
+    refusals: int = Field(
+        5,
+        ge=2,
+        le=10_000,
+        title="Repeated refusals",
+        description="This many refusals or more (refused logins, requests refused for role, scope or records, refused removals of privacy protection) for one account within `refusal_minutes` are flagged; failed logins to unknown names count together as account `unknown`.",
+    )
+    refusal_minutes: int = Field(
+        15, ge=1, le=1440, title="Refusals window (min)", description="The window of `refusals`."
+    )
+    privacy_grace_minutes: int = Field(
+        180,
+        ge=1,
+        le=10_080,
+        title="Privacy removal left open (min)",
+        description="A removal of privacy protection (`privacy_removed`) with no `privacy_restored` this long after it is flagged: the rendering that needed it has ended or failed without its record.",
+    )
+    shift_hours: dict[Literal["operator", "supervisor", "auditor", "admin", "analyst"], str] = Field(
+        default_factory=dict,
+        title="Shift hours",
+        description='Local working hours per role, `"HH:MM-HH:MM"` (may run past midnight, e.g. `"22:00-06:00"`); a view or export outside them is flagged. A role left out, as every role by default (a supervision centre often works round the clock), is never flagged for its hours.',
+    )
+    replay_users: int = Field(
+        4,
+        ge=2,
+        le=1000,
+        title="Replays by many users",
+        description="The same moment of one camera's recording viewed or exported by this many different accounts within `replay_days` is flagged (LG-06: the same range replayed by many users).",
+    )
+    replay_days: int = Field(
+        7, ge=1, le=90, title="Replays window (days)", description="The window of `replay_users`."
+    )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}; use an IANA name such as Europe/Paris") from None
+        return v
+
+    @field_validator("shift_hours")
+    @classmethod
+    def _shifts(cls, v: dict[str, str]) -> dict[str, str]:
+        for role, hours in v.items():
+            if shift_window(hours) is None:
+                raise ValueError(f"{role}: {hours!r} is not a shift; write 'HH:MM-HH:MM', e.g. '06:00-22:00'")
+        return v
+
+
+def shift_window(text: str) -> tuple[int, int] | None:
+    """`"HH:MM-HH:MM"` as (start, end) minutes after midnight; None when it is not one, or empty.
+
+    >>> shift_window("22:00-06:00"), shift_window("6h-22h")
+    ((1320, 360), None)
+    """
+    parts = text.split("-")
+    if len(parts) != 2:
+        return None
+    minutes = []
+    for part in parts:
+        hh, _, mm = part.strip().partition(":")
+        if not (len(hh) == 2 and len(mm) == 2 and hh.isdigit() and mm.isdigit()):
+            return None
+        if int(hh) > 23 or int(mm) > 59:
+            return None
+        minutes.append(int(hh) * 60 + int(mm))
+    return (minutes[0], minutes[1]) if minutes[0] != minutes[1] else None
+
+
 class Config(Strict):
     mode: Mode = Field(
         Mode.STATISTICS,
@@ -733,6 +932,16 @@ class Config(Strict):
         default_factory=ClusterSettings,
         title="Cluster",
         description="City scale: cameras spread over `lanterne worker` processes through NATS JetStream (docs/scale-out.md).",
+    )
+    live: LiveSettings = Field(
+        default_factory=LiveSettings,
+        title="Live wall",
+        description="Watching cameras live, anonymised by default (docs/live.md).",
+    )
+    review: ReviewSettings = Field(
+        default_factory=ReviewSettings,
+        title="Log review",
+        description="The automatic review of the audit log for the DPO (LG-06): bulk exports, unusual volumes, wide searches, refusals, open removals of privacy protection, views without a valid habilitation or outside shift hours, the same footage replayed by many (docs/audit.md, Automatic review).",
     )
     cameras: list[Camera] = Field(..., min_length=1, title="Cameras", description="The cameras analysed.")
 

@@ -23,3 +23,9 @@ class RecordingError(LanterneError):
     """A recorded segment that cannot be written or read as it must be: its key missing or wrong,
     its file tampered with or gone, a key file others can read. Nothing is deleted when it is
     raised: a wrong key must never look like corrupt footage to a purge."""
+
+
+class JanusError(LanterneError):
+    """The live view's Janus gateway that cannot be started, reached or asked: a missing binary,
+    a port already taken, a gateway that does not answer, or a request Janus refuses (its reason
+    is given, never a secret, pin or token)."""

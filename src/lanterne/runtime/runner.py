@@ -248,6 +248,8 @@ class CameraWorker:
                         break
                     origin = datetime.now(UTC) - timedelta(seconds=frame.pts) if frame.index == 0 else origin
                     analyser.process(frame)
+                    if r.live is not None:
+                        r.live.push(self.camera.id, frame, analyser)
                     self.state.frames += 1
                     self._keep_up(source, shed, frame.pts)
                     self.state.frames_dropped = dropped_before + source.stats.frames_dropped
@@ -313,8 +315,9 @@ class CameraWorker:
 
 def site_retention(cfg: Config, store: Any, audit: Any) -> tuple[Any, list[Callable[[datetime], object]]]:
     """The site's retention: the scheduler (evidence, alerts and recordings by age, not yet
-    started) and the once-a-minute chores (the events-only recording purge). One process of a
-    site runs them: `lanterne run`, or `lanterne ingest` in a city."""
+    started) and the once-a-minute chores (the events-only recording purge, the hourly review of
+    the audit log). One process of a site runs them: `lanterne run`, or `lanterne ingest` in a
+    city."""
     from lanterne.accountability.recordings import purge_events_only, purge_recordings
     from lanterne.accountability.retention import RetentionScheduler
 
@@ -334,6 +337,12 @@ def site_retention(cfg: Config, store: Any, audit: Any) -> tuple[Any, list[Calla
         # Footage no event needs goes within a minute of passing the margin (the hourly purge
         # would keep it up to an hour longer); run on the health beat, which never stops cameras.
         minutely.append(lambda now: purge_events_only(store, settings, modes, audit, now))
+    if cfg.review.hourly:
+        from lanterne.accountability.log_review import HourlyReview
+
+        # The DPO's review of the audit log (LG-06), once each hour is over: here because one
+        # process of a site runs these chores, so no two processes review the same hour.
+        minutely.append(HourlyReview(store, audit, cfg.review))
     return scheduler, minutely
 
 
@@ -400,6 +409,8 @@ class Runner:
         camera's previous owner to seal its last segment)."""
         self._recordings: dict[str, Any] = {}
         """Each camera's open recording, so that removing one camera seals its segment."""
+        self.live: Any = None
+        """The live wall's encoders for this process's cameras (`LiveFeeds`), while watched."""
 
     # --- services, started in order and stopped in reverse -------------------------------
     def start(self, cameras: Iterable[str] | None = None) -> None:
@@ -470,6 +481,11 @@ class Runner:
                 ),
                 block_when_full=not any(is_live(c.source) for c in self.cfg.cameras),
             )
+        if self.cfg.live.enabled:
+            from lanterne.runtime.live_feed import LiveFeeds
+
+            self.live = LiveFeeds(self.store.engine, self.cfg.live, self.cameras)
+            self.live.start()
         for cam in self.cfg.cameras:
             if cameras is None or cam.id in cameras:
                 self.add_camera(cam.id)
@@ -578,6 +594,9 @@ class Runner:
         if self._health is not None:
             self.write_health(final=True)  # the last word: stopped (or finished), not a frozen "running"
             self._health = None
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
         if self.recorder is not None:
             self.recorder.close()
         if self.writer is not None:

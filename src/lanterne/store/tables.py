@@ -751,3 +751,40 @@ class LiveGroupRecord(Base):
     layout: Mapped[int] = mapped_column(Integer)
     cameras: Mapped[list[str | None]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+FINDING_STATES: tuple[str, ...] = ("open", "acknowledged", "closed")
+"""`open`: raised by the review (or raised again by new records), waiting for the DPO;
+`acknowledged`: the DPO is looking into it; `closed`: done, with the DPO's note."""
+
+
+class ReviewFindingRecord(Base):
+    """Something the automatic review of the audit log flags for the DPO (LG-06): which rule, the
+    account concerned (a user id, never a name; none when several are, as for one recording
+    replayed by many), the window, and the audit records that show it by sequence number, with a
+    one-line explanation. `dedupe_key` (sha256 of rule, account and the rule's window) keeps a
+    review run again over the same records from raising the finding twice."""
+
+    __tablename__ = "review_findings"
+    __table_args__ = (
+        CheckConstraint(_in_list("state", FINDING_STATES), name="ck_review_findings_state"),
+        CheckConstraint("state != 'closed' OR length(note) > 0", name="ck_review_findings_note"),
+        Index("ix_review_findings_state_created", "state", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
+    rule: Mapped[str] = mapped_column(String(32))
+    account: Mapped[str | None] = mapped_column(String(128), index=True)
+    window_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    window_end: Mapped[datetime] = mapped_column(UtcDateTime)
+    evidence: Mapped[list[int]] = mapped_column(JSON)
+    """Sequence numbers of the audit records that show it, ascending."""
+    explanation: Mapped[str] = mapped_column(String(500))
+    state: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    """When a later review last added records to it (`created_at` until then)."""
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    decided_by: Mapped[str | None] = mapped_column(String(128))

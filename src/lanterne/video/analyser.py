@@ -161,6 +161,12 @@ class CameraAnalyser:
         self._carried: list[tuple[str, float]] = []
         """Label and score of each detection the carrier follows, by its key (index)."""
         self.objects: tuple[TrackedObject, ...] = ()
+        self.pixel_boxes: tuple[tuple[PixelBox, ...], tuple[PixelBox, ...]] = ((), ())
+        """The people and the vehicles of `objects`, in pixels of the analysed frame."""
+        self.objects_at: float | None = None
+        """Stream time of the frame `objects` describe: the live picture pixelates heads from them
+        and fails closed (the whole frame) when they are older than its bound, e.g. while a
+        supervisor's stop holds inference."""
         """The objects of the last analysed frame (for benchmarks and diagnostics)."""
 
     def _activation_threshold(self) -> float:
@@ -184,9 +190,11 @@ class CameraAnalyser:
             if self.second_look is not None:
                 objects = self.second_look.refine(frame.image, t, objects)
             self.objects = objects
+            self.objects_at = t
             px = [(o.label, _px(o.box, size)) for o in objects]
             person_px = tuple(b for label, b in px if label == "person")
             vehicle_px = tuple(b for label, b in px if label in VEHICLE_CLASSES)
+            self.pixel_boxes = (person_px, vehicle_px)
         for counter in self.counters:
             for c in counter.update(t, objects):
                 self._emit_counts(c)

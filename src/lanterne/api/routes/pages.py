@@ -9,6 +9,7 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from lanterne.accountability.log_review import REVIEWER_ROLES
 from lanterne.api.deps import FOOTAGE_ROLES, current_user, forbid
 
 STATIC = Path(__file__).resolve().parents[1] / "static" / "console"
@@ -55,6 +56,27 @@ def playback_page(request: Request) -> Response:
 def requests_page(request: Request) -> Response:
     # People's requests for their own images are answered with footage: refused like the others.
     return _alert_page(request, "requests.html")
+
+
+@router.get("/console/wall")
+def wall_page(request: Request) -> Response:
+    # Live footage: refused to a role that sees none, like the alert pages.
+    return _alert_page(request, "wall.html")
+
+
+@router.get("/console/review")
+def review_page(request: Request) -> Response:
+    # The DPO's queue of findings over the audit log: only the role that audits opens it; anyone
+    # else is refused and recorded, since the findings are about the people who watch.
+    try:
+        user = current_user(request)
+    except HTTPException as exc:
+        if exc.status_code != 401:
+            raise
+        return RedirectResponse("/login", status_code=303)
+    if user.role not in REVIEWER_ROLES:
+        forbid(request, user, "log review")
+    return _page(STATIC / "review.html")
 
 
 @router.get("/console/map", response_class=HTMLResponse)

@@ -19,7 +19,7 @@ import numpy as np
 from lanterne.video.anonymize.faces import _FaceDetector, _FaceSettings
 from lanterne.video.anonymize.memory import FrameMemory
 from lanterne.video.anonymize.pixelate import pixelate
-from lanterne.video.anonymize.plates import _PlateDetector, _PlateSettings, _vehicle_region
+from lanterne.video.anonymize.plates import _PlateDetector, _PlateSettings, vehicle_region
 from lanterne.video.detectors.base import PixelBox
 
 HEAD_FRACTION = 0.22
@@ -40,7 +40,7 @@ class BlurCounts:
     heads: int = 0
 
 
-def _head_region(person: PixelBox, fraction: float = HEAD_FRACTION) -> PixelBox:
+def head_region(person: PixelBox, fraction: float = HEAD_FRACTION) -> PixelBox:
     """The top band of a person box, full width: where the head is, whether or not a face
     detector can see it."""
     x0, y0, x1, y1 = person
@@ -117,7 +117,7 @@ class DefaultAnonymizer:
         else:
             faces, plates = self._search(image, vehicle_boxes, memory)
         for box in person_boxes:
-            if pixelate(out, _head_region(box), margin=HEAD_MARGIN):
+            if pixelate(out, head_region(box), margin=HEAD_MARGIN):
                 counts.heads += 1
         for box in faces:
             if pixelate(out, box):
@@ -135,7 +135,7 @@ class DefaultAnonymizer:
         where it did not. The memory keeps what stays valid for the next frame."""
         h, w = image.shape[:2]
         grey, changes = memory.changes(image)
-        regions = [_vehicle_region(v, (w, h)) for v in vehicle_boxes]
+        regions = [vehicle_region(v, (w, h)) for v in vehicle_boxes]
         if changes is None:
             faces = self._faces._boxes(image) if self._faces is not None else []
             plates = self._plates._boxes(image, vehicle_boxes) if self._plates is not None else []

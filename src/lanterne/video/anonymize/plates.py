@@ -143,11 +143,11 @@ class _PlateDetector:
         h, w = image.shape[:2]
         boxes = self._detect_in(image, (0, 0, w, h))
         for vehicle in vehicle_boxes:
-            boxes += self._detect_in(image, _vehicle_region(vehicle, (w, h)))
+            boxes += self._detect_in(image, vehicle_region(vehicle, (w, h)))
         return boxes
 
 
-def _vehicle_region(vehicle: PixelBox, size: tuple[int, int]) -> PixelBox:
+def vehicle_region(vehicle: PixelBox, size: tuple[int, int]) -> PixelBox:
     """The part of the frame searched for a vehicle's plate: its box widened by VEHICLE_MARGIN."""
     w, h = size
     vx0, vy0, vx1, vy1 = vehicle

@@ -89,6 +89,17 @@ export async function post(path, body) {
   return answer(await write(path, body));
 }
 
+// PUT or DELETE (or POST) with a JSON body; the answer as JSON, {} for a 204, a refusal as an Error.
+export async function send(method, path, body) {
+  const response = await api(path, {
+    method,
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": await csrf() },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (response.status === 204) return {};
+  return answer(response);
+}
+
 // A write whose answer is a file (a report): its bytes, or the refusal as an Error.
 export async function postForBlob(path, body) {
   const response = await write(path, body);

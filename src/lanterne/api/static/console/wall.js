@@ -1,0 +1,477 @@
+// The live wall (issue 14): tiles of live cameras, anonymised by default, each one a view on the
+// record. A tile asks the console for a view (POST /api/live/{camera}/views with the session's
+// purpose), receives a gateway token valid for that view only and the mountpoint's pin, plays it
+// over WebRTC through Janus, confirms every few seconds that it still plays, and ends the view
+// when it is closed or the page goes away. Removing protection is a second view on the same tile,
+// under the user's permission, with a red banner until its end.
+import Janus from "/static/vendor/janus/janus.es.js";
+import { el, getJSON, post, say, send, whoami } from "/static/console/common.js";
+
+const PURPOSE_KEY = "lanterne.wall.purpose";
+const LAYOUT_KEY = "lanterne.wall.tiles";
+const grid = document.getElementById("grid");
+const layoutSelect = document.getElementById("layout");
+const cameraList = document.getElementById("camera-list");
+const groupsSelect = document.getElementById("groups");
+let me = null;
+let cameras = new Map(); // id -> camera from /api/cameras
+let tiles = []; // Tile objects, in order
+let picked = null; // a tile waiting for a camera click
+let janusReady = null;
+
+function initJanus() {
+  if (!janusReady) {
+    janusReady = new Promise((resolve) => {
+      Janus.init({
+        debug: false,
+        dependencies: Janus.useDefaultDependencies({ adapter: window.adapter }),
+        callback: resolve,
+      });
+    });
+  }
+  return janusReady;
+}
+
+function purpose() {
+  return sessionStorage.getItem(PURPOSE_KEY) || "";
+}
+
+// --- a tile ------------------------------------------------------------------------------------
+
+class Tile {
+  constructor(index) {
+    this.index = index;
+    this.camera = null;
+    this.view = null; // the grant being played
+    this.janus = null;
+    this.handle = null;
+    this.beat = null;
+    this.retry = null;
+    this.node = el("div", null, { class: "tile", "data-tile": String(index + 1), tabindex: "0" });
+    this.node.addEventListener("dragover", (e) => e.preventDefault());
+    this.node.addEventListener("drop", (e) => {
+      e.preventDefault();
+      const id = e.dataTransfer.getData("text/plain");
+      if (id) this.show(id);
+    });
+    this.node.addEventListener("click", (e) => {
+      if (e.target.closest("button")) return;
+      for (const t of tiles) t.node.classList.remove("picked");
+      picked = this;
+      this.node.classList.add("picked");
+    });
+    this.render();
+  }
+
+  render() {
+    this.node.replaceChildren();
+    this.node.classList.toggle("raw", Boolean(this.view && this.view.kind === "raw"));
+    if (!this.camera) {
+      this.node.removeAttribute("data-camera");
+      this.node.append(el("p", "Empty tile: drop a camera here", { class: "empty-tile" }));
+      return;
+    }
+    this.node.setAttribute("data-camera", this.camera);
+    const cam = cameras.get(this.camera);
+    const caption = el("div", null, { class: "caption" });
+    caption.append(el("span", cam ? cam.name : this.camera, { class: "name" }));
+    this.stateBadge = el("span", "starting", { class: "badge state st-starting" });
+    caption.append(this.stateBadge);
+    if (!this.view || this.view.kind !== "raw") caption.append(el("span", "anonymised", { class: "badge anon" }));
+    const full = el("button", "Full screen", { type: "button", class: "full" });
+    full.addEventListener("click", () => this.node.requestFullscreen && this.node.requestFullscreen());
+    const unmask = el("button", "Remove protection", { type: "button", class: "unmask" });
+    unmask.addEventListener("click", () => openUnmask(this));
+    const close = el("button", "×", { type: "button", title: "Close this tile", class: "close" });
+    close.addEventListener("click", () => { this.clear(); saveLocal(); });
+    caption.append(full, unmask, close);
+    this.video = el("video", null, { autoplay: "", muted: "", playsinline: "" });
+    this.video.muted = true;
+    this.node.append(this.video, caption);
+    if (this.view && this.view.kind === "raw") {
+      const until = new Date(this.view.raw_until).toLocaleTimeString();
+      this.node.append(el("div", "PRIVACY PROTECTION REMOVED until " + until + " — recorded", { class: "banner" }));
+    }
+  }
+
+  setState(state) {
+    if (!this.stateBadge) return;
+    this.stateBadge.textContent = state.replace("_", " ");
+    this.stateBadge.className = "badge state st-" + state;
+    this.node.setAttribute("data-state", state);
+  }
+
+  async show(camera, raw) {
+    if (!purpose()) {
+      say("State the purpose of this wall session first.");
+      return;
+    }
+    await this.stop();
+    this.camera = camera;
+    this.render();
+    try {
+      const path = "/api/live/" + encodeURIComponent(camera) + "/views" + (raw ? "/raw" : "");
+      this.view = await post(path, Object.assign({ purpose: purpose() }, raw || {}));
+    } catch (err) {
+      say(camera + ": " + err.message);
+      this.view = null;
+      this.render();
+      this.setState("unavailable");
+      return;
+    }
+    say("");
+    this.render();
+    this.heartbeat();
+    this.play();
+  }
+
+  heartbeat() {
+    clearInterval(this.beat);
+    const view = this.view;
+    this.beat = setInterval(async () => {
+      try {
+        await post("/api/live/views/" + view.view + "/heartbeat");
+      } catch (err) {
+        // Ended elsewhere (grant over, habilitation lapsed, console restarted): back to anonymised.
+        clearInterval(this.beat);
+        if (this.view === view) {
+          say(this.camera + ": " + err.message);
+          const camera = this.camera;
+          this.view = null;
+          await this.teardown();
+          if (camera) this.show(camera);
+        }
+      }
+    }, view.heartbeat_seconds * 1000);
+  }
+
+  async play() {
+    await initJanus();
+    const view = this.view;
+    if (!view) return;
+    this.setState("starting");
+    // The console's relay is a path on this origin; a configured public URL is used as it is.
+    const server = view.janus_url.startsWith("/")
+      ? (location.protocol === "https:" ? "wss://" : "ws://") + location.host + view.janus_url
+      : view.janus_url;
+    const janus = new Janus({
+      server,
+      token: view.token,
+      success: () => {
+        janus.attach({
+          plugin: "janus.plugin.streaming",
+          success: (handle) => {
+            this.handle = handle;
+            handle.send({ message: { request: "watch", id: view.mountpoint, pin: view.pin } });
+          },
+          error: () => this.reconnect(view),
+          onmessage: (msg, jsep) => {
+            const result = msg && msg.result;
+            if (result && result.status === "started") {
+              this.handle.send({ message: { request: "configure", min_delay: 0, max_delay: 0 } });
+            }
+            if (msg && msg.error) {
+              this.setState("reconnecting");
+              this.reconnect(view);
+              return;
+            }
+            if (jsep) {
+              this.handle.createAnswer({
+                jsep,
+                tracks: [{ type: "data" }],
+                success: (answer) => this.handle.send({ message: { request: "start" }, jsep: answer }),
+                error: () => this.reconnect(view),
+              });
+            }
+          },
+          onremotetrack: (track, mid, on) => {
+            if (!on || track.kind !== "video") return;
+            this.video.srcObject = new MediaStream([track]);
+            this.video.play().catch(() => {});
+          },
+          iceState: (state) => {
+            if (state === "connected" || state === "completed") this.setState("live");
+            if (state === "disconnected" || state === "failed") {
+              this.setState("reconnecting");
+              if (state === "failed") this.reconnect(view);
+            }
+          },
+          webrtcState: (up) => { if (!up) this.reconnect(view); },
+          oncleanup: () => {},
+        });
+      },
+      error: () => { this.setState("reconnecting"); this.reconnect(view); },
+      destroyed: () => {},
+    });
+    this.janus = janus;
+    this.video.addEventListener("playing", () => this.setState("live"));
+  }
+
+  // The gateway went away (restarted, a network cut) or refused: try again in a moment with the
+  // same view; the console answers 404 at the next heartbeat if the view itself ended.
+  reconnect(view) {
+    if (this.view !== view || this.retry) return;
+    this.setState("reconnecting");
+    this.retry = setTimeout(async () => {
+      this.retry = null;
+      if (this.view !== view) return;
+      await this.teardown();
+      this.play();
+    }, 1000);
+  }
+
+  async teardown() {
+    const janus = this.janus;
+    this.janus = null;
+    this.handle = null;
+    if (janus) {
+      try { janus.destroy({ cleanupHandles: true, notifyDestroyed: false }); } catch (_) { /* gone already */ }
+    }
+    if (this.video) this.video.srcObject = null;
+  }
+
+  async stop() {
+    clearInterval(this.beat);
+    clearTimeout(this.retry);
+    this.retry = null;
+    await this.teardown();
+    const view = this.view;
+    this.view = null;
+    if (view) {
+      try { await send("DELETE", "/api/live/views/" + view.view); } catch (_) { /* ended already */ }
+    }
+  }
+
+  async clear() {
+    await this.stop();
+    this.camera = null;
+    this.render();
+  }
+}
+
+// --- the grid ----------------------------------------------------------------------------------
+
+function layout(n) {
+  grid.className = "grid g" + n;
+  layoutSelect.value = String(n);
+  while (tiles.length > n) tiles.pop().clear().then(() => {});
+  while (tiles.length < n) tiles.push(new Tile(tiles.length));
+  grid.replaceChildren(...tiles.map((t) => t.node));
+}
+
+function saveLocal() {
+  sessionStorage.setItem(LAYOUT_KEY, JSON.stringify({ layout: tiles.length, cameras: tiles.map((t) => t.camera) }));
+}
+
+async function apply(n, ids) {
+  layout(n);
+  for (let i = 0; i < tiles.length; i++) {
+    const id = ids[i] || null;
+    if (id && cameras.has(id)) await tiles[i].show(id);
+    else if (!id && tiles[i].camera) await tiles[i].clear();
+  }
+  saveLocal();
+}
+
+function focus(index) {
+  const tile = tiles[index];
+  if (!tile) return;
+  for (const t of tiles) t.node.classList.toggle("focus", t === tile);
+  grid.classList.add("focused");
+}
+
+document.addEventListener("keydown", (e) => {
+  if (e.target.closest("input, select, textarea, dialog")) return;
+  if (e.key === "Escape") {
+    grid.classList.remove("focused");
+    for (const t of tiles) t.node.classList.remove("focus");
+  } else if (/^[1-9]$/.test(e.key)) {
+    focus(Number(e.key) - 1);
+  }
+});
+
+layoutSelect.addEventListener("change", () => { layout(Number(layoutSelect.value)); saveLocal(); });
+
+// --- cameras, alerts, who watches ---------------------------------------------------------------
+
+const STATE_OF = { running: "live", lagging: "live", offline: "offline", stopped: "stopped_detector", suspended: "live" };
+
+async function loadCameras() {
+  const list = await getJSON("/api/cameras");
+  cameras = new Map(list.map((c) => [c.id, c]));
+  cameraList.replaceChildren();
+  for (const c of list) {
+    const item = el("li", c.name + " — " + c.state, { draggable: "true", class: "state-" + c.state, "data-camera": c.id });
+    item.addEventListener("dragstart", (e) => e.dataTransfer.setData("text/plain", c.id));
+    item.addEventListener("click", () => {
+      const target = picked || tiles.find((t) => !t.camera) || tiles[0];
+      target.show(c.id).then(saveLocal);
+    });
+    cameraList.append(item);
+  }
+  for (const t of tiles) {
+    const c = t.camera && cameras.get(t.camera);
+    if (c && STATE_OF[c.state] && STATE_OF[c.state] !== "live") t.setState(STATE_OF[c.state]);
+  }
+}
+
+function alerts() {
+  const strip = document.getElementById("alerts-strip");
+  const es = new EventSource("/api/alerts/stream");
+  es.addEventListener("alert", (e) => {
+    const a = JSON.parse(e.data);
+    if (a.state !== "new") return;
+    const tile = tiles.find((t) => t.camera === a.camera);
+    if (tile) {
+      tile.node.classList.add("alerting");
+      setTimeout(() => tile.node.classList.remove("alerting"), 30000);
+      return;
+    }
+    const offer = el("span", null, { class: "offer", "data-alert": a.id });
+    offer.append(el("span", a.type + " on " + a.camera + " "));
+    const show = el("button", "Show live", { type: "button" });
+    show.addEventListener("click", () => {
+      const target = tiles.find((t) => !t.camera) || tiles[tiles.length - 1];
+      target.show(a.camera).then(saveLocal);
+      offer.remove();
+      strip.hidden = strip.children.length === 0;
+    });
+    offer.append(show);
+    strip.append(offer);
+    strip.hidden = false;
+  });
+}
+
+async function watching() {
+  if (!me || me.user.role !== "supervisor") return;
+  document.getElementById("watching-section").hidden = false;
+  const list = document.getElementById("watching");
+  const views = await getJSON("/api/live/watching");
+  list.replaceChildren(
+    ...views.map((v) =>
+      el("li", v.user + " → " + v.camera + (v.kind === "raw" ? " (PROTECTION REMOVED: " + v.reason + ", " + v.reference + ")" : ""), {
+        class: v.kind === "raw" ? "raw" : "",
+      }),
+    ),
+  );
+}
+
+// --- saved walls -------------------------------------------------------------------------------
+
+async function loadGroups() {
+  const groups = await getJSON("/api/live/groups");
+  const current = groupsSelect.value;
+  groupsSelect.replaceChildren(el("option", "—", { value: "" }));
+  for (const g of groups) {
+    const o = el("option", g.title, { value: String(g.id) });
+    o.dataset.layout = String(g.layout);
+    o.dataset.cameras = JSON.stringify(g.cameras);
+    groupsSelect.append(o);
+  }
+  groupsSelect.value = current;
+  document.getElementById("delete-group").disabled = !groupsSelect.value;
+}
+
+groupsSelect.addEventListener("change", () => {
+  const o = groupsSelect.selectedOptions[0];
+  document.getElementById("delete-group").disabled = !groupsSelect.value;
+  if (o && o.value) apply(Number(o.dataset.layout), JSON.parse(o.dataset.cameras));
+});
+
+document.getElementById("save-group").addEventListener("click", async () => {
+  const title = window.prompt("Name of this wall");
+  if (!title) return;
+  try {
+    await send("PUT", "/api/live/groups", { title, layout: tiles.length, cameras: tiles.map((t) => t.camera) });
+    await loadGroups();
+    say("Wall saved.");
+  } catch (err) {
+    say(err.message);
+  }
+});
+
+document.getElementById("delete-group").addEventListener("click", async () => {
+  if (!groupsSelect.value) return;
+  await send("DELETE", "/api/live/groups/" + groupsSelect.value);
+  groupsSelect.value = "";
+  await loadGroups();
+});
+
+// --- removing protection -----------------------------------------------------------------------
+
+const dialog = document.getElementById("unmask-dialog");
+let unmasking = null;
+
+function openUnmask(tile) {
+  unmasking = tile;
+  document.getElementById("unmask-camera").textContent = tile.camera;
+  dialog.showModal();
+}
+
+dialog.addEventListener("close", async () => {
+  const tile = unmasking;
+  unmasking = null;
+  if (dialog.returnValue !== "go" || !tile || !tile.camera) return;
+  const raw = {
+    reason: document.getElementById("unmask-reason").value,
+    reference: document.getElementById("unmask-reference").value,
+    minutes: Number(document.getElementById("unmask-minutes").value),
+  };
+  const camera = tile.camera;
+  await tile.show(camera, raw);
+  if (!tile.view) await tile.show(camera); // refused: back to the anonymised picture
+});
+
+// --- the session's purpose, and start --------------------------------------------------------
+
+function showPurpose() {
+  const p = purpose();
+  document.getElementById("purpose-form").hidden = Boolean(p);
+  document.getElementById("session").hidden = !p;
+  document.getElementById("purpose-shown").textContent = p;
+}
+
+document.getElementById("purpose-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const p = document.getElementById("purpose").value.trim();
+  if (!p) return;
+  sessionStorage.setItem(PURPOSE_KEY, p);
+  showPurpose();
+  restore();
+});
+
+document.getElementById("change-purpose").addEventListener("click", async () => {
+  // A new purpose is a new session: every view ends and starts again under it.
+  for (const t of tiles) await t.stop();
+  sessionStorage.removeItem(PURPOSE_KEY);
+  showPurpose();
+});
+
+function restore() {
+  const saved = JSON.parse(sessionStorage.getItem(LAYOUT_KEY) || "null");
+  if (saved) apply(saved.layout, saved.cameras);
+}
+
+window.addEventListener("pagehide", () => {
+  // Best effort: the sweeper ends a view whose page went quiet anyway.
+  for (const t of tiles) if (t.view) navigator.sendBeacon && t.stop();
+});
+
+async function start() {
+  me = await whoami();
+  const status = await getJSON("/api/live");
+  if (!status.available) say(status.reason || "live view unavailable");
+  layout(4);
+  await loadCameras();
+  await loadGroups();
+  showPurpose();
+  if (purpose()) restore();
+  alerts();
+  await watching();
+  setInterval(() => loadCameras().catch(() => {}), 5000);
+  setInterval(() => watching().catch(() => {}), 5000);
+}
+
+start().catch((err) => say(err.message));
+
+export { tiles };

@@ -1,0 +1,7 @@
+"""The live video wall's sending side (issue 14): while someone watches a camera, the process that
+analyses it sends one anonymised H.264 stream to a Janus streaming mountpoint, which every viewer
+shares. Janus itself is driven from the runtime; nothing here knows of viewers or accounts."""
+
+from lanterne.video.live.encoder import LiveEncoder, LiveSettings, LiveStats, sdp
+
+__all__ = ["LiveEncoder", "LiveSettings", "LiveStats", "sdp"]

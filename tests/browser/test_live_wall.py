@@ -13,6 +13,8 @@ audit log. Screenshots are left in `test-output/wall-*.png`."""
 from __future__ import annotations
 
 import base64
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -178,6 +180,41 @@ def _kept(shown: np.ndarray, original: np.ndarray, region: tuple[slice, slice]) 
     return float((a * b).sum() / max(1e-9, np.sqrt((a * a).sum() * (b * b).sum())))
 
 
+def _janus_of(config: Path) -> int:
+    """The pid of the Janus that the `lanterne serve` of `config` started (its child)."""
+
+    def cmdline(pid: str) -> str:
+        try:
+            return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            return ""
+
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        if "janus" in cmdline(pid).split(" ")[0]:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            parent = stat.rsplit(")", 1)[1].split()[1]
+            if f"serve --config {config}" in cmdline(parent):
+                return int(pid)
+    pytest.fail("no Janus started by this console")
+
+
+FRESH = """(v => new Promise(done => {
+  const timer = setTimeout(() => done(false), 2000);
+  v.requestVideoFrameCallback(() => { clearTimeout(timer); done(true); });
+}))(document.querySelector('.tile[data-camera] video'))"""
+"""Whether the tile presents a new frame within 2 s."""
+
+
+def _playing(page: Page, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not (
+        page.evaluate("document.querySelector('.tile[data-camera]').dataset.state") == "live"
+        and page.evaluate(FRESH)
+    ):
+        assert time.monotonic() < deadline, "the tile did not play again"
+        time.sleep(0.3)
+
+
 def _measure(page: Page, frames: list[np.ndarray], tries: int = 6) -> tuple[float, float, int]:
     """Median detail kept in the heads and on the lawn, over a frame with at least three heads."""
     for _ in range(tries):
@@ -224,6 +261,16 @@ def test_a_camera_is_watched_live_anonymised_and_unmasked_only_under_a_permissio
             page.screenshot(path=str(OUTPUT / "wall-anonymised.png"))
             print(f"anonymised: heads keep {heads:.2f} of their detail (median of {n}), the lawn {lawn:.2f}")
             assert heads < 0.45 and lawn > 0.6
+
+            # The camera hangs: the tile says so, and plays again by itself once it is back.
+            camera.hang()
+            wait_until(page, "document.querySelector('.tile[data-camera]').dataset.state !== 'live'", 15)
+            camera.resume()
+            _playing(page, 60)
+            # The gateway dies: the console restarts it, the tile plays again without a reload.
+            os.kill(_janus_of(config), signal.SIGKILL)
+            wait_until(page, "document.querySelector('.tile[data-camera]').dataset.state !== 'live'", 15)
+            _playing(page, 30)
 
             # Without a permission: refused, said, recorded; the tile stays anonymised.
             page.click(".tile[data-camera] button.unmask")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -164,7 +165,7 @@ def demo(
     with err.status("analysing the demo clip (about a minute on 2 cores)…"):
         # Unpaced: the demo replays a recording for its alerts, which must not depend on how
         # loaded the machine is (a paced clip sheds rate on a busy laptop), nor wait 80 s of clip.
-        Runner(cfg, pace_files=False).run_until_finished(timeout=1800)
+        Runner(cfg, pace_files=False).run_until_finished(timeout=1800, cameras=[cfg.cameras[0].id])
     with open_site(cfg) as opened:
         events = opened.store.events(limit=10_000)
         has_account = bool(list_accounts(opened.store.engine))
@@ -181,7 +182,15 @@ def demo(
         return
     from lanterne.api.app import serve as serve_app
 
+    # While the console serves, the clip plays as live cameras (looped, at its own pace) for the
+    # live wall: the authorised camera alerts again, the replays only show.
+    live = Runner(cfg, pace_files=True, loop_files=True)
+    cameras = threading.Thread(target=live.run_forever, name="demo-cameras", daemon=True)
+    cameras.start()
     out.print(f"console: http://127.0.0.1:{port}/console   public page: http://127.0.0.1:{port}/public")
+    out.print(
+        f"live wall ({len(cfg.cameras)} cameras replaying the clip): http://127.0.0.1:{port}/console/wall"
+    )
     if cfg.observatory.layers:
         out.print(f"observatory: http://127.0.0.1:{port}/console/observatory")
     if not has_account:
@@ -193,4 +202,8 @@ def demo(
             f"  .venv/bin/lanterne users train YOURNAME --course 'RGPD et limites du système' --config {site}\n"
             "then log in at the address above with the 6-digit code"
         )
-    serve_app(cfg, host="127.0.0.1", port=port)
+    try:
+        serve_app(cfg, host="127.0.0.1", port=port)
+    finally:
+        live._stop.set()
+        cameras.join(timeout=30)

@@ -56,6 +56,26 @@ DEMO_CONFIG: dict[str, Any] = {
 
 DEMO_AUTHORISATION = "DEMO-NOT-A-LEGAL-AUTHORISATION"
 
+WALL_REPLAYS = 3
+"""The demo's wall shows four cameras: the authorised one and three replays of the same clip,
+named as replays, placed around it on the map, and never authorised, so they show live on the
+wall and alert nothing (their refused start is recorded, as on a real site)."""
+
+
+def wall_replays(camera: dict[str, Any]) -> list[dict[str, Any]]:
+    """The replay cameras of the demo's wall, from its one real camera."""
+    loc = camera["location"]
+    return [
+        {
+            **camera,
+            "id": f"{camera['id']}-replay-{n}",
+            "name": f"{camera['name']} (replay {n}, not authorised)",
+            "location": {"lat": loc["lat"] + 0.0004 * n, "lon": loc["lon"] + 0.0006 * (n % 2 * 2 - 1)},
+        }
+        for n in range(1, WALL_REPLAYS + 1)
+    ]
+
+
 OBSERVATORY_DATASETS: tuple[tuple[str, str], ...] = (
     ("chicago_crimes_2013_2017.parquet", "chicago_crimes.yml"),
     ("paris_dansmarue_sample_2023_2024.csv.gz", "paris_dansmarue.yml"),
@@ -78,7 +98,8 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "observatory"
 def prepare_demo(out_dir: Path, user_id: str) -> tuple[Any, Path]:
     """Write `out_dir/site.yml` for the demo clip, record a demonstration authorisation (clearly
     named as not a legal one) and publish the public notice, so that the demo follows the same
-    path as a real deployment: nothing alerts without an authorisation and a published notice."""
+    path as a real deployment: nothing alerts without an authorisation and a published notice.
+    The site also has the wall's replay cameras (`wall_replays`), which nothing authorises."""
     from lanterne.accountability.authorisation import Authorisations
     from lanterne.accountability.masks import validate_masks, validated
     from lanterne.accountability.transparency import export, notice_published
@@ -99,7 +120,8 @@ def prepare_demo(out_dir: Path, user_id: str) -> tuple[Any, Path]:
             "rights": "This is a demonstration on a public research clip; no real camera is involved.",
         },
     }
-    data["cameras"] = [{**data["cameras"][0], "source": str(clip)}]
+    main = {**data["cameras"][0], "source": str(clip)}
+    data["cameras"] = [main, *wall_replays(main)]
     observatory = _observatory_data()
     if observatory is not None:
         data["observatory"] = {
@@ -122,7 +144,7 @@ def prepare_demo(out_dir: Path, user_id: str) -> tuple[Any, Path]:
                 authority="none",
                 valid_from=now - timedelta(minutes=1),
                 valid_until=now + timedelta(days=7),
-                cameras=[c["id"] for c in data["cameras"]],
+                cameras=[main["id"]],
                 event_types=sorted({t for z in cfg.cameras[0].zones for t in z.events.enabled()}),
                 user_id=user_id,
             )

@@ -674,10 +674,13 @@ class Runner:
         finally:
             self.stop()
 
-    def run_until_finished(self, timeout: float | None = None, poll: float = 0.5) -> bool:
-        """For file sources (the demo, replays): run until every worker has finished its file,
-        restarting crashed ones as usual. Returns False if `timeout` passed first."""
-        self.start()
+    def run_until_finished(
+        self, timeout: float | None = None, poll: float = 0.5, cameras: Iterable[str] | None = None
+    ) -> bool:
+        """For file sources (the demo, replays): run `cameras` (None: all) until every worker has
+        finished its file, restarting crashed ones as usual. Returns False if `timeout` passed
+        first."""
+        self.start(cameras)
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while not self._stop.is_set():

@@ -8,6 +8,7 @@ import Janus from "/static/vendor/janus/janus.es.js";
 import { el, getJSON, post, say, send, whoami } from "/static/console/common.js";
 
 const PURPOSE_KEY = "lanterne.wall.purpose";
+const FROZEN_MS = 3000; // a tile without a new frame for this long says "reconnecting"
 const LAYOUT_KEY = "lanterne.wall.tiles";
 const grid = document.getElementById("grid");
 const layoutSelect = document.getElementById("layout");
@@ -47,6 +48,7 @@ class Tile {
     this.handle = null;
     this.beat = null;
     this.retry = null;
+    this.lastFrame = 0; // performance.now() of the last frame the <video> presented
     this.node = el("div", null, { class: "tile", "data-tile": String(index + 1), tabindex: "0" });
     this.node.addEventListener("dragover", (e) => e.preventDefault());
     this.node.addEventListener("drop", (e) => {
@@ -188,6 +190,7 @@ class Tile {
             if (!on || track.kind !== "video") return;
             this.video.srcObject = new MediaStream([track]);
             this.video.play().catch(() => {});
+            this.watchFrames(this.video);
           },
           iceState: (state) => {
             if (state === "connected" || state === "completed") this.setState("live");
@@ -207,6 +210,25 @@ class Tile {
     this.video.addEventListener("playing", () => this.setState("live"));
   }
 
+  // Every presented frame is noted: a camera that drops leaves the tile frozen, which `frozen()`
+  // turns into "reconnecting" until frames come again, without reloading anything.
+  watchFrames(video) {
+    const seen = () => {
+      if (this.video !== video) return;
+      this.lastFrame = performance.now();
+      video.requestVideoFrameCallback(seen);
+    };
+    video.requestVideoFrameCallback(seen);
+  }
+
+  checkFrozen() {
+    if (!this.view || !this.lastFrame) return;
+    const state = this.node.dataset.state;
+    const stale = performance.now() - this.lastFrame > FROZEN_MS;
+    if (stale && state === "live") this.setState("reconnecting");
+    else if (!stale && state === "reconnecting" && !this.retry) this.setState("live");
+  }
+
   // The gateway went away (restarted, a network cut) or refused: try again in a moment with the
   // same view; the console answers 404 at the next heartbeat if the view itself ended.
   reconnect(view) {
@@ -224,6 +246,7 @@ class Tile {
     const janus = this.janus;
     this.janus = null;
     this.handle = null;
+    this.lastFrame = 0;
     if (janus) {
       try { janus.destroy({ cleanupHandles: true, notifyDestroyed: false }); } catch (_) { /* gone already */ }
     }
@@ -311,7 +334,10 @@ async function loadCameras() {
   }
   for (const t of tiles) {
     const c = t.camera && cameras.get(t.camera);
-    if (c && STATE_OF[c.state] && STATE_OF[c.state] !== "live") t.setState(STATE_OF[c.state]);
+    if (!c || !t.view) continue;
+    const s = STATE_OF[c.state] || "live";
+    if (s !== "live") t.setState(s);
+    else if (t.node.dataset.state === "offline" || t.node.dataset.state === "stopped_detector") t.setState("live");
   }
 }
 
@@ -470,6 +496,7 @@ async function start() {
   await watching();
   setInterval(() => loadCameras().catch(() => {}), 5000);
   setInterval(() => watching().catch(() => {}), 5000);
+  setInterval(() => { for (const t of tiles) t.checkFrozen(); }, 500);
 }
 
 start().catch((err) => say(err.message));

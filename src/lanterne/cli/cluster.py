@@ -23,6 +23,16 @@ NatsOpt = Annotated[
     typer.Option("--nats", help="NATS server URL, e.g. nats://10.0.0.5:4222 (default: cluster.nats_url)."),
 ]
 
+MetricsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port",
+        min=0,
+        max=65535,
+        help="Serve /metrics, /healthz and /readyz of this process on 127.0.0.1:PORT (docs/scale-out.md).",
+    ),
+]
+
 
 def _logging(verbose: bool) -> None:
     logging.basicConfig(
@@ -54,6 +64,7 @@ def worker(
     loop: Annotated[
         bool, typer.Option(help="Start a file camera again when it ends (tests, demos).")
     ] = False,
+    metrics_port: MetricsOpt = None,
     verbose: bool = True,
 ) -> None:
     """Analyse this worker's fair share of the site's cameras, taken and kept by leases on NATS;
@@ -66,6 +77,8 @@ def worker(
     cfg = load_config(config)
     options = cluster_options(cfg, nats_url=nats, worker_id=worker_id, shards=shards, ttl=ttl)
     w = Worker(cfg, options, pace_files=pace, loop_files=loop)
+    if metrics_port is not None:
+        w.serve_probe(metrics_port)
     signal.signal(signal.SIGTERM, lambda *_: w.request_stop())
     # On Ctrl-C, run_forever has stopped the cameras and released the leases on its way out.
     with contextlib.suppress(KeyboardInterrupt):
@@ -74,7 +87,9 @@ def worker(
 
 @cluster_app.command()
 @user_errors
-def ingest(config: ConfigOpt, nats: NatsOpt = None, verbose: bool = True) -> None:
+def ingest(
+    config: ConfigOpt, nats: NatsOpt = None, metrics_port: MetricsOpt = None, verbose: bool = True
+) -> None:
     """Move the workers' events from NATS into the site's store (commit, then acknowledge), and
     run the site's retention. One ingester per city."""
     from lanterne.config import load_config
@@ -83,6 +98,8 @@ def ingest(config: ConfigOpt, nats: NatsOpt = None, verbose: bool = True) -> Non
     _logging(verbose)
     cfg = load_config(config)
     service = IngestService(cfg, cluster_options(cfg, nats_url=nats).nats_url)
+    if metrics_port is not None:
+        service.serve_probe(metrics_port)
     signal.signal(signal.SIGTERM, lambda *_: service.request_stop())
     with contextlib.suppress(KeyboardInterrupt):
         service.run_forever()

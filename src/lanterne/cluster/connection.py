@@ -184,6 +184,11 @@ class NatsThread:
         return self._nc
 
     @property
+    def connected(self) -> bool:
+        """Connected to a server now (False while reconnecting or stopped)."""
+        return self._nc is not None and bool(self._nc.is_connected)
+
+    @property
     def js(self) -> JetStreamContext:
         return self.nc.jetstream()
 

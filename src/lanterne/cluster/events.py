@@ -208,6 +208,10 @@ class EventPublisher:
         self.replicas = replicas
         self._nats = NatsThread(url, f"lanterne-publisher-{worker_id}", connect_timeout=connect_timeout)
 
+    @property
+    def connected(self) -> bool:
+        return self._nats.connected
+
     def start(self) -> None:
         self._nats.start()
         try:
@@ -389,6 +393,19 @@ class Ingester:
             self._thread = None
         self._nats.stop()
         self._sub = None
+
+    @property
+    def connected(self) -> bool:
+        return self._nats.connected
+
+    def backlog(self, timeout: float = 2.0) -> int:
+        """Messages on the stream this ingester has not acknowledged yet (waiting or handed out):
+        the figure that says whether ingest keeps up with the workers."""
+        self.connect()
+        assert self._sub is not None
+        sub = self._sub
+        info = self._nats.call(sub.consumer_info(), timeout=timeout)
+        return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
 
     # --- one batch --------------------------------------------------------------------------
 

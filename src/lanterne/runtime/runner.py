@@ -191,6 +191,10 @@ class WorkerState:
     """`time.monotonic()` of the last analysed frame."""
     frames_dropped: int = 0
     """Frames dropped undecoded to catch up, over every run of this worker."""
+    detector_runs: int = 0
+    detector_seconds: float = 0.0
+    """Detector runs and their CPU seconds, over every run of this worker (`/metrics` of a
+    worker process: seconds per run is the figure a detector backend is judged by)."""
 
 
 class CameraWorker:
@@ -230,6 +234,7 @@ class CameraWorker:
             # A restarted worker starts again at the configured rate, its earlier drops kept.
             self.shedder = shed = Shedder(self.camera.id, self.camera.fps)
             dropped_before = self.state.frames_dropped
+            runs_before, seconds_before = self.state.detector_runs, self.state.detector_seconds
             self.state.lag = self.state.analysed_at = None
             source = open_source(
                 self.camera.id,
@@ -253,6 +258,8 @@ class CameraWorker:
                     self.state.frames += 1
                     self._keep_up(source, shed, frame.pts)
                     self.state.frames_dropped = dropped_before + source.stats.frames_dropped
+                    self.state.detector_runs = runs_before + analyser.stats.detector_runs
+                    self.state.detector_seconds = seconds_before + analyser.stats.detector_seconds
             finally:
                 analyser.finish()
             if source.error is not None:

@@ -31,6 +31,7 @@ import nats.errors
 from lanterne.cluster import ClusterError, EventPublisher, Ingester, LeaseKeeper, redact_url
 from lanterne.config import Config
 from lanterne.core.types import Event
+from lanterne.runtime.probe import IngestCollector, Probe, WorkerCollector
 from lanterne.runtime.runner import Runner, site_retention
 from lanterne.runtime.site import Site, open_site
 from lanterne.store import StoreError
@@ -129,6 +130,17 @@ def wait_for_previous_writer(
             )
             return
         time.sleep(0.1)
+
+
+def _store_problem(store: Any) -> str | None:
+    if store is None:
+        return "store not open"
+    try:
+        with store.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except Exception:
+        return "store unreachable"
+    return None
 
 
 class EvidenceAfterEvent:
@@ -303,6 +315,16 @@ class Worker:
         """Ask `run_forever` to end (a signal handler may call it)."""
         self._stop.set()
 
+    def not_ready(self) -> str | None:
+        """Why this worker cannot do its work now (`/readyz`), or None."""
+        if not self.publisher.connected:
+            return "NATS unreachable"
+        return _store_problem(self.runner.store)
+
+    def serve_probe(self, port: int, host: str = "127.0.0.1") -> Probe:
+        """`/metrics`, `/healthz`, `/readyz` of this process (`--metrics-port`)."""
+        return Probe([WorkerCollector(self)], self.not_ready, host=host, port=port).start()
+
     def run_forever(self) -> None:
         self.start()
         try:
@@ -350,6 +372,16 @@ class IngestService:
 
     def request_stop(self) -> None:
         self._stop.set()
+
+    def not_ready(self) -> str | None:
+        """Why this ingester cannot do its work now (`/readyz`), or None."""
+        if self.ingester is None or not self.ingester.connected:
+            return "NATS unreachable"
+        return _store_problem(self.site.store if self.site is not None else None)
+
+    def serve_probe(self, port: int, host: str = "127.0.0.1") -> Probe:
+        """`/metrics`, `/healthz`, `/readyz` of this process (`--metrics-port`)."""
+        return Probe([IngestCollector(lambda: self.ingester)], self.not_ready, host=host, port=port).start()
 
     def run_forever(self) -> None:
         self.start()

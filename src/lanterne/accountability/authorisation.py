@@ -453,6 +453,11 @@ class AlertingGate:
     def allowed_types(self) -> frozenset[EventType]:
         return self._allowed
 
+    def changed(self) -> None:
+        """The register changed in another process (a worker heard the control bell): the next
+        `allowed` reads it. Called from another thread; the worst a race costs is one more read."""
+        self._next_read = self._next_check = _NEVER_BEFORE
+
     def allowed(self, event_type: EventType, t_stream: float) -> bool:
         """Whether rules of `event_type` may run on this camera now. `t_stream` is part of the
         pipeline's contract but unused: the clock decides (see the class docstring)."""

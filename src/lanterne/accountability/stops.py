@@ -122,10 +122,14 @@ class Stops:
         engine: Engine,
         audit: AuditLog,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        refresh: float = REFRESH_S,
     ) -> None:
         self.engine = engine
         self.audit = audit
         self.clock = clock
+        self.refresh = timedelta(seconds=refresh)
+        """How old the cached snapshot may get: `REFRESH_S` on one machine; longer in a worker
+        that hears the control bell (`lanterne.cluster.control`), which calls `changed()`."""
         self._lock = threading.Lock()
         self._snapshot: tuple[Stop, ...] = ()
         self._fetched_at: datetime | None = None
@@ -285,12 +289,14 @@ class Stops:
         with self._lock:
             self._fetched_at = None
 
+    def changed(self) -> None:
+        """Another process placed or lifted a stop: the next question reads the store."""
+        self._invalidate()
+
     def _current(self) -> tuple[Stop, ...]:
         now = self._now()
         with self._lock:
-            fresh = self._fetched_at is not None and timedelta(0) <= now - self._fetched_at < timedelta(
-                seconds=REFRESH_S
-            )
+            fresh = self._fetched_at is not None and timedelta(0) <= now - self._fetched_at < self.refresh
             if fresh:
                 return self._snapshot
         # Read outside the lock: a slow database delays this caller, not every thread asking.

@@ -404,6 +404,14 @@ class Suspensions:
         if view is not None:
             view.expire()
 
+    def changed(self) -> None:
+        """Another process suspended or lifted something (a worker heard the control bell): every
+        camera reads the store at its next frame."""
+        with self._views_lock:
+            views = list(self._views.values())
+        for view in views:
+            view.expire()
+
     def allowed(self, camera_id: str) -> Callable[[EventType, float], bool]:
         """`fn(type, t_stream) -> bool`: False while the detector is suspended on the camera.
 

@@ -37,6 +37,7 @@ from lanterne.api.routes import review as log_review
 from lanterne.api.routes.alerts import Doorbell
 from lanterne.audit.witness import HeadTimer
 from lanterne.cluster import ClusterError, StoredBell
+from lanterne.cluster.control import ControlBell
 from lanterne.config import Config
 from lanterne.runtime.outbound import start_delivery
 from lanterne.runtime.site import open_site
@@ -82,6 +83,17 @@ def _live_queue_bell(app: FastAPI, cfg: Config) -> StoredBell | None:
     return bell
 
 
+def _control_bell(cfg: Config) -> ControlBell | None:
+    """In a city, the console rings the workers when a supervisor places or lifts a stop."""
+    if cfg.cluster.nats_url is None:
+        return None
+    try:
+        return ControlBell(cfg.cluster.nats_url).start()
+    except ClusterError as exc:
+        log.warning("stops: %s; workers read them from the store within their fallback delay", exc)
+        return None
+
+
 def create_app(cfg: Config, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> FastAPI:
     """The application for one configuration. The site (store and audit log) opens with the app's
     lifespan (so `TestClient` must be used as a context manager) and closes with it."""
@@ -95,6 +107,7 @@ def create_app(cfg: Config, *, clock: Callable[[], datetime] = lambda: datetime.
         # The console writes most audit records: its head is signed and witnessed each interval.
         heads = HeadTimer(site.audit).start()
         bell = _live_queue_bell(app, cfg)
+        app.state.control = _control_bell(cfg)
         app.state.live_wall = None  # started by the first live request (routes/live.py)
         try:
             yield
@@ -103,6 +116,8 @@ def create_app(cfg: Config, *, clock: Callable[[], datetime] = lambda: datetime.
                 app.state.live_wall.stop()
             if bell is not None:
                 bell.stop()
+            if app.state.control is not None:
+                app.state.control.stop()
             heads.stop()
             if delivery is not None:
                 delivery.stop()

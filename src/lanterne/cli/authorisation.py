@@ -19,6 +19,7 @@ from rich.table import Table
 from lanterne.accountability.authorisation import Authorisation, AuthorisationError, Authorisations
 from lanterne.cli.common import ConfigOpt, UserOpt, opened_site, user_errors, user_id
 from lanterne.cli.common import out_console as _console
+from lanterne.cluster.control import announce_once
 from lanterne.config.schema import Config
 
 authorisation_app = typer.Typer(
@@ -89,6 +90,7 @@ def add(
             impact_assessments=assessment or (),
             user_id=user_id(user),
         )
+        announce_once(cfg.cluster.nats_url, "authorisations")
     _console().print(
         f"authorisation {a.reference} recorded: {', '.join(str(t) for t in a.event_types)} on "
         f"{', '.join(a.cameras)} from {_short(a.valid_from)} until {_short(a.valid_until)}",
@@ -139,7 +141,8 @@ def revoke(
     user: UserOpt = None,
 ) -> None:
     """End an authorisation now; alerting under it stops within the cameras' refresh interval."""
-    with _register(config) as (_cfg, register):
+    with _register(config) as (cfg, register):
         a = register.revoke(reference, user_id(user), reason)
+        announce_once(cfg.cluster.nats_url, "authorisations")
     when = a.revoked_at or datetime.now(UTC)
     _console().print(f"authorisation {a.reference} revoked at {_short(when)}", highlight=False)

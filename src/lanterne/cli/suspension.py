@@ -19,6 +19,7 @@ from rich.table import Table
 
 from lanterne.cli.common import CliError, ConfigOpt, UserOpt, opened_site, user_errors, user_id, utc_text
 from lanterne.cli.common import out_console as _console
+from lanterne.cluster.control import announce_once
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -94,6 +95,7 @@ def suspensions_suspend(
         if camera not in {c.id for c in cfg.cameras}:
             raise CliError(f"camera {camera!r} is not in the configuration; use one of its cameras[].id")
         s = sus.suspend(camera, _event_type(event_type), user_id(user), note or "")
+        announce_once(cfg.cluster.nats_url, "suspensions")
     _console().print(f"suspension {s.id}: {s.type} suspended on camera {s.camera}", highlight=False)
 
 
@@ -106,6 +108,7 @@ def suspensions_lift(
     user: UserOpt = None,
 ) -> None:
     """Lift a suspension after review; the note records the review."""
-    with _suspensions(config) as (_cfg, sus):
+    with _suspensions(config) as (cfg, sus):
         s = sus.lift(suspension_id, user_id(user), note or "")
+        announce_once(cfg.cluster.nats_url, "suspensions")
     _console().print(f"suspension {s.id} lifted: {s.type} runs again on camera {s.camera}", highlight=False)

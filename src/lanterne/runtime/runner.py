@@ -374,6 +374,7 @@ class Runner:
         evidence_store: Callable[[Any], Any] | None = None,
         before_recording: Callable[[str], None] | None = None,
         worker_id: str | None = None,
+        control_refresh: float | None = None,
     ) -> None:
         self.cfg = cfg
         self.worker_id = worker_id
@@ -416,6 +417,9 @@ class Runner:
         camera's previous owner to seal its last segment)."""
         self._recordings: dict[str, Any] = {}
         """Each camera's open recording, so that removing one camera seals its segment."""
+        self.control_refresh = control_refresh
+        """Seconds between reads of stops and authorisations when changes are pushed (a worker
+        hearing the control bell); None: read them every second as one machine does."""
         self.live: Any = None
         """The live wall's encoders for this process's cameras (`LiveFeeds`), while watched."""
 
@@ -449,9 +453,17 @@ class Runner:
         from lanterne.accountability.stops import Stops
 
         # Supervisors' stops (HO-03), read at most every second by every camera worker.
-        self.stops = Stops(self.store.engine, self.audit)
+        self.stops = (
+            Stops(self.store.engine, self.audit)
+            if self.control_refresh is None
+            else Stops(self.store.engine, self.audit, refresh=self.control_refresh)
+        )
         # One gate per camera in every mode: a camera without a gate never alerts.
-        self.gates = gates_for(self.cfg, self.store.engine, self.audit)
+        self.gates = (
+            gates_for(self.cfg, self.store.engine, self.audit)
+            if self.control_refresh is None
+            else gates_for(self.cfg, self.store.engine, self.audit, refresh_seconds=self.control_refresh)
+        )
         for gate in self.gates.values():
             gate.check()
         from lanterne.runtime.recording import open_recorder

@@ -28,7 +28,7 @@ from typing import Any
 
 import nats.errors
 
-from lanterne.cluster import ClusterError, EventPublisher, Ingester, LeaseKeeper, redact_url
+from lanterne.cluster import ClusterError, EventPublisher, Ingester, LeaseKeeper, control, redact_url
 from lanterne.config import Config
 from lanterne.core.types import Event
 from lanterne.runtime.probe import IngestCollector, Probe, WorkerCollector
@@ -189,6 +189,7 @@ class Worker:
             event_sink=self.publish,
             retention=False,
             evidence_store=EvidenceAfterEvent,
+            control_refresh=control.FALLBACK_SECONDS,
             before_recording=lambda camera: wait_for_previous_writer(
                 self.runner.store, Path(cfg.recording.dir), camera
             ),
@@ -205,6 +206,7 @@ class Worker:
             deferred_release=True,
         )
         self.publisher = EventPublisher(options.nats_url, options.worker_id)
+        self.control = control.ControlBell(options.nats_url, self._control_changed)
         self.published = 0
         self._changes: queue.Queue[tuple[str, str]] = queue.Queue()
         self._stop = threading.Event()
@@ -224,6 +226,19 @@ class Worker:
             self._changes.put(("remove", camera))
         # After the removals in the queue: the key goes once every segment of the shard is sealed.
         self._changes.put(("released", str(shard)))
+
+    def _control_changed(self, kind: str) -> None:
+        """The control bell (NATS's thread): drop the cached copy of what changed; the cameras'
+        next frames read the store."""
+        r = self.runner
+        if kind == "stops" and r.stops is not None:
+            r.stops.changed()
+        elif kind == "suspensions" and r.suspensions is not None:
+            r.suspensions.changed()
+        elif kind == "authorisations":
+            for gate in r.gates.values():
+                gate.changed()
+        log.info("worker %s: %s changed elsewhere; read again", self.options.worker_id, kind)
 
     # --- the event sink (camera threads) --------------------------------------------------
     def publish(self, event: Event, origin: datetime) -> bool:
@@ -255,8 +270,10 @@ class Worker:
         self.runner.start(cameras=())
         try:
             self.publisher.start()
+            self.control.start()
             self.keeper.start()
         except BaseException:
+            self.control.stop()
             self.publisher.stop()
             self.runner.stop()
             raise
@@ -339,6 +356,7 @@ class Worker:
         for camera in self.runner.cameras():
             self.runner.remove_camera(camera)
         self.keeper.stop(release=True)
+        self.control.stop()
         self.publisher.stop()
         self.runner.stop()
 

@@ -69,6 +69,7 @@ def place_stop(
             placed = stops.stop_site(user.id, body.reason)
     except StopError as exc:
         raise HTTPException(422, str(exc)) from None
+    _ring(request)
     return StopOut.of(placed)
 
 
@@ -85,6 +86,16 @@ def lift_stop(
         raise HTTPException(404, f"stop {stop_id} does not exist")
     _may_touch(request, user, current.scope, current.camera)
     try:
-        return StopOut.of(stops.lift(stop_id, user.id))
+        lifted = stops.lift(stop_id, user.id)
     except StopError as exc:
         raise HTTPException(409, str(exc)) from None
+    _ring(request)
+    return StopOut.of(lifted)
+
+
+def _ring(request: Request) -> None:
+    """In a city, tell every worker now (`lanterne.cluster.control`); they would read the store
+    within `FALLBACK_SECONDS` anyway."""
+    bell = getattr(request.app.state, "control", None)
+    if bell is not None:
+        bell.announce("stops")

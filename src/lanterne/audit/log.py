@@ -357,6 +357,10 @@ class AuditLog:
         return log
 
     def close(self) -> None:
+        for w in self.witnesses:
+            close = getattr(w, "close", None)
+            if close is not None:
+                close()  # a remote witness's connection
         self.engine.dispose()
 
     # --- keys -----------------------------------------------------------------------------

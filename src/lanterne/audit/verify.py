@@ -268,17 +268,20 @@ def verify_log(
     engine: Engine,
     public_keys: Iterable[Ed25519PublicKey] | Mapping[str, Ed25519PublicKey],
     witnesses: Sequence[Path] | None = None,
+    remote: Sequence[WitnessLine] | None = None,
 ) -> VerifyResult:
     """Check the whole audit log in the database against the trusted checkpoint keys and, when
-    `witnesses` (witness files) are given, against every head they hold.
+    `witnesses` (witness files) or `remote` (heads read from a remote witness) are given, against
+    every head they hold.
 
     Reads every record once, in seq order: about 50 000 records a second on the 2-core dev machine
     (SQLite and PostgreSQL alike), so a year of a busy site's log takes seconds.
     """
     keys = signing.keyring(public_keys)
     witness_lines = None
-    if witnesses is not None:
-        witness_lines = [line for path in witnesses for line in read_witness_file(path)]
+    if witnesses is not None or remote is not None:
+        witness_lines = [line for path in witnesses or () for line in read_witness_file(path)]
+        witness_lines += list(remote or ())
     try:
         with engine.connect() as conn:
             records = [

@@ -8,8 +8,8 @@ say "records 812-815 missing: witness signed head 815 at …", as a Certificate 
 monitor catches a log that forgets a tree head it published.
 
 Witnesses are a list of writers with one method. The one built is an append-only file on
-another path (another volume in production); a remote witness (syslog over TLS, the JetStream
-stream of the distributed mode) is another writer of the same shape, not built yet.
+another path (another volume in production); the remote one is the JetStream stream of the
+distributed mode (`lanterne.cluster.witness`), a writer of the same shape.
 """
 
 from __future__ import annotations
@@ -136,25 +136,28 @@ def read_witness_file(path: Path) -> list[WitnessLine]:
         raise WitnessError(
             f"audit witness {path}: cannot read it ({exc.strerror}); check its permissions"
         ) from None
-    out = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            body = json.loads(raw)
-            ts = datetime.fromisoformat(body["ts"])
-            head = SignedHead(
-                seq=int(body["seq"]),
-                chain_hash=str(body["chain_hash"]),
-                ts=ts if ts.tzinfo else ts.replace(tzinfo=UTC),
-                kid=str(body["kid"]),
-                sig=str(body["sig"]),
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            out.append(WitnessLine(str(path), number, None, f"not a signed head ({type(exc).__name__})"))
-            continue
-        out.append(WitnessLine(str(path), number, head))
-    return out
+    return [
+        parse_witness_line(str(path), number, raw)
+        for number, raw in enumerate(text.splitlines(), start=1)
+        if raw.strip()
+    ]
+
+
+def parse_witness_line(source: str, number: int, raw: str) -> WitnessLine:
+    """One witness line (a file's line, a stream's message) as a head, or with why it is not one."""
+    try:
+        body = json.loads(raw)
+        ts = datetime.fromisoformat(body["ts"])
+        head = SignedHead(
+            seq=int(body["seq"]),
+            chain_hash=str(body["chain_hash"]),
+            ts=ts if ts.tzinfo else ts.replace(tzinfo=UTC),
+            kid=str(body["kid"]),
+            sig=str(body["sig"]),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        return WitnessLine(source, number, None, f"not a signed head ({type(exc).__name__})")
+    return WitnessLine(source, number, head)
 
 
 def when(ts: datetime) -> str:

@@ -97,9 +97,16 @@ def verify_cmd(
             # A log from before witnesses, or a witness file removed: either way the DPO must know
             # that the newest records are not proven by it.
             out.print(f"no witness file at {configured}: deleted newest records would not show")
+        remote = None
+        if cfg.cluster.nats_url:
+            from lanterne.cluster.witness import read_heads
+
+            # A city's heads are also on NATS, out of the database administrator's reach.
+            remote = read_heads(cfg.cluster.nats_url, cfg.site)
+            out.print(f"witness stream: {len(remote)} signed heads")
         log = AuditLog.open(cfg.store.url)
         try:
-            result = verify_log(log.engine, keys, witnesses)
+            result = verify_log(log.engine, keys, witnesses, remote)
         finally:
             log.close()
     if result.ok:

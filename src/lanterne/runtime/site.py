@@ -56,4 +56,10 @@ def open_site(cfg: Config, *, clock: Callable[[], datetime] = lambda: datetime.n
     except BaseException:
         store.close()
         raise
+    if cfg.cluster.nats_url:
+        from lanterne.cluster.witness import JetStreamWitness
+
+        # In a city, every signed head also goes to NATS, out of the database administrator's
+        # reach (`lanterne.cluster.witness`); `lanterne audit verify --config` reads it back.
+        audit.witnesses = (*audit.witnesses, JetStreamWitness(cfg.cluster.nats_url, cfg.site))
     return Site(cfg, store, audit)

@@ -482,6 +482,144 @@ class ConsoleSettings(Strict):
         return v
 
 
+class OidcRole(Strict):
+    group: str = Field(
+        ...,
+        min_length=1,
+        max_length=512,
+        title="Group",
+        description="A value of the groups claim (a directory group, an Azure AD app role, a Keycloak role), compared exactly.",
+    )
+    role: Literal["operator", "supervisor", "auditor", "admin", "analyst"] = Field(
+        ..., title="Role", description="The Lanterne role of the directory's members of this group."
+    )
+    scope: list[str] = Field(
+        ...,
+        min_length=1,
+        title="Camera scope",
+        description="Camera ids the group's members may see, or `['*']` for every camera (checked against `cameras` at the first sign-in).",
+    )
+
+    @field_validator("scope")
+    @classmethod
+    def _scope(cls, v: list[str]) -> list[str]:
+        items = sorted({s.strip() for s in v if s.strip()})
+        if not items:
+            raise ValueError("name at least one camera id, or '*' for every camera")
+        if "*" in items and len(items) > 1:
+            raise ValueError("a scope is either ['*'] (every camera) or a list of camera ids, not both")
+        return items
+
+
+def _loopback_http(url: str) -> bool:
+    """Plain http is accepted only on this machine (a test provider); anywhere else the code, the
+    tokens and the client secret would cross the network in clear."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
+
+
+class OidcSettings(Strict):
+    """City sign-in through the city's directory (OpenID Connect, docs/console.md, City sign-in)."""
+
+    name: str = Field(
+        "the city directory",
+        min_length=1,
+        max_length=80,
+        title="Provider name",
+        description="Shown on the login page's button: 'Sign in with <name>'.",
+    )
+    issuer: str = Field(
+        ...,
+        title="Issuer URL",
+        description="The provider's issuer, exactly as its discovery document (`<issuer>/.well-known/openid-configuration`) and its ID tokens say it, e.g. `https://login.microsoftonline.com/<tenant>/v2.0` or `https://sso.ville.fr/realms/agents`. https only (http on the loopback for tests).",
+    )
+    client_id: str = Field(
+        ...,
+        min_length=1,
+        max_length=256,
+        title="Client id",
+        description="Lanterne's client id at the provider.",
+    )
+    client_secret_file: Path = Field(
+        ...,
+        title="Client secret file",
+        description="Absolute path of a file holding the client secret (never the secret itself in the configuration); read at each sign-in, never logged.",
+    )
+    redirect_url: str = Field(
+        ...,
+        title="Redirect URL",
+        description="The console's callback as the browser reaches it, registered at the provider: `https://<console>/api/login/oidc/callback`.",
+    )
+    scopes: list[str] = Field(
+        ["openid", "profile"],
+        title="Scopes",
+        description="Scopes asked for; `openid` is required. Add the one that releases the groups claim if the provider needs it (e.g. `groups`).",
+    )
+    login_claim: str = Field(
+        "preferred_username",
+        min_length=1,
+        max_length=100,
+        title="Login claim",
+        description="The claim that carries the person's login. Lower-cased; an e-mail address keeps its part before '@' (`j.martin@ville.fr` signs in as `j.martin`); it must then be a valid Lanterne login.",
+    )
+    groups_claim: str = Field(
+        "groups",
+        min_length=1,
+        max_length=100,
+        title="Groups claim",
+        description="The claim that carries the person's groups or roles; a dotted path reaches a nested one (Keycloak's `realm_access.roles`).",
+    )
+    roles: list[OidcRole] = Field(
+        ...,
+        min_length=1,
+        title="Role mapping",
+        description="Group → Lanterne role and camera scope. The first entry whose group the person has wins; a person in none of these groups is refused (and the refusal recorded).",
+    )
+    second_factor_amr: list[str] = Field(
+        ["mfa", "otp"],
+        title="Second factor (amr)",
+        description="Authentication methods (the ID token's `amr`, RFC 8176) that mean the provider checked a second factor; any one of them is enough. Empty: `amr` is never trusted.",
+    )
+    second_factor_acr: list[str] = Field(
+        [],
+        title="Second factor (acr)",
+        description="Assurance levels (the ID token's `acr`) that mean the provider checked a second factor. When the provider asserts none, a role that sees video types its Lanterne TOTP code after signing in.",
+    )
+    token_auth: Literal["client_secret_basic", "client_secret_post"] = Field(
+        "client_secret_basic",
+        title="Token endpoint authentication",
+        description="How the client secret is sent to the token endpoint.",
+    )
+
+    @field_validator("issuer", "redirect_url")
+    @classmethod
+    def _https(cls, v: str) -> str:
+        if not (v.startswith("https://") or _loopback_http(v)):
+            raise ValueError("must be an https:// URL (http:// only on 127.0.0.1 or localhost)")
+        return v
+
+    @field_validator("client_secret_file")
+    @classmethod
+    def _absolute(cls, v: Path) -> Path:
+        if not v.is_absolute():
+            raise ValueError("must be an absolute path, e.g. /etc/lanterne/oidc-client-secret")
+        return v
+
+    @field_validator("scopes")
+    @classmethod
+    def _openid(cls, v: list[str]) -> list[str]:
+        if "openid" not in v:
+            raise ValueError("must include 'openid'")
+        return v
+
+    @model_validator(mode="after")
+    def _unique_groups(self) -> Self:
+        _refuse_duplicates("oidc group", [r.group for r in self.roles])
+        return self
+
+
 class ClusterSettings(Strict):
     nats_url: str | None = Field(
         None,
@@ -942,6 +1080,11 @@ class Config(Strict):
         default_factory=ReviewSettings,
         title="Log review",
         description="The automatic review of the audit log for the DPO (LG-06): bulk exports, unusual volumes, wide searches, refusals, open removals of privacy protection, views without a valid habilitation or outside shift hours, the same footage replayed by many (docs/audit.md, Automatic review).",
+    )
+    oidc: OidcSettings | None = Field(
+        None,
+        title="City sign-in (OpenID Connect)",
+        description="Sign agents in with the city's directory (Active Directory / Azure AD / Keycloak) beside local accounts; roles and camera scopes mapped from its groups (docs/console.md, City sign-in). None: local accounts only.",
     )
     cameras: list[Camera] = Field(..., min_length=1, title="Cameras", description="The cameras analysed.")
 

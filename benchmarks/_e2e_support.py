@@ -213,9 +213,12 @@ def write_config(data: dict[str, Any], workdir: Path) -> Path:
 
 
 def authorise(path: Path, workdir: Path) -> None:
-    """What `lanterne run` needs before alerting: an authorisation covering the cameras and rules,
-    and the published notice (TR-01), set up as `prepare_demo` and the runner tests do."""
+    """What `lanterne run` needs before alerting: an authorisation covering the cameras and rules
+    that names its DPIA and FRIA (GV-01, GV-02), validated masks, the published notice (TR-01) and
+    the model and rules approved (GV-05), set up as `prepare_demo` and the runner tests do."""
     from lanterne.accountability.authorisation import Authorisations
+    from lanterne.accountability.fria import Elements, FriaRegister
+    from lanterne.accountability.governance import Governance
     from lanterne.accountability.masks import validate_masks
     from lanterne.accountability.transparency import export
     from lanterne.config import load_config
@@ -224,6 +227,12 @@ def authorise(path: Path, workdir: Path) -> None:
     cfg = load_config(path)
     now = datetime.now(UTC)
     with open_site(cfg) as opened:
+        fria = f"BENCHMARK-NOT-A-FRIA-{now:%Y%m%d%H%M%S}"
+        not_assessed = "benchmark only, not assessed: {}"
+        elements = ("processes", "period", "people affected", "risks", "oversight", "mitigation")
+        FriaRegister(opened.store.engine, opened.audit).add(
+            fria, now.date(), Elements(*(not_assessed.format(e) for e in elements)), "benchmark"
+        )
         Authorisations(opened.store.engine, opened.audit, cfg.legal_end_date).add(
             f"BENCHMARK-NOT-A-LEGAL-AUTHORISATION-{now:%Y%m%d%H%M%S}",
             legal_basis="none: benchmark on a public research clip",
@@ -232,6 +241,7 @@ def authorise(path: Path, workdir: Path) -> None:
             valid_until=now + timedelta(days=1),
             cameras=[c.id for c in cfg.cameras],
             event_types=sorted({t for c in cfg.cameras for z in c.zones for t in z.events.enabled()}),
+            impact_assessments=["BENCHMARK-NOT-A-DPIA", fria],
             user_id="benchmark",
         )
         for camera in cfg.cameras:
@@ -239,6 +249,14 @@ def authorise(path: Path, workdir: Path) -> None:
                 opened.audit, camera, "benchmark", "benchmark: the research clips show no dwelling"
             )
         export(cfg, opened.store.engine, workdir / "public", "benchmark", now)
+        governance = Governance(opened.store.engine, opened.audit)
+        governance.approve_config(
+            cfg,
+            [p.change for p in governance.pending(cfg)],
+            notice_url=(workdir / "public" / "index.html").resolve().as_uri(),
+            summary="BENCHMARK, NOT A GOVERNANCE DECISION: the benchmark's model and rules",
+            user_id="benchmark",
+        )
 
 
 # --- measuring a child process ----------------------------------------------------------------

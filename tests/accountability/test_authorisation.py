@@ -30,7 +30,7 @@ from lanterne.video.analyser import CameraAnalyser
 from lanterne.video.capture.source import FileSource
 from lanterne.video.detectors import create_detector
 from lanterne.video.detectors.base import Detector
-from tests.support.console import masks_checked
+from tests.support.console import TEST_DPIA, TEST_FRIA, cleared_to_alert, masks_checked
 
 VIDEO = Path(__file__).resolve().parents[3] / "shared" / "data" / "video"
 T0 = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
@@ -372,6 +372,7 @@ def test_gates_for_every_camera_watch_what_the_zones_watch(audit: AuditLog, cloc
     Authorisations(audit.engine, audit, clock=clock).add(
         "AP-X", legal_basis="Loi", authority="Préfet", valid_from=T0, valid_until=T0 + timedelta(days=1),
         cameras=["pets-crossroads"], event_types=["zone_intrusion"], user_id="u-1",
+        impact_assessments=[TEST_DPIA, TEST_FRIA],
     )  # fmt: skip
     assert gates["pets-crossroads"].allowed(ZI, 0.0)
     assert not stats["pets-crossroads"].allowed(ZI, 0.0), "statistics mode never alerts"
@@ -396,6 +397,7 @@ def test_a_camera_whose_masks_nobody_checked_never_alerts(
     with pytest.raises(MaskValidationError, match="say what was checked"):
         validate_masks(audit, cfg.cameras[0], "u-dpo", " ")
     digest = validate_masks(audit, cfg.cameras[0], "u-dpo", "view walked: no dwelling in view")
+    cleared_to_alert(cfg, audit)  # its FRIA and DPIA linked, its rules approved (GV-01, GV-02, GV-05)
     [gate] = gates_for(cfg, audit.engine, audit, clock=clock).values()
     assert gate.allowed(ZI, 0.0)
     [record] = audit.entries(action=Action.MASKS_VALIDATED)

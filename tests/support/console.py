@@ -232,9 +232,53 @@ def console(db_url: str, tmp_path: Path, clock: Clock) -> Iterator[Console]:
     yield from open_console(site_config(db_url, tmp_path), clock)
 
 
+TEST_DPIA = "https://ville.example/aipd-test.pdf"
+TEST_FRIA = "FRIA-TEST"
+TEST_NOTICE = "https://ville.example/transparence"
+_KEYS: list[Path] = []
+
+
 def masks_checked(cfg: Config, audit: AuditLog) -> None:
-    """Every camera's privacy masks validated (LB-06), as a site records before it alerts."""
+    """Every camera's privacy masks validated (LB-06), as a site records before it alerts, and the
+    rest of what alerting needs (`cleared_to_alert`)."""
     from lanterne.accountability.masks import validate_masks
 
     for camera in cfg.cameras:
         validate_masks(audit, camera, "tester", "test: the research clip shows no dwelling")
+    cleared_to_alert(cfg, audit)
+
+
+def cleared_to_alert(cfg: Config, audit: AuditLog) -> None:
+    """What alerting needs beside validated masks: a FRIA (`TEST_FRIA`) and a DPIA link
+    (`TEST_DPIA`) named by every authorisation recorded so far (GV-01, GV-02), and what the
+    configuration runs (model, thresholds, zones, event types) approved in signed governance
+    records (GV-05). An audit log opened without a signing key is given one: governance records
+    are signed with it."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from lanterne.accountability.authorisation import Authorisations
+    from lanterne.accountability.fria import Elements, FriaRegister
+    from lanterne.accountability.governance import Governance
+
+    if audit.key_path is None:
+        if not _KEYS:
+            keys = tempfile.mkdtemp(prefix="lanterne-test-key-")
+            atexit.register(shutil.rmtree, keys, True)
+            _KEYS.append(Path(keys) / "audit.key")
+        audit.key_path = _KEYS[0]
+    frias = FriaRegister(audit.engine, audit)
+    if frias.get(TEST_FRIA) is None:
+        what = ("processes", "period", "people affected", "risks", "oversight", "mitigation")
+        elements = Elements(*(f"test: {w} of the research clip's deployment" for w in what))
+        frias.add(TEST_FRIA, NOW.date(), elements, "tester")
+    register = Authorisations(audit.engine, audit)
+    for a in register.list():
+        register.link_assessments(a.reference, [TEST_DPIA, TEST_FRIA], "tester")
+    governance = Governance(audit.engine, audit)
+    pending = [p.change for p in governance.pending(cfg)]
+    if pending:
+        governance.approve_config(
+            cfg, pending, notice_url=TEST_NOTICE, summary="test: the test site's rules", user_id="tester"
+        )

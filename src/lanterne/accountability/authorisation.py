@@ -23,7 +23,7 @@ False
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from lanterne.accountability.fria import NO_DPIA, NO_FRIA
 from lanterne.core.errors import LanterneError
 from lanterne.core.types import EventType
 from lanterne.store.db import describe_failure
@@ -51,6 +52,8 @@ legal end date in Paris time stops alerting two hours earlier in summer than a U
 never later."""
 
 SYSTEM_USER = "system"
+
+_LACKING = {NO_DPIA: "no DPIA link", NO_FRIA: "no recorded FRIA"}
 
 
 class AuthorisationError(LanterneError):
@@ -304,6 +307,49 @@ class Authorisations:
         )
         return revoked
 
+    def link_assessments(self, reference: str, links: Iterable[str], user_id: str) -> Authorisation:
+        """Add impact-assessment references to a recorded authorisation (GV-01, GV-02): the DPIA
+        link or the FRIA reference written after the act was recorded. The act itself, its dates
+        and perimeter, is untouched and no link is ever removed; the addition is audited as
+        `change: link_assessments` with the links `added`. Links already there are not repeated."""
+        wanted = tuple(dict.fromkeys(x.strip() for x in links if x.strip()))
+        if not wanted:
+            raise AuthorisationError(
+                f"authorisation {reference}: no link given; pass the DPIA link or the FRIA reference"
+            )
+        try:
+            with self.engine.begin() as conn:
+                # FOR UPDATE (PostgreSQL): two links added at once must not overwrite each other.
+                row = conn.execute(
+                    select(AuthorisationRecord)
+                    .where(AuthorisationRecord.reference == reference)
+                    .with_for_update()
+                ).first()
+                if row is None:
+                    raise AuthorisationError(
+                        f"authorisation {reference} does not exist; see `lanterne authorisation list`"
+                    )
+                current = _from_row(row)
+                added = tuple(x for x in wanted if x not in current.impact_assessments)
+                if added:
+                    conn.execute(
+                        update(AuthorisationRecord)
+                        .where(AuthorisationRecord.reference == reference)
+                        .values(impact_assessments=[*current.impact_assessments, *added])
+                    )
+        except SQLAlchemyError as exc:
+            raise describe_failure(self.engine, exc) from None
+        if not added:
+            return current
+        linked = replace(current, impact_assessments=current.impact_assessments + added)
+        self._audited(
+            lambda: self._audit_change(user_id, "link_assessments", linked, added),
+            undo=update(AuthorisationRecord)
+            .where(AuthorisationRecord.reference == reference)
+            .values(impact_assessments=list(current.impact_assessments)),
+        )
+        return linked
+
     def _audited(self, write: Callable[[], object], undo: object) -> None:
         """A change stands only once it is in the audit log: if the log refuses the record, the
         change is undone and the error raised, so no authorisation changes unrecorded."""
@@ -314,7 +360,7 @@ class Authorisations:
                 conn.execute(undo)  # type: ignore[call-overload]
             raise
 
-    def _audit_change(self, user_id: str, change: str, a: Authorisation) -> None:
+    def _audit_change(self, user_id: str, change: str, a: Authorisation, added: tuple[str, ...] = ()) -> None:
         from lanterne.audit import Action
 
         details: dict[str, object] = {
@@ -325,6 +371,8 @@ class Authorisations:
             "authority": a.authority,
             "impact_assessments": list(a.impact_assessments),
         }
+        if added:
+            details["added"] = list(added)
         if change == "revoke":
             details["reason"] = a.revoke_reason
             details["revoked_at"] = _iso(a.revoked_at) if a.revoked_at else None
@@ -417,6 +465,11 @@ class AlertingGate:
     If the register cannot be read, the last list read goes on being applied (so known end dates
     still end alerting) and the read is retried at the next refresh. Switching on is never done
     unrecorded: if the ALERTING_ON record cannot be written, the types stay off until it can.
+
+    With `assessments` (what `gates_for` gives in alerts mode), an authorisation counts only once
+    it names both its DPIA and a recorded FRIA (GV-01, GV-02, `lanterne.accountability.fria`):
+    the check is read with the register, so a FRIA linked while the camera runs switches alerting
+    on at the next refresh, and an authorisation never checked counts for nothing.
     """
 
     def __init__(
@@ -429,9 +482,12 @@ class AlertingGate:
         refresh_seconds: float = 5.0,
         *,
         event_types: Iterable[EventType] | None = None,
+        assessments: Callable[[Sequence[Authorisation]], Mapping[str, tuple[str, ...]]] | None = None,
     ) -> None:
         """`event_types`: the types the camera's zones watch (default: all but weapon); only
-        these are reported in the ALERTING_ON/OFF records, so the log says what actually runs."""
+        these are reported in the ALERTING_ON/OFF records, so the log says what actually runs.
+        `assessments`: for the authorisations read, what each lacks (`no_dpia`, `no_fria`; none
+        when it names both); None: authorisations are not asked for their assessments."""
         self.camera_id = camera_id
         self.authorisations = authorisations
         self.audit = audit
@@ -442,6 +498,8 @@ class AlertingGate:
             event_types if event_types is not None else (t for t in EventType if t is not EventType.WEAPON)
         )
         self._known: list[Authorisation] = []
+        self._assessments = assessments
+        self._missing: Mapping[str, tuple[str, ...]] = {}
         self._allowed: frozenset[EventType] = frozenset()
         self._by_type: dict[EventType, Authorisation] = {}
         # Both start in the past so that the first call reads the register.
@@ -474,19 +532,24 @@ class AlertingGate:
         self._last_check = now
         if now >= self._next_read or now < self._last_read:
             try:
-                self._known = self.authorisations.list()
+                known = self.authorisations.list()
+                missing = self._assessments(known) if self._assessments is not None else {}
             except LanterneError as exc:
                 log.warning(
                     "camera %s: authorisations unreadable, applying the last ones read: %s",
                     self.camera_id,
                     exc,
                 )
+            else:
+                # Both or neither: a list read without its check would count unchecked ones.
+                self._known, self._missing = known, missing
             self._last_read = now
             self._next_read = now + self.refresh
         if self.legal_end is not None and now >= self.legal_end:
             coverage: dict[EventType, Authorisation] = {}
         else:
-            coverage = _coverage(self._known, self.camera_id, self.watched, now)
+            usable = [a for a in self._known if not self._lacks(a)]
+            coverage = _coverage(usable, self.camera_id, self.watched, now)
         self._apply(coverage, now)
         if not self._started:
             from lanterne.audit import Action
@@ -494,13 +557,44 @@ class AlertingGate:
             # LB-01: a start at which watched types stay off is on the record, once, with why.
             self._started = True
             refused = self.watched - self._allowed
-            if refused:
-                self._record(
-                    Action.ALERTING_REFUSED,
-                    {"event_types": sorted(str(t) for t in refused), "reason": "not_authorised"},
-                )
+            for reason, (types, refs) in self._refusals(refused, now).items():
+                details: dict[str, object] = {"event_types": sorted(types), "reason": reason}
+                if refs:
+                    details["authorisations"] = sorted(refs)
+                    log.error(
+                        "camera %s: authorisation %s names %s (GV-01, GV-02), no alerting for %s; link them: "
+                        "lanterne fria link FRIA_REF --authorisation %s --dpia DPIA_URL --config SITE.yml",
+                        self.camera_id,
+                        ", ".join(sorted(refs)),
+                        " and ".join(_LACKING[r] for r in reason.split(",")),
+                        ", ".join(sorted(types)),
+                        sorted(refs)[0],
+                    )
+                self._record(Action.ALERTING_REFUSED, details)
         self._next_check = min(self._next_read, self._boundary(now))
         return self._allowed
+
+    def _lacks(self, a: Authorisation) -> tuple[str, ...]:
+        """What `a` lacks before it may switch alerting on; () when nothing is asked of it."""
+        if self._assessments is None:
+            return ()
+        return self._missing.get(a.reference, (NO_DPIA, NO_FRIA))
+
+    def _refusals(self, refused: frozenset[EventType], now: datetime) -> dict[str, tuple[set[str], set[str]]]:
+        """Why each refused type stays off, grouped by reason: the impact assessments its
+        authorisations lack (`no_dpia`, `no_fria`, both), or `not_authorised`. Values: the
+        types, and the authorisations that lack assessments."""
+        out: dict[str, tuple[set[str], set[str]]] = {}
+        in_force = self.legal_end is None or now < self.legal_end
+        for t in refused:
+            lacking = [
+                a for a in self._known if in_force and a.covers(self.camera_id, t, now) and self._lacks(a)
+            ]
+            reason = ",".join(sorted({m for a in lacking for m in self._lacks(a)})) or "not_authorised"
+            types, refs = out.setdefault(reason, (set(), set()))
+            types.add(str(t))
+            refs.update(a.reference for a in lacking)
+        return out
 
     def _boundary(self, now: datetime) -> datetime:
         """The next instant at which coverage can change without a register change."""
@@ -598,7 +692,16 @@ def gates_for(
     allowed" by a missing key. In statistics mode the gates watch nothing and so never allow, and
     neither does the gate of a camera whose privacy masks nobody validated (LB-06,
     `lanterne.accountability.masks`): it is counted, never alerted on.
+
+    In alerts mode, an authorisation counts only once it names its DPIA and a recorded FRIA
+    (GV-01, GV-02; the gate records a start refused for want of them as `no_dpia`, `no_fria`), and
+    when some camera may alert (masks validated, zones watching), the detector model, thresholds,
+    zones and event types must each carry a signed governance record at their current hash
+    (GV-05, `lanterne.accountability.governance`): otherwise `alerting_refused` is recorded for
+    those cameras (`no_governance_record`) and `GovernanceError` refuses the start, one line.
     """
+    from lanterne.accountability.fria import assessment_check
+    from lanterne.accountability.governance import NO_RECORD, Governance, GovernanceError, refusal
     from lanterne.accountability.masks import validated
     from lanterne.audit import Action
     from lanterne.config.schema import Mode
@@ -624,6 +727,23 @@ def gates_for(
                 cam.id,
                 cam.id,
             )
+    may_alert = [cam for cam in cfg.cameras if cam.id in checked and watched_types(cam)]
+    pending = Governance(engine, audit, clock=clock).pending(cfg) if may_alert else []
+    if pending:
+        for cam in may_alert:
+            audit.append(
+                SYSTEM_USER,
+                Action.ALERTING_REFUSED,
+                object_type="camera",
+                object_id=cam.id,
+                details={
+                    "event_types": sorted(str(t) for t in watched_types(cam)),
+                    "reason": NO_RECORD,
+                    "changes": {str(p.change): p.sha256 for p in pending},
+                },
+            )
+        raise GovernanceError(refusal(cfg, pending))
+    assessed = assessment_check(engine) if alerting else None
     return {
         cam.id: AlertingGate(
             cam.id,
@@ -633,6 +753,7 @@ def gates_for(
             clock=clock,
             refresh_seconds=refresh_seconds,
             event_types=watched_types(cam) if cam.id in checked else (),
+            assessments=assessed,
         )
         for cam in cfg.cameras
     }

@@ -25,6 +25,7 @@ from lanterne.api.routes import (
     live,
     pages,
     public,
+    recall,
     recordings,
     search,
     stops,
@@ -163,6 +164,7 @@ def create_app(cfg: Config, *, clock: Callable[[], datetime] = lambda: datetime.
     app.include_router(operations.router)
     app.include_router(log_review.router)
     app.include_router(live.router)
+    app.include_router(recall.router)
     # Pages' scripts and styles, and Leaflet (`static/vendor/leaflet/`), from the package itself.
     app.mount("/static", StaticFiles(packages=[("lanterne.api", "static")]), name="static")
     return app

@@ -112,6 +112,10 @@ class Action(StrEnum):
     """The automatic review of this log for the DPO (LG-06): a run over a time range (details: the
     records read, the findings raised or updated, per rule), or a finding acknowledged or closed by
     the DPO (object `review_finding`, the note as purpose)."""
+    RECALL_AUDIT = "recall_audit"
+    """A blinded recall audit (PM-03), object `recall_audit`: started (the seed and the windows
+    drawn), refused, a mark added or removed, a window reviewed, closed with its score. The
+    windows themselves are viewed as `view_recording`, the audit named in the purpose."""
 
 
 NEEDS_PURPOSE: frozenset[Action] = frozenset(

@@ -18,9 +18,12 @@ from lanterne.cli.cluster import cluster_app
 from lanterne.cli.config import config_app
 from lanterne.cli.dpia import dpia_app
 from lanterne.cli.exports import export_app
+from lanterne.cli.fria import fria_app
+from lanterne.cli.governance import governance_app
 from lanterne.cli.masks import masks_app
 from lanterne.cli.observatory import observatory_app
 from lanterne.cli.privacy import privacy_app
+from lanterne.cli.recall import recall_app
 from lanterne.cli.recordings import recordings_app
 from lanterne.cli.requests import requests_app
 from lanterne.cli.retention import hold_app, retention_app
@@ -50,8 +53,11 @@ app.add_typer(masks_app, name="masks")
 app.add_typer(requests_app, name="requests")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(suspensions_app, name="suspensions")
+app.add_typer(recall_app, name="recall")
 app.add_typer(transparency_app, name="transparency")
 app.add_typer(dpia_app, name="dpia")
+app.add_typer(fria_app, name="fria")
+app.add_typer(governance_app, name="governance")
 app.add_typer(serve_app, name="serve")
 app.add_typer(users_app, name="users")
 app.add_typer(observatory_app, name="observatory")

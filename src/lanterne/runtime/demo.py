@@ -55,6 +55,11 @@ DEMO_CONFIG: dict[str, Any] = {
 
 
 DEMO_AUTHORISATION = "DEMO-NOT-A-LEGAL-AUTHORISATION"
+DEMO_DPIA = "DEMO-NOT-A-DPIA: demonstration on a public research clip, no impact assessment"
+DEMO_FRIA = "DEMO-NOT-A-FRIA"
+DEMO_APPROVAL = (
+    "DEMONSTRATION, NOT A GOVERNANCE DECISION: the demo's model and rules on a public research clip"
+)
 
 WALL_REPLAYS = 3
 """The demo's wall shows four cameras: the authorised one and three replays of the same clip,
@@ -97,10 +102,14 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "observatory"
 
 def prepare_demo(out_dir: Path, user_id: str) -> tuple[Any, Path]:
     """Write `out_dir/site.yml` for the demo clip, record a demonstration authorisation (clearly
-    named as not a legal one) and publish the public notice, so that the demo follows the same
-    path as a real deployment: nothing alerts without an authorisation and a published notice.
-    The site also has the wall's replay cameras (`wall_replays`), which nothing authorises."""
+    named as not a legal one) with demonstration DPIA and FRIA references, publish the public
+    notice and record demonstration governance approvals of its model and rules, so that the demo
+    follows the same path as a real deployment: nothing alerts without an authorisation naming
+    its impact assessments, a published notice and approved changes (GV-01, GV-02, GV-05). The
+    site also has the wall's replay cameras (`wall_replays`), which nothing authorises."""
     from lanterne.accountability.authorisation import Authorisations
+    from lanterne.accountability.fria import Elements, FriaRegister
+    from lanterne.accountability.governance import Governance
     from lanterne.accountability.masks import validate_masks, validated
     from lanterne.accountability.transparency import export, notice_published
     from lanterne.config import load_config
@@ -137,7 +146,24 @@ def prepare_demo(out_dir: Path, user_id: str) -> tuple[Any, Path]:
     with open_site(cfg) as opened:
         register = Authorisations(opened.store.engine, opened.audit, cfg.legal_end_date)
         now = datetime.now(UTC)
-        if not register.covering(cfg.cameras[0].id, EventType.WRONG_WAY, now):
+        frias = FriaRegister(opened.store.engine, opened.audit)
+        if frias.get(DEMO_FRIA) is None:
+            # Art. 27's six elements, each saying that nothing here was assessed.
+            elements = (
+                "the processes",
+                "the period and frequency",
+                "the people affected",
+                "the risks of harm",
+                "the human oversight",
+                "the measures if risks materialise",
+            )
+            not_assessed = "demonstration only, not assessed: {} of a real deployment would be written here"
+            frias.add(DEMO_FRIA, now.date(), Elements(*(not_assessed.format(e) for e in elements)), user_id)
+        covering = register.covering(cfg.cameras[0].id, EventType.WRONG_WAY, now)
+        if covering is not None:
+            # A demo directory from before GV-01/GV-02: its authorisation names them now.
+            register.link_assessments(covering.reference, [DEMO_DPIA, DEMO_FRIA], user_id)
+        else:
             register.add(
                 f"{DEMO_AUTHORISATION}-{now:%Y%m%d%H%M%S}",
                 legal_basis="none: demonstration on a public research clip",
@@ -146,6 +172,7 @@ def prepare_demo(out_dir: Path, user_id: str) -> tuple[Any, Path]:
                 valid_until=now + timedelta(days=7),
                 cameras=[main["id"]],
                 event_types=sorted({t for z in cfg.cameras[0].zones for t in z.events.enabled()}),
+                impact_assessments=[DEMO_DPIA, DEMO_FRIA],
                 user_id=user_id,
             )
         unchecked = [c for c in cfg.cameras if c.id not in validated(opened.audit, list(cfg.cameras))]
@@ -157,6 +184,16 @@ def prepare_demo(out_dir: Path, user_id: str) -> tuple[Any, Path]:
             )
         if not notice_published(cfg, opened.store.engine):
             export(cfg, opened.store.engine, out_dir.resolve() / "public", user_id, now)
+        governance = Governance(opened.store.engine, opened.audit)
+        pending = [p.change for p in governance.pending(cfg)]
+        if pending:
+            governance.approve_config(
+                cfg,
+                pending,
+                notice_url=(out_dir.resolve() / "public" / "index.html").as_uri(),
+                summary=DEMO_APPROVAL,
+                user_id=user_id,
+            )
     return cfg, site
 
 

@@ -788,3 +788,144 @@ class ReviewFindingRecord(Base):
     """When a later review last added records to it (`created_at` until then)."""
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     decided_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class FriaRecord(Base):
+    """A fundamental-rights impact assessment (AI Act art. 27, GV-02), as the deployer recorded it:
+    its reference (what an authorisation's `impact_assessments` names), the date it was carried
+    out, and its six elements as text. An authorisation alerts only while it names a recorded
+    one (`lanterne.accountability.fria`)."""
+
+    __tablename__ = "fria_records"
+
+    reference: Mapped[str] = mapped_column(String(128), primary_key=True)
+    assessed_on: Mapped[date] = mapped_column(Date)
+    processes: Mapped[str] = mapped_column(Text)
+    """Art. 27(1)(a): the deployer's processes in which the system is used, and their purpose."""
+    period: Mapped[str] = mapped_column(Text)
+    """Art. 27(1)(b): the period of time and the frequency of use."""
+    affected: Mapped[str] = mapped_column(Text)
+    """Art. 27(1)(c): the categories of people and groups likely to be affected."""
+    risks: Mapped[str] = mapped_column(Text)
+    """Art. 27(1)(d): the specific risks of harm to those categories."""
+    oversight: Mapped[str] = mapped_column(Text)
+    """Art. 27(1)(e): the human oversight measures."""
+    mitigation: Mapped[str] = mapped_column(Text)
+    """Art. 27(1)(f): the measures if the risks materialise, governance and complaints included."""
+    recorded_by: Mapped[str] = mapped_column(String(128))
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+GOVERNANCE_CHANGES: tuple[str, ...] = ("model", "thresholds", "zones", "event_types", "observatory_source")
+"""What a governance record approves (GV-05): a detector model (its file's sha256), the detection
+thresholds and event parameters, the zones and cameras, the event types watched, an observatory
+source (each by the sha256 of what was reviewed)."""
+
+
+class GovernanceRecord(Base):
+    """A signed approval of a change (GV-05): who approved which change (by sha256), when, why,
+    and where the updated public notice is. `signature` is Ed25519 by the site's audit key over
+    every other column but `id` (`lanterne.accountability.governance`), so a row edited in the
+    database no longer counts."""
+
+    __tablename__ = "governance_records"
+    __table_args__ = (
+        CheckConstraint(_in_list("change", GOVERNANCE_CHANGES), name="ck_governance_records_change"),
+        Index("ix_governance_records_change_sha256", "change", "sha256"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    change: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(String(64))
+    summary: Mapped[str] = mapped_column(String(1000))
+    notice_url: Mapped[str] = mapped_column(String(500))
+    approved_by: Mapped[str] = mapped_column(String(128))
+    approved_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    key_id: Mapped[str] = mapped_column(String(16))
+    signature: Mapped[str] = mapped_column(String(128))
+
+
+RECALL_AUDIT_STATES: tuple[str, ...] = ("open", "closed")
+"""`open`: windows drawn, the reviewer marks what they see, no alert is shown; `closed`: scored
+against the system's alerts (every window reviewed, or closed early) and published."""
+
+
+class RecallAuditRecord(Base):
+    """A blinded recall audit (PM-03): a reviewer watches randomly drawn windows of recorded
+    footage without the system's alerts and marks the situations they see; once closed, the marks
+    are matched to the alerts (`lanterne.accountability.recall`). `seed` is what the draw used,
+    so the windows can be drawn again from the same recording index."""
+
+    __tablename__ = "recall_audits"
+    __table_args__ = (
+        CheckConstraint(_in_list("state", RECALL_AUDIT_STATES), name="ck_recall_audits_state"),
+        CheckConstraint("range_end > range_start", name="ck_recall_audits_range"),
+        CheckConstraint("state = 'open' OR closed_at IS NOT NULL", name="ck_recall_audits_closed"),
+        Index("ix_recall_audits_state_closed", "state", "closed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    reviewer: Mapped[str] = mapped_column(String(128))
+    """The account (id) that reviews the windows, and the only one that plays them."""
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    range_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    range_end: Mapped[datetime] = mapped_column(UtcDateTime)
+    cameras: Mapped[list[str]] = mapped_column(JSON)
+    window_seconds: Mapped[int] = mapped_column(Integer)
+    tolerance_seconds: Mapped[float] = mapped_column(Float)
+    seed: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    closed_by: Mapped[str | None] = mapped_column(String(128))
+    note: Mapped[str | None] = mapped_column(String(1000))
+
+
+class RecallWindowRecord(Base):
+    """One drawn window of a recall audit: a camera and a stretch of its recording. Reviewed when
+    the reviewer said they marked everything (or nothing) in it. `watched` (event types the
+    camera was set to detect) and `unmarked` (alerts in the window no mark matched: id, type and
+    times) are written when the audit is scored, so the published figures outlive the alerts; so
+    is `unblinded`, the blinding flag."""
+
+    __tablename__ = "recall_windows"
+    __table_args__ = (
+        UniqueConstraint("audit_id", "seq", name="uq_recall_windows_seq"),
+        CheckConstraint("end_ts > start_ts", name="ck_recall_windows_order"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    audit_id: Mapped[int] = mapped_column(Integer, ForeignKey("recall_audits.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    camera: Mapped[str] = mapped_column(String(64))
+    start_ts: Mapped[datetime] = mapped_column(UtcDateTime)
+    end_ts: Mapped[datetime] = mapped_column(UtcDateTime)
+    reviewed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    watched: Mapped[list[str] | None] = mapped_column(JSON)
+    unmarked: Mapped[list[dict[str, object]] | None] = mapped_column(JSON)
+    unblinded: Mapped[bool | None] = mapped_column()
+    """Written with the score: the audit log shows the reviewer had looked at an alert of the
+    window (its snapshot, clip or decision, or the camera's timeline over it) before closing."""
+
+
+class RecallMarkRecord(Base):
+    """A situation the reviewer saw in a window: its type, when (seconds from the window's start)
+    and, optionally, the zone. No free text: a mark says what happened, never who was there.
+    `matched_event` is the alert it was matched to when the audit was scored (no foreign key:
+    retention deletes alerts, the audit's result stays)."""
+
+    __tablename__ = "recall_marks"
+    __table_args__ = (
+        CheckConstraint(_in_list("type", EVENT_TYPES), name="ck_recall_marks_type"),
+        CheckConstraint("offset_s >= 0", name="ck_recall_marks_offset"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    window_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("recall_windows.id", ondelete="CASCADE"), index=True
+    )
+    type: Mapped[str] = mapped_column(String(32))
+    offset_s: Mapped[float] = mapped_column(Float)
+    zone: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    matched_event: Mapped[str | None] = mapped_column(String(64))

@@ -155,6 +155,40 @@ class SignedHead:
 
 
 @dataclass(frozen=True)
+class RecallRow:
+    """One detector's recall measured by blinded audits (PM-03), beside its precision over the
+    same days: precision says how often an alert was right, recall how much was caught."""
+
+    event_type: str
+    windows: int
+    """Reviewed windows of cameras set to detect this type."""
+    marks: int
+    """Situations of this type the reviewers saw in them."""
+    found: int
+    """Of those, the ones the system alerted."""
+    recall: float | None
+    """found ÷ marks; None when nobody saw such a situation (unknown, not 0)."""
+    interval: tuple[float, float] | None
+    """95 % Wilson interval of the recall."""
+    precision: float | None
+    """Confirmed ÷ decided alerts of this type over the same days, all cameras."""
+    precision_interval: tuple[float, float] | None
+    decided: int
+
+
+@dataclass(frozen=True)
+class RecallSummary:
+    """The blinded recall audits closed in the last `days` days, and how many are still open (an
+    audit is published once closed; one left open is counted, so none disappears unseen)."""
+
+    audits: int = 0
+    windows: int = 0
+    open_audits: int = 0
+    days: int = 365
+    rows: tuple[RecallRow, ...] = ()
+
+
+@dataclass(frozen=True)
 class PublicData:
     site: str
     generated_at: str
@@ -174,6 +208,8 @@ class PublicData:
     register: tuple[RegisterEntry, ...]
     signed_heads: tuple[SignedHead, ...] = ()
     """Newest day first, the last `SIGNED_HEAD_DAYS` days with a checkpoint."""
+    recall: RecallSummary = RecallSummary()
+    """Misses measured by blinded review of sampled footage (PM-03), only from closed audits."""
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON types; camera status is a property, so it is added here."""
@@ -290,6 +326,41 @@ def _signed_heads(engine: Engine, now: datetime) -> tuple[SignedHead, ...]:
     return tuple(out[d] for d in sorted(out, reverse=True))
 
 
+def _recall(engine: Engine, now: datetime) -> RecallSummary:
+    from lanterne.accountability.precision import precision_table, wilson_interval
+    from lanterne.accountability.recall import PUBLISHED_DAYS, published_recall
+
+    published = published_recall(engine, now, PUBLISHED_DAYS)
+    decided: dict[str, list[int]] = {}
+    for p in precision_table(engine, now, days=PUBLISHED_DAYS):
+        tally = decided.setdefault(str(p.type), [0, 0])
+        tally[0] += p.confirmed
+        tally[1] += p.decided
+    rows = []
+    for f in published.by_type:
+        confirmed, n = decided.get(f.key, [0, 0])
+        rows.append(
+            RecallRow(
+                event_type=f.key,
+                windows=f.windows,
+                marks=f.marks,
+                found=f.found,
+                recall=round(f.recall, 4) if f.recall is not None else None,
+                interval=_rounded(f.interval),
+                precision=round(confirmed / n, 4) if n else None,
+                precision_interval=_rounded(wilson_interval(confirmed, n)),
+                decided=n,
+            )
+        )
+    return RecallSummary(
+        audits=published.audits,
+        windows=published.windows,
+        open_audits=published.open_audits,
+        days=PUBLISHED_DAYS,
+        rows=tuple(rows),
+    )
+
+
 def public_data(cfg: Config, engine: Engine, now: datetime) -> PublicData:
     """The public notice as of `now` (timezone-aware), read live from the configuration and the store."""
     from lanterne.accountability.authorisation import Authorisations
@@ -376,4 +447,5 @@ def public_data(cfg: Config, engine: Engine, now: datetime) -> PublicData:
             for a in everything
         ),
         signed_heads=_signed_heads(engine, now),
+        recall=_recall(engine, now),
     )

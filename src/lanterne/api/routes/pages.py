@@ -64,6 +64,12 @@ def wall_page(request: Request) -> Response:
     return _alert_page(request, "wall.html")
 
 
+@router.get("/console/recall")
+def recall_page(request: Request) -> Response:
+    # Blinded recall audits play footage: refused to a role that sees none, like the alert pages.
+    return _alert_page(request, "recall.html")
+
+
 @router.get("/console/review")
 def review_page(request: Request) -> Response:
     # The DPO's queue of findings over the audit log: only the role that audits opens it; anyone

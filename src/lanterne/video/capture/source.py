@@ -31,6 +31,28 @@ RTSP_OPTIONS = {
     # Socket timeout in microseconds: a dead camera must be noticed in seconds, not minutes.
     "timeout": "5000000",
 }
+LIVE_OPTIONS: dict[str, str] = {
+    **RTSP_OPTIONS,
+    # No stream probe: FFmpeg's default reads about 3 s of a 10 fps camera before `open` returns,
+    # then hands those frames over late, so analysis and the live wall start 3 s behind, and the
+    # lag (stream time counted from the open) reads 3 s early for the whole connection. The
+    # camera's SDP already says what the stream is (codec, and the picture size from its
+    # sprop-parameter-sets); `PROBED_OPTIONS` covers a camera whose SDP does not. The first
+    # frame is then the camera's next keyframe: open in 0.2 s, first frame within a GOP.
+    "fflags": "nobuffer",
+    "analyzeduration": "0",
+    "probesize": "32",
+}
+PROBED_OPTIONS: dict[str, str] | None = RTSP_OPTIONS
+"""A camera is opened again with these, FFmpeg's probe, when its SDP left the picture size unknown
+(the recorder copies the stream's parameters); None never probes."""
+LIVE_THREAD_TYPE = "SLICE"
+"""Decoder threads of a live camera. FFmpeg's frame threads (what `AUTO` picks, cores + 1 of
+them) hold every frame back one frame interval per extra thread: 200 ms at 10 fps on 2 cores,
+two thirds of the live wall's latency budget (`benchmarks/live_wall.py`). A site decodes each
+camera on its own thread anyway, so frame threads buy it no throughput (they cost 5-10 % more
+CPU per frame); slice threads still split a camera that sends several slices a frame. Files
+keep `AUTO`: nobody watches them live."""
 
 OPEN_TIMEOUT = 10.0
 """Seconds to open a source (RTSP handshake and stream probe)."""
@@ -75,10 +97,20 @@ def _open(uri: str) -> av.container.InputContainer:
             raise SourceError(f"{target}: file not found; check the camera's source path")
         if p.stat().st_size == 0:
             raise SourceError(f"{target}: file is empty; record or copy the clip again")
+        return _checked(uri, _container(uri, target, None))
+    container = _container(uri, target, LIVE_OPTIONS)
+    if container.streams.video and PROBED_OPTIONS is not None:
+        ctx = container.streams.video[0].codec_context
+        if ctx is None or not (ctx.width and ctx.height):
+            container.close()
+            log.info("%s: the SDP gives no picture size; probing the stream", _redact(uri))
+            container = _container(uri, target, PROBED_OPTIONS)
+    return _checked(uri, container)
+
+
+def _container(uri: str, target: str, options: dict[str, str] | None) -> av.container.InputContainer:
     try:
-        container = av.open(
-            target, options=RTSP_OPTIONS if is_live(uri) else None, timeout=(OPEN_TIMEOUT, READ_TIMEOUT)
-        )
+        return av.open(target, options=options, timeout=(OPEN_TIMEOUT, READ_TIMEOUT))
     except av.error.FileNotFoundError:
         raise SourceError(f"{target}: file not found; check the camera's source path") from None
     except av.error.InvalidDataError:
@@ -95,6 +127,9 @@ def _open(uri: str) -> av.container.InputContainer:
         raise SourceError(
             f"{_redact(uri)}: cannot open ({_reason(exc)}); check the address and the network"
         ) from None
+
+
+def _checked(uri: str, container: av.container.InputContainer) -> av.container.InputContainer:
     if not container.streams.video:
         container.close()
         raise SourceError(f"{_redact(uri)}: has no video stream")
@@ -201,9 +236,19 @@ class FileSource:
             recording, self._recording = self._recording, None
             recording.close()
 
-    def _decode(self, container: av.container.InputContainer, t_offset: float) -> Iterator[Frame]:
+    def _decode(
+        self, container: av.container.InputContainer, t_offset: float, origin: float | None = None
+    ) -> Iterator[Frame]:
+        """The frames of one connection, each at stream time `t_offset` plus its own time since
+        the connection's first frame.
+
+        `origin` (a live camera: the `time.monotonic()` of its stream time 0) sets `t_offset` when
+        the first frame is decoded, not when the connection opened. Opened without a probe, a
+        camera's first decodable frame is its next keyframe, up to a GOP after the open: stamped
+        from the open, every frame of the connection would look that much late, and the lag
+        (`wall_origin`) would never fall under `runner.LAG_CLEAR_SECONDS` with a 1 s GOP."""
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        stream.thread_type = LIVE_THREAD_TYPE if is_live(self.uri) else "AUTO"
         period = 1.0 / self.fps if self.fps else 0.0
         first_pts: float | None = None
         next_due = 0.0
@@ -246,6 +291,8 @@ class FileSource:
                         raw = (here - 1) / fallback_rate
                     if first_pts is None:
                         first_pts = raw
+                        if origin is not None:
+                            t_offset = time.monotonic() - origin
                     t = raw - first_pts
                     if t <= last_t:
                         # Broken timestamps (B-frame reordering glitches, wrapped clocks) must not
@@ -350,7 +397,7 @@ class LiveSource(FileSource):
                 continue
             try:
                 delivered = self.stats.frames_selected
-                for frame in self._decode(container, t_offset=time.monotonic() - started):
+                for frame in self._decode(container, time.monotonic() - started, origin=started):
                     if self.stop.is_set():
                         return
                     yield frame

@@ -429,12 +429,20 @@ class LiveEncoder:
                 log.warning("live %s: closing the encoder failed (%s)", self.camera, type(exc).__name__)
             finally:
                 self._udp.close()
+        s = self.stats
+        # What the stream did and cost, once at its end: how often it failed closed is what tells
+        # an operator whether the live picture was usable, and the CPU what one tile costs.
         log.info(
-            "live %s: stopped after %d frames (%d pixelated whole, %d send errors)",
+            "live %s: stopped after %d frames (%d pixelated whole, %d skipped above the tile's rate, "
+            "%d encode errors, %d send errors; %.2f CPU s, %.1f ms a frame)",
             self.camera,
-            self.stats.frames_sent,
-            self.stats.fail_closed_frames,
-            self.stats.send_errors,
+            s.frames_sent,
+            s.fail_closed_frames,
+            s.frames_skipped,
+            s.encode_errors,
+            s.send_errors,
+            s.encode_seconds,
+            1000 * s.encode_seconds / max(1, s.frames_sent + s.encode_errors),
         )
 
     @property

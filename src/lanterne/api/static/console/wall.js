@@ -103,10 +103,12 @@ class Tile {
     this.node.setAttribute("data-state", state);
   }
 
+  // Start a view of `camera` on this tile (with protection removed when `raw` holds the reason,
+  // reference and minutes); true when it plays, false when refused (the reason is shown).
   async show(camera, raw) {
     if (!purpose()) {
       say("State the purpose of this wall session first.");
-      return;
+      return false;
     }
     await this.stop();
     this.camera = camera;
@@ -119,12 +121,13 @@ class Tile {
       this.view = null;
       this.render();
       this.setState("unavailable");
-      return;
+      return false;
     }
     say("");
     this.render();
     this.heartbeat();
     this.play();
+    return true;
   }
 
   heartbeat() {
@@ -444,8 +447,12 @@ dialog.addEventListener("close", async () => {
     minutes: Number(document.getElementById("unmask-minutes").value),
   };
   const camera = tile.camera;
-  await tile.show(camera, raw);
-  if (!tile.view) await tile.show(camera); // refused: back to the anonymised picture
+  if (!(await tile.show(camera, raw))) {
+    // Refused: back to the anonymised picture, the refusal's reason kept on screen.
+    const why = document.getElementById("message").textContent;
+    await tile.show(camera);
+    say(why);
+  }
 });
 
 // --- the session's purpose, and start --------------------------------------------------------

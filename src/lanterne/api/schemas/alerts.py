@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from lanterne.accountability.alerts import AlertState
 from lanterne.api.deps import MaybePurpose
+from lanterne.api.schemas.requests import UtcTime
 
 
 class AlertQuery(BaseModel):
@@ -17,7 +17,9 @@ class AlertQuery(BaseModel):
     state: AlertState | None = None
     camera: str | None = None
     limit: Annotated[int, Field(ge=1, le=500)] = 100
-    before: datetime | None = Field(None, description="only alerts that started before (ISO time)")
+    before: UtcTime | None = Field(
+        None, description="only alerts that started before (ISO time; out of range is refused)"
+    )
 
 
 class ClipQuery(BaseModel):

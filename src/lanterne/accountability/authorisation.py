@@ -450,6 +450,10 @@ _NEVER_BEFORE = datetime.min.replace(tzinfo=UTC)
 _NEVER_AFTER = datetime.max.replace(tzinfo=UTC)
 
 
+REFRESH_SECONDS = 5.0
+"""How often a gate reads the register when nobody tells it of a change (see `changed`)."""
+
+
 class AlertingGate:
     """Answers, for one camera, whether a rule may run now; switches alerting on and off by itself.
 
@@ -479,7 +483,7 @@ class AlertingGate:
         audit: AuditLog,
         legal_end_date: date | None,
         clock: Clock = _now,
-        refresh_seconds: float = 5.0,
+        refresh_seconds: float = REFRESH_SECONDS,
         *,
         event_types: Iterable[EventType] | None = None,
         assessments: Callable[[Sequence[Authorisation]], Mapping[str, tuple[str, ...]]] | None = None,
@@ -684,7 +688,11 @@ def watched_types(camera: object) -> frozenset[EventType]:
 
 
 def gates_for(
-    cfg: Config, engine: Engine, audit: AuditLog, clock: Clock = _now, refresh_seconds: float = 5.0
+    cfg: Config,
+    engine: Engine,
+    audit: AuditLog,
+    clock: Clock = _now,
+    refresh_seconds: float = REFRESH_SECONDS,
 ) -> dict[str, AlertingGate]:
     """One gate per camera of the configuration, sharing one register.
 

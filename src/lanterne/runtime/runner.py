@@ -427,7 +427,7 @@ class Runner:
     def start(self, cameras: Iterable[str] | None = None) -> None:
         """Start the shared services and the cameras named (None: every configured camera; a
         worker starts with none and adds them as it gains their leases)."""
-        from lanterne.accountability.authorisation import gates_for
+        from lanterne.accountability.authorisation import REFRESH_SECONDS, gates_for
         from lanterne.runtime.site import open_site
 
         site = open_site(self.cfg)
@@ -450,19 +450,13 @@ class Runner:
             # The public must be told before alerting starts (TR-01).
             require_notice(self.cfg, self.store.engine)
             self.suspensions = Suspensions(self.store.engine, self.audit, self.cfg.suspension)
-        from lanterne.accountability.stops import Stops
+        from lanterne.accountability.stops import REFRESH_S, Stops
 
         # Supervisors' stops (HO-03), read at most every second by every camera worker.
-        self.stops = (
-            Stops(self.store.engine, self.audit)
-            if self.control_refresh is None
-            else Stops(self.store.engine, self.audit, refresh=self.control_refresh)
-        )
+        self.stops = Stops(self.store.engine, self.audit, refresh=self.control_refresh or REFRESH_S)
         # One gate per camera in every mode: a camera without a gate never alerts.
-        self.gates = (
-            gates_for(self.cfg, self.store.engine, self.audit)
-            if self.control_refresh is None
-            else gates_for(self.cfg, self.store.engine, self.audit, refresh_seconds=self.control_refresh)
+        self.gates = gates_for(
+            self.cfg, self.store.engine, self.audit, refresh_seconds=self.control_refresh or REFRESH_SECONDS
         )
         for gate in self.gates.values():
             gate.check()

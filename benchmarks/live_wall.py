@@ -9,6 +9,14 @@ analysing them and encoding the watched ones (scale, pixelate, x264, RTP), `lant
 the Janus it starts on the first live request, and Debian's chromium (Playwright) logged in as an
 operator on `/console/wall`, clicking cameras onto tiles.
 
+Each camera's clock is configured as a motion mask (`cameras[].motion_masks`, a rectangle a few
+pixels around its blocks), as a user masks a camera's on-screen clock: otherwise the clock alone
+is motion on every frame (`benchmarks/per_frame_costs.py --clock`). `--no-motion-mask` measures
+without it. The sweeping bar is motion the gate must not ignore, so the detector still runs on
+every analysed frame; `--detector-interval S` sets `detector.interval_seconds` (boxes carried by
+optical flow between detections, at some loss of recall: docs/config.md) to see what a 2-core
+machine needs for 16 such cameras.
+
 In the page, every frame a tile's `<video>` presents (`requestVideoFrameCallback`) has its clock
 read (`tests/support/clock.py CLOCK_JS`); `Date.now()` minus the clock is the camera-to-screen
 latency, anonymisation included. A frame whose blocks do not read counts as not decoded.
@@ -34,7 +42,7 @@ the machine little besides what is measured. The page's readings are kept in `wi
 beside the logs.
 
     .venv/bin/python benchmarks/live_wall.py [--quick] [--cameras 16] [--servers 4] [--seconds 30]
-        [--fps 10] [--compare-source]
+        [--fps 10] [--compare-source] [--no-motion-mask] [--detector-interval 0]
 """
 
 from __future__ import annotations
@@ -67,6 +75,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from tests.support.browser import chromium, free_port  # noqa: E402
 from tests.support.clock import CLOCK_JS  # noqa: E402
 from tests.support.rtsp import clock_camera  # noqa: E402
+from tests.support.rtsp_clock_server import cells as clock_cells  # noqa: E402
 
 from _accounts import cleared_operator  # noqa: E402  same folder: run as a script
 from lanterne.accountability.cameras import camera_health  # noqa: E402
@@ -220,7 +229,7 @@ def lanterne_serve(config: Path, log: Path) -> Iterator[tuple[str, int]]:
     base = f"http://127.0.0.1:{port}"
     args = [sys.executable, "-m", "lanterne.cli.main", "serve", "--config", str(config), "--port", str(port)]
     with process(args, log) as proc:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a loaded 2-core machine imports slowly
         while True:
             try:
                 with urllib.request.urlopen(base + "/public/style.css", timeout=1):
@@ -232,10 +241,35 @@ def lanterne_serve(config: Path, log: Path) -> Iterator[tuple[str, int]]:
         yield base, proc.pid
 
 
-def site(work: Path, urls: list[str], fps: float, name: str = "site.yaml") -> tuple[Path, str]:
+CLOCK_MARGIN = 4
+"""Pixels a user's rectangle leaves around the clock's blocks."""
+
+
+def clock_mask(size: tuple[int, int] = (640, 360)) -> dict[str, Any]:
+    """The motion mask a user draws over the clock camera's on-screen clock, in frame fractions
+    as zones are."""
+    c = clock_cells(*size)
+    w, h = size
+    x0 = max(min(b[0] for b in c) - CLOCK_MARGIN, 0) / w
+    y0 = max(min(b[1] for b in c) - CLOCK_MARGIN, 0) / h
+    x1 = min(max(b[2] for b in c) + CLOCK_MARGIN, w) / w
+    y1 = min(max(b[3] for b in c) + CLOCK_MARGIN, h) / h
+    return {"id": "clock", "polygon": [[x0, y0], [x1, y0], [x1, y1], [x0, y1]], "reason": "on-screen clock"}
+
+
+def site(
+    work: Path,
+    urls: list[str],
+    fps: float,
+    name: str = "site.yaml",
+    motion_mask: bool = True,
+    detector_interval: float = 0.0,
+) -> tuple[Path, str]:
     db = f"sqlite:///{work / 'lanterne.db'}"
+    masks = [clock_mask()] if motion_mask else []
     config = {
         "mode": "statistics",
+        "detector": {"interval_seconds": detector_interval},
         "site": "live wall benchmark",
         "store": {"url": db, "evidence_dir": str(work / "evidence")},
         "audit": {"key_path": str(work / "audit.key")},
@@ -246,6 +280,7 @@ def site(work: Path, urls: list[str], fps: float, name: str = "site.yaml") -> tu
                 "source": url,
                 "fps": fps,
                 "location": {"lat": 48.88 + i * 0.001, "lon": 2.355},
+                "motion_masks": masks,
             }
             for i, url in enumerate(urls)
         ],
@@ -466,6 +501,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also watch one tile with the RTSP reader's previous settings (restarts lanterne run)",
     )
+    ap.add_argument(
+        "--no-motion-mask",
+        dest="motion_mask",
+        action="store_false",
+        help="leave the cameras' clocks unmasked (every clock change is motion)",
+    )
+    ap.add_argument(
+        "--detector-interval",
+        type=float,
+        default=0.0,
+        help="detector.interval_seconds of every camera (0: the detector may run on every analysed frame)",
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.cameras, args.seconds = min(args.cameras, 4), min(args.seconds, 10.0)
@@ -476,8 +523,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"set-up: {n} clock cameras 640x360 @ 10 fps (x264 zerolatency, keyframe every second) from "
         f"{servers} RTSP server(s), analysed at {args.fps:g} fps (statistics mode, YOLOX-Nano, motion "
-        f"gate); lanterne run + lanterne serve + Janus + headless chromium on this machine; "
-        f"{args.seconds:g} s windows\n",
+        f"gate, clock {'masked' if args.motion_mask else 'not masked'}, detector interval "
+        f"{args.detector_interval:g} s); lanterne run + lanterne serve + Janus + headless chromium on "
+        f"this machine; {args.seconds:g} s windows\n",
         flush=True,
     )
     work = Path(tempfile.mkdtemp(prefix="lanterne-live-wall-"))
@@ -485,7 +533,14 @@ def main(argv: list[str] | None = None) -> int:
     window = args.seconds
     with ExitStack() as stack:
         urls = [stack.enter_context(clock_camera()).url for _ in range(servers)]
-        config, db = site(work, [urls[i % servers] for i in range(n)], args.fps)
+        config, db = site(
+            work,
+            [urls[i % servers] for i in range(n)],
+            args.fps,
+            "site.yaml",
+            args.motion_mask,
+            args.detector_interval,
+        )
         store = Store.open(db)
         codes = cleared_operator(store, "op-bench", PASSWORD, ["*"])
         store.close()
@@ -531,7 +586,9 @@ def main(argv: list[str] | None = None) -> int:
             # say when it is in real time.
             run.send_signal(signal.SIGTERM)
             run.wait(timeout=30)
-            single, _ = site(work, urls[:1], args.fps, "one-camera.yaml")
+            single, _ = site(
+                work, urls[:1], args.fps, "one-camera.yaml", args.motion_mask, args.detector_interval
+            )
             for name, patch in (("current", None), ("previous", PREVIOUS_SOURCE)):
                 with lanterne_run(single, work / f"run-{name}-reader.log", patch) as reader:
                     time.sleep(20.0)

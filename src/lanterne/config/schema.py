@@ -114,6 +114,39 @@ class PrivacyMask(Strict):
         return v
 
 
+class MotionMask(Strict):
+    """Changes here never wake the detector (an on-screen clock, a flag), but nothing is hidden.
+
+    Unlike a privacy mask it hides nothing: the detector still looks there whenever motion
+    elsewhere, a tracked object or the periodic refresh makes it examine the frame, so a person
+    walking through a masked caption is still detected, tracked and anonymised."""
+
+    id: str = Field(
+        ...,
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        title="Motion mask id",
+        description="Unique within the camera; letters, digits, `_ . -`.",
+    )
+    polygon: list[Point] = Field(
+        ...,
+        title="Polygon",
+        description="Corners as `[x, y]` fractions of the frame width and height (0..1), in order, as for zones. Changes inside are not motion: the motion gate grows the polygon by about 1% of the frame width, so the soft edge of a changing clock does not leak out of it; draw it around the clock or caption, not around where people walk.",
+    )
+    reason: str = Field(
+        "",
+        max_length=200,
+        title="Reason",
+        description="What changes there, e.g. `on-screen clock` or `flag on the town hall`.",
+    )
+
+    @field_validator("polygon")
+    @classmethod
+    def _polygon(cls, v: list[Point]) -> list[Point]:
+        if len(v) < 3:
+            raise ValueError("needs at least 3 points")
+        return v
+
+
 class Location(Strict):
     lat: float = Field(..., ge=-90, le=90, title="Latitude", description="WGS84 degrees.")
     lon: float = Field(..., ge=-180, le=180, title="Longitude", description="WGS84 degrees.")
@@ -153,6 +186,11 @@ class Camera(Strict):
         title="Privacy masks",
         description="Areas of the image that are never analysed, shown or exported (LB-06), such as the windows and entrances of dwellings.",
     )
+    motion_masks: list[MotionMask] = Field(
+        default_factory=list,
+        title="Motion masks",
+        description="Areas whose changes do not count as motion, so that an on-screen clock (OSD), a caption or a waving flag does not run the detector on every frame of an otherwise still scene. The detector, the rules and the pictures are unaffected: objects inside are still detected, tracked and anonymised. Not a privacy measure (see `privacy_masks`), and a person moving only inside one is found at the next refresh; docs/motion.md.",
+    )
     record: Literal["continuous", "events", "off"] = Field(
         "events",
         title="Recording",
@@ -170,6 +208,7 @@ class Camera(Strict):
     def _unique_zones(self) -> Camera:
         _refuse_duplicates("zone id", [z.id for z in self.zones])
         _refuse_duplicates("privacy mask id", [m.id for m in self.privacy_masks])
+        _refuse_duplicates("motion mask id", [m.id for m in self.motion_masks])
         return self
 
 

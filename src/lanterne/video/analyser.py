@@ -257,7 +257,8 @@ class CameraAnalyser:
 
     def _objects(self, frame: Frame) -> tuple[TrackedObject, ...]:
         if self._gate is None:
-            self._gate = MotionGate(self.cfg.motion, frame.size)
+            ignore = [m.polygon for m in self.camera.motion_masks]
+            self._gate = MotionGate(self.cfg.motion, frame.size, ignore=ignore)
         t = frame.pts
         last = self.tracker.coast(t)
         self._note_movement(last, t)

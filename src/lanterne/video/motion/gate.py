@@ -9,6 +9,12 @@ distant people get more network pixels than on the full frame).
 What the gate cannot do: in a crowded plaza motion is everywhere, and it falls back to full
 frames (no saving); and an object that stops becomes background after a few seconds, which is
 why the caller passes the tracker's current boxes as `keep`.
+
+Motion masks (`cameras[].motion_masks`, Frigate's name for the same thing) are parts of the
+picture whose changes are not motion: a clock burned into the picture changes every frame, and
+without a mask it alone keeps the detector running on every frame of an empty street (measured on
+the clock camera of `benchmarks/live_wall.py`, `benchmarks/per_frame_costs.py --clock`). Masked
+pixels are dropped from the change mask only; the detector still sees them whenever it runs.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import cv2
 import numpy as np
 
 from lanterne.config.schema import MotionSettings
+from lanterne.core.masks import pixel_polygons
 from lanterne.video.detectors.base import PixelBox
 
 MOTION_WIDTH = 180
@@ -42,6 +49,11 @@ PAD_SHARE = 0.2
 """Each box grows by this share of its size on every side: motion boxes cover only the
 changed part of a mover, and a tracked box lags a moving object by one frame."""
 PAD_PIXELS = 8
+MASK_GROWTH = 2
+"""Pixels of the grey picture (about 1% of its width) a motion mask is grown by on every side:
+the 5x5 blur spreads a changing clock's edge 2 pixels beyond it, and the compression's ringing
+around sharp blocks does the same; a mask drawn tight around the clock would leak that fringe as
+motion on every frame."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +65,8 @@ class MotionResult:
     pixels, disjoint)."""
 
     changed_share: float
-    """Share of the (downscaled) picture that differs from the background; 0 when the gate is
-    disabled and nothing was measured."""
+    """Share of the (downscaled) picture outside the motion masks that differs from the
+    background; 0 when the gate is disabled and nothing was measured."""
     regions: tuple[PixelBox, ...]
     run_detector: bool
     full_frame: bool
@@ -99,9 +111,29 @@ class MotionGate:
     >>> still = np.full((480, 640, 3), 90, np.uint8)
     >>> [gate.update(still, t).run_detector for t in (0.0, 1.0, 2.0, 5.0)]
     [True, False, False, True]
+
+    A clock in the top-left corner wakes the detector on every frame, unless it is masked:
+
+    >>> def ticking(t):
+    ...     frame = still.copy()
+    ...     frame[20:60, 20:200] = 40 + 50 * round(t * 10)  # a new time, new digits
+    ...     return frame
+    >>> gate = MotionGate(MotionSettings(), (640, 480))
+    >>> [gate.update(ticking(t), t).run_detector for t in (0.0, 0.1, 0.2, 0.3)]
+    [True, True, True, True]
+    >>> clock = [[(0.02, 0.03), (0.33, 0.03), (0.33, 0.14), (0.02, 0.14)]]
+    >>> gate = MotionGate(MotionSettings(), (640, 480), ignore=clock)
+    >>> [gate.update(ticking(t), t).run_detector for t in (0.0, 0.1, 0.2, 0.3)]
+    [True, False, False, False]
     """
 
-    def __init__(self, settings: MotionSettings, frame_size: tuple[int, int]) -> None:
+    def __init__(
+        self,
+        settings: MotionSettings,
+        frame_size: tuple[int, int],
+        ignore: Sequence[Sequence[tuple[float, float]]] = (),
+    ) -> None:
+        """`ignore`: the camera's motion masks, polygons in frame fractions."""
         self.settings = settings
         self.width, self.height = frame_size
         self.small_w = min(MOTION_WIDTH, self.width)
@@ -110,6 +142,18 @@ class MotionGate:
         self._sy = self.height / self.small_h
         self._kernel = np.ones((3, 3), np.uint8)
         self._min_contour = max(settings.min_area * self.small_w * self.small_h, 2.0)
+        self._watched: np.ndarray | None = None
+        """255 where a change counts, 0 under a motion mask (None: no mask, nothing to clear)."""
+        self._watched_pixels = self.small_w * self.small_h
+        if ignore:
+            masked = np.zeros((self.small_h, self.small_w), np.uint8)
+            polygons = list(pixel_polygons(ignore, (self.small_w, self.small_h)))
+            cv2.fillPoly(masked, polygons, 255)
+            cv2.polylines(masked, polygons, True, 255, 1)
+            grow = 2 * MASK_GROWTH + 1
+            masked = cv2.dilate(masked, np.ones((grow, grow), np.uint8))
+            self._watched = cv2.bitwise_not(masked)
+            self._watched_pixels = cv2.countNonZero(self._watched)
         self._background: np.ndarray | None = None
         self._last_t: float | None = None
         self._last_full: float = -math.inf
@@ -148,7 +192,11 @@ class MotionGate:
 
         diff = cv2.absdiff(grey, cv2.convertScaleAbs(self._background))
         _, mask = cv2.threshold(diff, self.settings.threshold, 255, cv2.THRESH_BINARY)
-        share = cv2.countNonZero(mask) / mask.size
+        if self._watched is not None:
+            cv2.bitwise_and(mask, self._watched, dst=mask)
+        # A share of what is watched: with half the view masked, a lighting switch still changes
+        # more than RECALIBRATE_SHARE of it. Everything masked: nothing is ever motion.
+        share = cv2.countNonZero(mask) / self._watched_pixels if self._watched_pixels else 0.0
         if share > RECALIBRATE_SHARE:
             self._background = grey.astype(np.float32)
             return self._full(t, share)

@@ -28,8 +28,11 @@ Months and days are in UTC, like every timestamp in the store.
 from __future__ import annotations
 
 import math
+import threading
+import time
+import weakref
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -236,6 +239,135 @@ def precision_table(engine: Engine, now: datetime, days: int | None = 30) -> lis
     return [tallies[k].precision(k[0], EventType(k[1])) for k in sorted(tallies)]
 
 
+@dataclass(frozen=True, slots=True)
+class Verdicts:
+    """The operators' verdicts on one detector on one camera: what an alert card shows beside it."""
+
+    confirmed: int = 0
+    dismissed: int = 0
+
+    @property
+    def decided(self) -> int:
+        return self.confirmed + self.dismissed
+
+    @property
+    def precision(self) -> float | None:
+        return self.confirmed / self.decided if self.decided else None
+
+
+DECIDED_STATES = ("confirmed", "dismissed")
+
+
+def verdicts(
+    engine: Engine,
+    now: datetime,
+    days: int = 30,
+    *,
+    camera: str | None = None,
+    type: EventType | str | None = None,
+) -> dict[tuple[str, str], Verdicts]:
+    """Confirmed and dismissed alerts per (camera, type) over the `days` before `now`, in one
+    grouped query: the same figures as `precision` for every detector at once.
+
+    It reads only decided events, through the event's own state (`events.state`, kept equal to
+    its latest step by the decision's transaction, migration 0011) and the partial index on it,
+    instead of every alert joined to its history: decided events are a tenth of a city's 10 M, and
+    an alert still `new` changes no precision."""
+    since, until = _window(now, days)
+    assert since is not None  # days is an int here
+    e = EventRecord
+    live = (
+        select(e.camera, e.type, e.state, func.count().label("n"))
+        .where(e.state.in_(DECIDED_STATES), e.mode == ALERT_MODE, e.start_ts >= since, e.start_ts <= until)
+        .group_by(e.camera, e.type, e.state)
+    )
+    if camera is not None:
+        live = live.where(e.camera == camera)
+    if type is not None:
+        live = live.where(e.type == str(type))
+    counts: dict[tuple[str, str], list[int]] = {}
+    with engine.connect() as conn:
+        for r in conn.execute(live):
+            counts.setdefault((r.camera, r.type), [0, 0])[r.state == "dismissed"] += int(r.n)
+        agg = _aggregated(since.date(), until.date(), camera, EventType(type) if type else None)
+        for r in conn.execute(agg):
+            c = counts.setdefault((r.camera, r.type), [0, 0])
+            c[0] += int(r.confirmed or 0)
+            c[1] += int(r.dismissed or 0)
+    return {k: Verdicts(*c) for k, c in counts.items() if c[0] or c[1]}
+
+
+class PrecisionBoard:
+    """Every detector's precision on every camera over `days`, precomputed for the alert list.
+
+    The alert list shows the precision of each alert's detector. Asked per detector and per
+    request, 50 consoles opening together ran thousands of precision queries at once (p95 1.5 s on
+    PostgreSQL). The board is one grouped query (`verdicts`), shared by every request of the
+    process. Reads never wait for a refresh except the very first: when the board is older than
+    `ttl_s`, the one request that notices refreshes it while the others read the previous one.
+    A decision taken here refreshes its own detector's row at once (`refresh`), so the operator
+    who decided sees it; decisions taken by another process show within `ttl_s`.
+    """
+
+    def __init__(
+        self, engine: Engine, days: int = 30, ttl_s: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        # Weakly: the API keeps one board per engine in a weak-keyed map, which a strong
+        # reference back to its key would keep alive (and its pool's connections open) forever.
+        self._engine = weakref.ref(engine)
+        self.days = days
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._table: dict[tuple[str, str], Verdicts] | None = None
+        self._at = 0.0
+        self._lock = threading.Lock()
+        self._refreshing = False
+
+    def get(self, camera: str, type: EventType | str, now: datetime) -> Verdicts:
+        return self._current(now).get((camera, str(type)), Verdicts())
+
+    def _current(self, now: datetime) -> dict[tuple[str, str], Verdicts]:
+        table = self._table
+        if table is None:
+            with self._lock:  # the first readers wait for one query, not one each
+                if self._table is None:
+                    self._table, self._at = self._recount(now), self._clock()
+                return self._table
+        if self._clock() - self._at < self.ttl_s:
+            return table
+        with self._lock:
+            if self._refreshing:
+                return table
+            self._refreshing = True
+        try:
+            fresh, at = self._recount(now), self._clock()
+            with self._lock:
+                self._table, self._at = fresh, at
+            return fresh
+        finally:
+            self._refreshing = False
+
+    @property
+    def engine(self) -> Engine:
+        engine = self._engine()
+        if engine is None:
+            raise RuntimeError("this precision board's store was closed; open the store again")
+        return engine
+
+    def _recount(self, now: datetime) -> dict[tuple[str, str], Verdicts]:
+        return verdicts(self.engine, now, self.days)
+
+    def refresh(self, camera: str, type: EventType | str, now: datetime) -> Verdicts:
+        """Recount one detector (after a decision on one of its alerts) and return its row."""
+        row = verdicts(self.engine, now, self.days, camera=camera, type=type).get(
+            (camera, str(type)), Verdicts()
+        )
+        with self._lock:
+            if self._table is not None:
+                self._table = {**self._table, (camera, str(type)): row}
+        return row
+
+
 def monthly_stats(engine: Engine, now: datetime) -> list[MonthStat]:
     """Alerts and decisions per UTC month and event type, all cameras, up to `now`, oldest first.
 
@@ -272,4 +404,14 @@ def monthly_stats(engine: Engine, now: datetime) -> list[MonthStat]:
     ]
 
 
-__all__ = ["MonthStat", "Precision", "monthly_stats", "precision", "precision_table", "wilson_interval"]
+__all__ = [
+    "MonthStat",
+    "Precision",
+    "PrecisionBoard",
+    "Verdicts",
+    "monthly_stats",
+    "precision",
+    "precision_table",
+    "verdicts",
+    "wilson_interval",
+]

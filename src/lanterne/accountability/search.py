@@ -9,6 +9,12 @@ At city scale (10 million events) a search must never touch every matching row: 
 event's own column (`events.state`, written with each decision), pages follow a keyset cursor
 (the last row's sort key) instead of an OFFSET, and the count stops at `COUNT_CAP`, so each part
 reads one index from its start and stops after a page. `docs/performance.md` has the figures.
+
+Migration 0018 adds indexes for the usual conjunctions; where filters go together in a way no
+index follows (a zone and an object class, say), even a capped count can read hundreds of
+thousands of rows. On PostgreSQL the count therefore has a time budget
+(`COUNT_BUDGET_MS`); past it the answer carries the planner's estimate, rounded and flagged as one
+(`total_estimated`), never presented as a count.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, Select, func, literal, select, tuple_
+from sqlalchemy import Connection, Engine, Select, func, literal, select, tuple_
+from sqlalchemy.exc import OperationalError
 
 from lanterne.accountability.alerts import AlertState
 from lanterne.core.types import EventType
@@ -31,6 +38,14 @@ from lanterne.store.tables import EventRecord
 COUNT_CAP = 10_000
 """Counting stops here: beyond it a count costs a scan of every match (seconds over millions of
 events) and tells an operator nothing more than "narrow the search"."""
+
+COUNT_BUDGET_MS = 100
+"""PostgreSQL's time for the count, after which the planner's estimate is given instead: half the
+search's 200 ms goal. The page itself has no budget: it is what the operator asked for, and its
+plan stops after one page."""
+
+QUERY_CANCELED = "57014"
+"""PostgreSQL's SQLSTATE for a statement stopped by `statement_timeout`."""
 
 
 class Sort(StrEnum):
@@ -76,6 +91,9 @@ class SearchResult:
     items: list[FoundEvent]
     next_cursor: str | None
     """Where the page after this one starts (`after=`); None on the last page."""
+    total_estimated: bool = False
+    """True when counting ran out of its time budget: `total` is then the planner's estimate,
+    rounded to two significant digits ("about 120,000"), not a count (`total_exact` is False)."""
 
 
 class CursorError(ValueError):
@@ -200,10 +218,58 @@ def search_statements(
     # Counted newest first: a bare LIMIT lets PostgreSQL pick a table scan that expects matches
     # spread evenly, and reads millions of rows when they cluster (a busy camera's one type: 0.5 s
     # over 10 M events); in start order it walks an index that ends with the start time, as a page
-    # does (every sort: the confidence has no index to walk).
-    newest = (EventRecord.start_ts.desc(), EventRecord.id.desc())
-    matches = select(EventRecord.id).where(*conds).order_by(*newest).limit(count_cap + 1).subquery()
-    return q, select(func.count()).select_from(matches)
+    # does (every sort). Nothing but the start time, though: an id to select or to order by is in
+    # no filter's index, and fetching it from the table made counting 10,000 of a busy camera's
+    # events 300 ms of scattered reads where the index alone answers in a few.
+    matches = (
+        select(literal(1))
+        .select_from(EventRecord)
+        .where(*conds)
+        .order_by(EventRecord.start_ts.desc())
+        .limit(count_cap + 1)
+    )
+    return q, select(func.count()).select_from(matches.subquery())
+
+
+def about(n: int) -> int:
+    """`n` rounded to two significant digits, so that an estimate does not read as a count.
+
+    >>> about(123_456), about(87), about(1_049)
+    (120000, 87, 1000)
+    """
+    if n < 100:
+        return n
+    scale = 10 ** (len(str(n)) - 2)
+    return round(n / scale) * scale
+
+
+def _estimate(conn: Connection, stmt: Select[Any]) -> int:
+    """The planner's estimate of the rows `stmt` returns (PostgreSQL's EXPLAIN: no row is read).
+    Extended statistics (migration 0018) keep it near the truth for correlated filters."""
+    compiled = stmt.compile(dialect=conn.dialect)
+    plan = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params).scalar_one()
+    if isinstance(plan, str | bytes):
+        plan = json.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def _budgeted_count(
+    conn: Connection, count: Select[Any], matches: Select[Any], budget_ms: int
+) -> tuple[int, bool]:
+    """(count, estimated): the capped count if PostgreSQL finishes it within `budget_ms`, else
+    the planner's estimate of every match. In a savepoint, so that the cancelled statement leaves
+    the search's transaction usable (and takes its `SET LOCAL` with it)."""
+    savepoint = conn.begin_nested()
+    try:
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(budget_ms)}")
+        total = int(conn.execute(count).scalar_one())
+    except OperationalError as exc:
+        savepoint.rollback()
+        if getattr(exc.orig, "sqlstate", None) != QUERY_CANCELED:
+            raise
+        return _estimate(conn, matches), True
+    savepoint.commit()
+    return total, False
 
 
 def search_events(
@@ -216,23 +282,35 @@ def search_events(
     page_size: int = 50,
     after: str | None = None,
     count_cap: int = COUNT_CAP,
+    count_budget_ms: int | None = COUNT_BUDGET_MS,
 ) -> SearchResult:
     """One page of the events of the cameras in `scope` (`"*"`: every camera) that match
     `filters`, in `sort` order, with the count over all pages (exact up to `count_cap`).
 
     The page starts after the cursor `after` (from a previous page's `next_cursor`) or, without
     one, at `page` (an OFFSET: kept for the first pages, it reads every row it skips). A bad
-    cursor raises CursorError."""
+    cursor raises CursorError. On PostgreSQL a count that takes longer than `count_budget_ms`
+    (None: no budget) is replaced by the planner's estimate (`total_estimated`). SQLite, the
+    embedded store of one site, counts up to the cap: its tables stay small enough."""
     q, count = search_statements(
         scope, filters, sort=sort, page=page, page_size=page_size, after=after, count_cap=count_cap
     )
-    with engine.connect() as conn:
+    estimated = False
+    with engine.connect() as conn, conn.begin():
         rows = conn.execute(q).all()
-        total = int(conn.execute(count).scalar_one())
+        if count_budget_ms is not None and conn.dialect.name == "postgresql":
+            matches = select(EventRecord.id).where(*_conditions(scope, filters))
+            total, estimated = _budgeted_count(conn, count, matches, count_budget_ms)
+        else:
+            total = int(conn.execute(count).scalar_one())
     more, rows = len(rows) > page_size, rows[:page_size]
+    if estimated:
+        # An estimate below what this page shows would contradict the page itself.
+        total = about(max(total, len(rows) + (page - 1) * page_size + more))
     return SearchResult(
-        total=min(total, count_cap),
-        total_exact=total <= count_cap,
+        total=total if estimated else min(total, count_cap),
+        total_exact=not estimated and total <= count_cap,
+        total_estimated=estimated,
         items=[
             FoundEvent(
                 id=r.id,

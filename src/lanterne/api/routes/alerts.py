@@ -56,7 +56,7 @@ from lanterne.accountability.alerts import (
     list_alerts,
 )
 from lanterne.accountability.outbound import outbox_for
-from lanterne.accountability.precision import precision
+from lanterne.accountability.precision import PrecisionBoard
 from lanterne.api.deps import (
     AuditDep,
     ClockDep,
@@ -85,7 +85,6 @@ from lanterne.api.schemas.common import ERRORS, iso_utc
 from lanterne.audit import Action, AuditLog
 from lanterne.config.schema import Camera
 from lanterne.core.errors import RecordingError
-from lanterne.core.types import EventType
 from lanterne.video.evidence.writer import POST_SECONDS, PRE_SECONDS
 from lanterne.video.recording import recording_mode
 
@@ -125,49 +124,33 @@ router = APIRouter(tags=["alerts"], responses=ERRORS)
 
 
 class _Precisions:
-    """Measured precision per (camera, type), computed once per request: a queue of 100 alerts
-    usually comes from a handful of detectors."""
+    """Measured precision per (camera, type) for one request, read from the process's board."""
 
     def __init__(self, engine: Engine, now: datetime) -> None:
-        self.engine = engine
+        self.board = precision_board(engine)
         self.now = now
-        self.cache: dict[tuple[str, str], PrecisionOut] = {}
 
     def __call__(self, camera: str, type: str) -> PrecisionOut:
-        key = (camera, type)
-        if key not in self.cache:
-            self.cache[key] = _shared_precision(self.engine, camera, type, self.now)
-        return self.cache[key]
+        v = self.board.get(camera, type, self.now)
+        return PrecisionOut(confirmed=v.confirmed, decided=v.decided, value=v.precision, days=PRECISION_DAYS)
 
 
 PRECISION_TTL_S = 10.0
-"""A 30-day precision moves slowly; sharing it between requests for a few seconds keeps 50 open
-consoles from running one precision query per detector on every refresh (measured: the alert
-list cost 170 ms of server time before, dominated by these queries)."""
-_precision_cache: weakref.WeakKeyDictionary[Engine, dict[tuple[str, str], tuple[float, PrecisionOut]]] = (
-    weakref.WeakKeyDictionary()
-)
-"""Per database engine (a weak key: a closed app's cache goes with its engine)."""
-_precision_lock = threading.Lock()
+"""A 30-day precision moves slowly: the board is recounted at most this often (a decision taken
+here recounts its detector at once; one taken by another process shows within this time)."""
+PRECISION_DAYS = 30
+_boards: weakref.WeakKeyDictionary[Engine, PrecisionBoard] = weakref.WeakKeyDictionary()
+"""Per database engine (a weak key: a closed app's board goes with its engine)."""
+_boards_lock = threading.Lock()
 
 
-def _shared_precision(engine: Engine, camera: str, type: str, now: datetime) -> PrecisionOut:
-    key = (camera, type)
-    with _precision_lock:
-        hit = _precision_cache.get(engine, {}).get(key)
-    if hit is not None and time.monotonic() - hit[0] < PRECISION_TTL_S:
-        return hit[1]
-    p = precision(engine, camera=camera, type=EventType(type), now=now, days=30)
-    value = PrecisionOut(confirmed=p.confirmed, decided=p.decided, value=p.precision, days=30)
-    with _precision_lock:
-        _precision_cache.setdefault(engine, {})[key] = (time.monotonic(), value)
-    return value
-
-
-def clear_precision_cache() -> None:
-    """Forget shared precisions (after a decision, so the deciding operator sees it at once)."""
-    with _precision_lock:
-        _precision_cache.clear()
+def precision_board(engine: Engine) -> PrecisionBoard:
+    """The precision board of this engine's store, shared by every request of the process."""
+    with _boards_lock:
+        board = _boards.get(engine)
+        if board is None:
+            board = _boards[engine] = PrecisionBoard(engine, days=PRECISION_DAYS, ttl_s=PRECISION_TTL_S)
+        return board
 
 
 def _alert_out(a: Alert, precisions: _Precisions) -> AlertOut:
@@ -464,8 +447,9 @@ def _decide(
         # which means nothing in the console: the page shows the first part.
         detail = str(exc).split("; pass --")[0]
         raise HTTPException(422 if to in TRANSITIONS[current] else 409, detail=detail) from None
-    clear_precision_cache()
-    out = _alert_out(_load(request, engine, user, alert_id), _Precisions(engine, now))
+    decided = _load(request, engine, user, alert_id)
+    precision_board(engine).refresh(decided.camera, str(decided.type), now)  # seen at once
+    out = _alert_out(decided, _Precisions(engine, now))
     doorbell: Doorbell | None = getattr(request.app.state, "doorbell", None)
     if doorbell is not None:
         doorbell.announce(out.camera)  # every console of the city shows the new state at once

@@ -95,6 +95,7 @@ def search(
     return SearchPage(
         total=found.total,
         total_exact=found.total_exact,
+        total_estimated=found.total_estimated,
         page=q.page,
         page_size=q.page_size,
         items=[EventOut.model_validate(e, from_attributes=True) for e in found.items],

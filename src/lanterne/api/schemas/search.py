@@ -52,6 +52,9 @@ class EventOut(BaseModel):
 class SearchPage(BaseModel):
     total: int = Field(description="Matches over all pages, exact up to 10,000 (see total_exact).")
     total_exact: bool = Field(description="False: counting stopped at `total`, there are more.")
+    total_estimated: bool = Field(
+        False, description="True: counting ran out of time; `total` is the database's rounded estimate."
+    )
     page: int
     page_size: int
     items: list[EventOut]

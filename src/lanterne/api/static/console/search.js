@@ -49,12 +49,15 @@ async function run() {
     rows.appendChild(row);
   }
   table.hidden = body.items.length === 0;
-  // The server counts up to a cap (total_exact false beyond it): "10000+", and no page count.
+  // The server counts up to a cap (total_exact false beyond it): "10000+", and no page count;
+  // a count that ran out of time comes back as the database's estimate, said as one.
   const page = cursors.length;
   const pages = Math.max(1, Math.ceil(body.total / body.page_size));
   document.getElementById("summary").textContent = body.total_exact
     ? body.total + " event(s); page " + page + " of " + pages + "."
-    : "more than " + body.total + " events (narrow the search); page " + page + ".";
+    : body.total_estimated
+      ? "about " + body.total.toLocaleString() + " events (an estimate: narrow the search for a count); page " + page + "."
+      : "more than " + body.total + " events (narrow the search); page " + page + ".";
   document.getElementById("prev").disabled = page <= 1;
   document.getElementById("next").disabled = !body.next;
   nextCursor = body.next;

@@ -193,6 +193,10 @@ class LeaseKeeper:
         self._acquiring: set[int] = set()
         self._handing: dict[int, tuple[int, float]] = {}
         """Shards handed back whose key waits for `released()`: revision and monotonic expiry."""
+        self._writable_until: dict[int, tuple[int, float]] = {}
+        """Shards handed back: their epoch, and until when their key is surely still this
+        worker's (the lease's deadline when handed back), so that their cameras may finish
+        writing (`may_write`)."""
         self._orphans: set[asyncio.Task[None]] = set()
         self.ops = 0
         """KV writes sent (creates, renewals, deletes, heartbeats): the cost the issue bounds."""
@@ -241,6 +245,23 @@ class LeaseKeeper:
             h = self._held.get(shard)
             return h.epoch if h is not None and h.deadline > now else None
 
+    def may_write(self, camera: str, epoch: int) -> bool:
+        """Whether this worker may still write what it opened for `camera` under `epoch` (a
+        recording's next packet, its seal): while it holds the camera's shard under that epoch,
+        or hands it back and the key is surely still its own. False once another worker may have
+        held the shard since (not renewed in time, renewal refused, key rewritten), even if this
+        one has taken it again under a newer epoch: what was opened under the old one must then
+        be left as it stands, for whoever recovers it. From the local clock, as `epoch_of`, so a
+        thread that was held up (a paused process) learns it before the keeper's thread runs."""
+        shard = shard_of(camera, self.shards)
+        now = time.monotonic()
+        with self._lock:
+            h = self._held.get(shard)
+            if h is not None and h.epoch == epoch and h.deadline > now:
+                return True
+            handing = self._writable_until.get(shard)
+            return handing is not None and handing[0] == epoch and handing[1] > now
+
     def live_workers(self) -> int:
         """Workers whose heartbeat has not expired, this one included."""
         now = time.monotonic()
@@ -260,6 +281,7 @@ class LeaseKeeper:
         while this one still seals it. A shard lost any other way is not ours: nothing is sent."""
         with self._lock:
             handing = self._handing.pop(shard, None)
+            self._writable_until.pop(shard, None)
         if handing is None or self._kv_leases is None:
             return
         revision, expires = handing
@@ -364,6 +386,7 @@ class LeaseKeeper:
             now = time.monotonic()
             handing = {s: r for s, (r, expires) in self._handing.items() if expires > now}
             self._handing.clear()
+            self._writable_until.clear()
         for shard in sorted(held):
             self._lose(shard, "worker stopping")
         if release and self._kv_leases is not None and self._kv_workers is not None:
@@ -543,6 +566,12 @@ class LeaseKeeper:
             held = dict(self._held)
         if len(held) > target:
             surplus = sorted(held, key=lambda s: _weight(self.worker_id, s))[: len(held) - target]
+            if self.deferred_release:
+                # Before `on_lose`: its cameras finish writing (seal their segments) under a key
+                # that stays ours until `released()` or the lease's deadline, whichever first.
+                with self._lock:
+                    for s in surplus:
+                        self._writable_until[s] = (held[s].epoch, held[s].deadline)
             for shard in surplus:
                 self._lose(shard, f"handed back (fair share is {target})")
             if self.deferred_release:

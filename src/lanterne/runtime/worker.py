@@ -28,6 +28,7 @@ from typing import Any
 
 import nats.errors
 
+from lanterne.accountability.cameras import CameraHealth
 from lanterne.cluster import ClusterError, EventPublisher, Ingester, LeaseKeeper, control, redact_url
 from lanterne.config import Config
 from lanterne.core.types import Event
@@ -36,6 +37,7 @@ from lanterne.runtime.runner import Runner, site_retention
 from lanterne.runtime.site import Site, open_site
 from lanterne.store import StoreError
 from lanterne.video.detectors.base import Detector
+from lanterne.video.evidence.background import BackgroundEvidenceWriter
 from lanterne.video.recording.index import all_segments, inside
 
 log = logging.getLogger(__name__)
@@ -161,6 +163,101 @@ class EvidenceAfterEvent:
         self._store.add_evidence(event_id, kind, path, sha256, size)
 
 
+class LeasedRecording:
+    """One connection's recording as a worker may write it: only while the camera's lease is
+    surely its own under the epoch it was opened in (`LeaseKeeper.may_write`), checked before
+    every packet and before the seal.
+
+    A worker paused past its lease (SIGSTOP, a VM frozen, a long GC) resumes with packets in hand
+    and its cameras' segments open, while the camera's new owner has already recovered the last
+    segment (after a quiet second) and continued its hash chain. One more packet or a seal would
+    change a file whose hash is sealed in the index, so the recording is abandoned instead: the
+    file stays as the new owner recovered it. The check is on the local clock, ahead of the
+    server's expiry by the lease's margin, which covers the write that follows it."""
+
+    def __init__(self, inner: Any, camera: str, epoch: int, keeper: LeaseKeeper, worker_id: str) -> None:
+        self.inner = inner
+        self.camera = camera
+        self.epoch = epoch
+        self._keeper = keeper
+        self._worker_id = worker_id
+
+    def push(self, packet: Any) -> None:
+        if self._keeper.may_write(self.camera, self.epoch):
+            self.inner.push(packet)
+        else:
+            self._abandon()
+
+    def close(self) -> None:
+        if self._keeper.may_write(self.camera, self.epoch):
+            self.inner.close()
+        else:
+            self._abandon()
+
+    def _abandon(self) -> None:
+        if not self.inner.closed:
+            self.inner.abandon()
+            log.warning(
+                "worker %s: camera %s: lease lost; its open segment is left to its new owner",
+                self._worker_id,
+                self.camera,
+            )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class WorkerRunner(Runner):
+    """The runner of a worker: its periodic health rows leave out the cameras whose lease it may
+    no longer write under. A worker resumed after a pause past its lease would otherwise write,
+    on its next health beat and before its keeper's thread has run, a row that replaces the
+    camera's new owner's with its own stale one (and then its last row on top of it)."""
+
+    def __init__(self, *args: Any, may_report: Callable[[str], bool], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.may_report = may_report
+
+    def health(self) -> list[CameraHealth]:
+        return [h for h in super().health() if self.may_report(h.camera)]
+
+
+class NotRecorded:
+    """The recording of a camera whose lease went before its recording opened: nothing."""
+
+    closed = True
+
+    def push(self, packet: Any) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+class LeasedRecorder:
+    """The runner's recorder in a worker: each recording it opens is a `LeasedRecording`."""
+
+    def __init__(self, inner: Any, keeper: LeaseKeeper, worker_id: str) -> None:
+        self.inner = inner
+        self._keeper = keeper
+        self._worker_id = worker_id
+
+    def open(self, camera_id: str, stream: Any, origin: datetime) -> LeasedRecording | NotRecorded:
+        epoch = self._keeper.epoch_of(camera_id)
+        if epoch is None:
+            # Opening recovers the camera's open segment: never without the lease. The camera is
+            # being stopped (its shard handed back while it started); it records nothing more.
+            log.info(
+                "worker %s: camera %s: lease gone before its recording opened", self._worker_id, camera_id
+            )
+            return NotRecorded()
+        return LeasedRecording(
+            self.inner.open(camera_id, stream, origin), camera_id, epoch, self._keeper, self._worker_id
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
 class Worker:
     """One `lanterne worker` process: a runner, its leases and its event publisher.
 
@@ -181,7 +278,7 @@ class Worker:
     ) -> None:
         self.cfg = cfg
         self.options = options
-        self.runner = Runner(
+        self.runner = WorkerRunner(
             cfg,
             detector,
             pace_files=pace_files,
@@ -194,6 +291,7 @@ class Worker:
                 self.runner.store, Path(cfg.recording.dir), camera
             ),
             worker_id=options.worker_id,
+            may_report=self._may_report,
         )
         self.keeper = LeaseKeeper(
             options.worker_id,
@@ -210,6 +308,8 @@ class Worker:
         self.published = 0
         self._changes: queue.Queue[tuple[str, str]] = queue.Queue()
         self._stop = threading.Event()
+        self._epochs: dict[str, int] = {}
+        """The epoch each camera was started under: what it writes is its own while that lease is."""
         self._starting: dict[str, float] = {}
         """Cameras started and not yet analysed, with when: the first frame is logged with the
         seconds it took, the figure a failover is judged by."""
@@ -226,6 +326,10 @@ class Worker:
             self._changes.put(("remove", camera))
         # After the removals in the queue: the key goes once every segment of the shard is sealed.
         self._changes.put(("released", str(shard)))
+
+    def _may_report(self, camera: str) -> bool:
+        epoch = self._epochs.get(camera)
+        return epoch is not None and self.keeper.may_write(camera, epoch)
 
     def _control_changed(self, kind: str) -> None:
         """The control bell (NATS's thread): drop the cached copy of what changed; the cameras'
@@ -268,6 +372,13 @@ class Worker:
     # --- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
         self.runner.start(cameras=())
+        if self.runner.recorder is not None:
+            self.runner.recorder = LeasedRecorder(self.runner.recorder, self.keeper, self.options.worker_id)
+        if isinstance(self.runner.writer, BackgroundEvidenceWriter):
+            # A worker's cameras are live ones, or files paced as live: a camera thread that
+            # waited for the evidence writer would hold its lease without analysing, and delay a
+            # handover or a stop past the runner's 10 s join. Clip frames are dropped instead.
+            self.runner.writer.block_when_full = False
         try:
             self.publisher.start()
             self.control.start()
@@ -324,6 +435,7 @@ class Worker:
         epoch = self.keeper.epoch_of(camera)
         if epoch is None:
             return  # lost again before it could start
+        self._epochs[camera] = epoch
         if self.runner.add_camera(camera):
             self._starting[camera] = time.monotonic()
             log.info("worker %s: camera %s started (epoch %d)", self.options.worker_id, camera, epoch)

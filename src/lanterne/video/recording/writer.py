@@ -258,6 +258,24 @@ class CameraRecorder:
                 "camera %s: segment %d left open (%s); recover() will seal it", self.camera, seg.row.id, exc
             )
 
+    def abandon(self) -> None:
+        """Stop recording without another byte or index write: a cluster worker that lost the
+        camera's lease calls this, because the camera's new owner may already have recovered the
+        open segment, and a late seal would change a file whose hash is sealed. The segment stays
+        as the new owner recovered it (or open, for it to recover). Safe to call twice."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            seg, self._seg = self._seg, None
+            if seg is not None:
+                seg.writer.abandon()
+                try:
+                    seg.out.close()  # writes only to its in-memory sink, which goes with it
+                except Exception:
+                    log.debug("camera %s: muxer not closed cleanly", self.camera)
+            self._r._closed(self)
+
     def close(self) -> None:
         """Seal the open segment. Safe to call twice."""
         with self._lock:

@@ -94,9 +94,10 @@ def lanterne_run(config: Path) -> Iterator[subprocess.Popen[bytes]]:
         proc.wait(timeout=20)
 
 
-def _site(tmp_path: Path, url: str) -> tuple[Path, str, dict[str, str]]:
+def _site(tmp_path: Path, url: str, **extra: object) -> tuple[Path, str, dict[str, str]]:
     db = f"sqlite:///{tmp_path / 'lanterne.db'}"
     config = {
+        **extra,
         "mode": "statistics",
         "site": "Gare centrale",
         "store": {"url": db, "evidence_dir": str(tmp_path / "evidence")},
@@ -134,10 +135,12 @@ def _entries(db: str) -> list[AuditEntry]:
 
 
 def _grab(page: Page) -> np.ndarray:
-    """The frame the first tile shows now, read back from its <video> (PNG, lossless)."""
+    """The frame the first tile shows now, read back from its <video>, or its canvas when it plays
+    the fallback (PNG, lossless)."""
     url = page.evaluate(
         """() => {
           const v = document.querySelector('.tile[data-camera] video');
+          if (!v) return document.querySelector('.tile[data-camera] canvas').toDataURL('image/png');
           const c = document.createElement('canvas');
           c.width = v.videoWidth; c.height = v.videoHeight;
           c.getContext('2d').drawImage(v, 0, 0);
@@ -342,3 +345,62 @@ def test_a_camera_is_watched_live_anonymised_and_unmasked_only_under_a_permissio
     assert removed.purpose == REASON and removed.details["reference"] == REFERENCE
     [restored] = [e for e in entries if e.action == Action.PRIVACY_RESTORED]
     assert restored.details["opened_by"] == removed.seq
+
+
+def test_without_webrtc_a_camera_dragged_from_the_map_plays_the_anonymised_fallback(
+    tmp_path: Path, clip: Path, camera_frames: list[np.ndarray]
+) -> None:
+    """No gateway on this console (its Janus program is missing): the operator drags the camera
+    from the wall's map onto a tile, which plays the view as MJPEG relayed by the console, marked
+    "fallback", anonymised as over WebRTC; protection cannot be removed that way."""
+    OUTPUT.mkdir(exist_ok=True)
+    with rtsp_camera(clip) as camera:
+        config, db, _ = _site(tmp_path, camera.url, live={"janus_binary": str(tmp_path / "no-janus")})
+        with lanterne_run(config), lanterne_serve(config) as base, chromium() as browser:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            requests: list[str] = []
+            problems: list[str] = []
+            watch(page, requests, problems)
+            log_in(page, base, "op-nord", PASSWORD)
+            page.goto(base + "/console/wall", wait_until="networkidle")
+            assert "fallback" in page.inner_text("#message")
+            page.fill("#purpose", PURPOSE)
+            page.click("#purpose-form button[type=submit]")
+            wait_until(page, f"document.querySelector(\".wall-cam[data-camera='{CAMERA}']\") !== null", 15)
+            started = time.monotonic()
+            # The drag as the page receives it: Playwright's mouse-driven drag does not start an
+            # HTML5 drag in this headless chromium, so the two events carry one DataTransfer.
+            dragged = page.evaluate_handle("() => new DataTransfer()")
+            page.dispatch_event(f".wall-cam[data-camera='{CAMERA}']", "dragstart", {"dataTransfer": dragged})
+            page.dispatch_event(".tile[data-tile='2']", "drop", {"dataTransfer": dragged})
+            wait_until(
+                page,
+                "(t => t && t.dataset.state === 'live' && t.querySelector('canvas'))"
+                "(document.querySelector(\".tile[data-tile='2'][data-camera]\"))",
+                30,
+            )
+            print(f"fallback tile live {time.monotonic() - started:.2f} s after the drop")
+            assert page.inner_text(".tile[data-camera] .badge.fallback") == "fallback"
+            assert page.inner_text(".tile[data-camera] .badge.anon") == "anonymised"
+            time.sleep(1.0)
+            heads, lawn, n = _measure(page, camera_frames)
+            page.screenshot(path=str(OUTPUT / "wall-fallback.png"))
+            print(f"fallback: heads keep {heads:.2f} of their detail (median of {n}), the lawn {lawn:.2f}")
+            assert heads < 0.45 and lawn > 0.6
+
+            page.click(".tile[data-camera] button.unmask")
+            page.fill("#unmask-reason", REASON)
+            page.fill("#unmask-reference", REFERENCE)
+            page.click("#unmask-go")
+            wait_until(page, "document.getElementById('message').textContent.includes('needs WebRTC')", 10)
+            assert page.query_selector(".tile.raw") is None
+            page.click(".tile[data-camera] button.close")
+            time.sleep(1.0)
+            assert not [r for r in requests if not r.startswith(base) and not r.startswith("data:")]
+
+    views = [e for e in _entries(db) if e.action == Action.VIEW_LIVE]
+    assert [(e.details["live"], e.details["kind"]) for e in views] == [
+        ("start", "anonymised"),
+        ("end", "anonymised"),
+    ]
+    assert views[1].details["reason"] == "closed" and views[0].purpose == PURPOSE

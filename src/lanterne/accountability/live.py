@@ -70,11 +70,14 @@ class View:
 
 @dataclass(frozen=True, slots=True)
 class Stream:
-    """A mountpoint some camera process feeds while it exists (`live_streams`)."""
+    """A stream some camera process feeds while it exists (`live_streams`): a gateway mountpoint
+    (its id is the row's), or the console's fallback relay."""
 
     id: int
     camera: str
     kind: str
+    """`anonymised` (the shared mountpoint), `raw` (one view's, protection removed) or `relay`
+    (anonymised, to the console's fallback for browsers without WebRTC)."""
     view_id: int | None
     rtp_host: str
     rtp_port: int

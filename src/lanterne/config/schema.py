@@ -715,6 +715,11 @@ class LiveSettings(Strict):
         title="RTP host",
         description="Where camera processes send the live pictures: the Janus machine's address as the workers reach it.",
     )
+    relay_host: str = Field(
+        "127.0.0.1",
+        title="Fallback relay host",
+        description="Where camera processes send the anonymised picture of a tile that plays without WebRTC (the MJPEG fallback): an address of the console's machine as the workers reach it; the console listens there on a free UDP port per camera watched that way.",
+    )
     public_url: str | None = Field(
         None,
         title="Janus public URL",

@@ -8,6 +8,9 @@ console says which cameras to feed by writing `live_streams` rows when a first v
 deleting them after the last leaves; this class reads them every `POLL_SECONDS`, so no viewer
 means no encoding, and one stream serves every viewer of the camera.
 
+The wall's fallback (a `relay` stream to the console, for browsers without WebRTC) is another
+anonymised encoder for the same frames, to another address.
+
 A raw stream (protection removed under a permission) is a second encoder for the same frames,
 without the pixelation, with who/why burned in, and ends with its row at the grant's end. The
 privacy masks are painted on the frames before anything here sees them.
@@ -137,7 +140,7 @@ class LiveFeeds:
                     s.rtp_host,
                     s.rtp_port,
                     self.settings,
-                    anonymise=s.kind == "anonymised",
+                    anonymise=s.kind != "raw",
                     banner=s.banner,
                 )
             except (LanterneError, OSError, ValueError) as exc:

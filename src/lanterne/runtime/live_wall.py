@@ -10,9 +10,16 @@ viewers of the camera and is destroyed `LINGER` after its last viewer leaves (a 
 another slot does not restart the encoder). A raw mountpoint serves one view and is destroyed at
 the end of the grant, which cuts the picture whatever the page does.
 
+Where WebRTC cannot be set up (no gateway on this console, UDP blocked between the operator and
+the gateway, a browser without WebRTC), an anonymised view plays through the fallback instead: a
+`JpegRelay` on this console receives the camera's anonymised stream (a `relay` row in
+`live_streams`, fed by the camera's process like a mountpoint) and the page shows its pictures
+as MJPEG. One relay per camera, shared by its fallback viewers, stopped `LINGER` after the last.
+A view with protection removed never plays through the fallback.
+
 `sweep()` runs every second on the console's thread: ends quiet views and finished grants,
-destroys unwatched mountpoints, and restarts an own Janus that died (its mountpoints and tokens
-come back, and the pages reconnect).
+destroys unwatched mountpoints and relays, and restarts an own Janus that died (its mountpoints
+and tokens come back, and the pages reconnect).
 """
 
 from __future__ import annotations
@@ -31,8 +38,9 @@ from lanterne.accountability import live
 from lanterne.accountability.live import LiveError, Stream, View
 from lanterne.audit import AuditLog
 from lanterne.config import Config
-from lanterne.core.errors import JanusError
+from lanterne.core.errors import JanusError, LanterneError
 from lanterne.runtime.janus import Janus, Mountpoint
+from lanterne.video.live import JpegRelay
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +53,13 @@ MAX_MOUNTPOINT_ID = 2**31 - 1
 
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """What a page needs to play one view, and nothing more."""
+    """What a page needs to play one view, and nothing more: the gateway's token, mountpoint and
+    pin when there is a gateway (None otherwise: the page plays the fallback)."""
 
     view: View
-    token: str
-    mountpoint: int
-    pin: str
+    token: str | None
+    mountpoint: int | None
+    pin: str | None
 
 
 class LiveWall:
@@ -76,6 +85,8 @@ class LiveWall:
         """The console's clock: views are started and confirmed at its times, so they end by it."""
         self._lock = threading.RLock()
         self._unwatched: dict[int, datetime] = {}
+        self._relays: dict[int, JpegRelay] = {}
+        """The fallback relays this console runs, by their `live_streams` row."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -158,9 +169,16 @@ class LiveWall:
         return self.janus
 
     def watch(self, *, user: str, camera: str, purpose: str, now: datetime) -> Grant:
-        """Start an anonymised view of `camera` (the caller checked role, scope and habilitation)."""
-        janus = self._require()
+        """Start an anonymised view of `camera` (the caller checked role, scope and habilitation).
+        Without a gateway the view is recorded all the same and plays through the fallback."""
+        janus = self.janus
         with self._lock:
+            token = live.new_token()
+            if janus is None:
+                v = live.start_view(
+                    self.engine, self.audit, user=user, camera=camera, purpose=purpose, token=token, now=now
+                )
+                return Grant(v, None, None, None)
             stream = live.anonymised_stream(self.engine, camera)
             if stream is None:
                 mp = janus.create_mountpoint(self._new_id(), f"{camera} (anonymised)")
@@ -178,7 +196,6 @@ class LiveWall:
                 )
                 live.put_stream(self.engine, stream)
             self._unwatched.pop(stream.id, None)
-            token = live.new_token()
             v = live.start_view(
                 self.engine, self.audit, user=user, camera=camera, purpose=purpose, token=token, now=now
             )
@@ -241,6 +258,45 @@ class LiveWall:
         janus.add_token(token)
         return pin
 
+    def fallback(self, view_id: int, user: str, now: datetime) -> JpegRelay:
+        """The relay that plays `user`'s open anonymised view `view_id` without WebRTC, started
+        (and its camera's process asked for the stream) with the camera's first fallback viewer.
+        `LiveError` for a view that is not theirs, has ended, or has protection removed."""
+        v = live.view(self.engine, view_id)
+        if v is None or v.account != user or not v.open:
+            raise LiveError("no open view of yours with this number; start it again")
+        if v.kind != "anonymised":
+            raise LiveError(
+                "a view with privacy protection removed plays only over WebRTC; the fallback carries "
+                "anonymised pictures only"
+            )
+        with self._lock:
+            for s in live.streams(self.engine, [v.camera]):
+                relay = self._relays.get(s.id)
+                if s.kind == "relay" and relay is not None and not relay.closed:
+                    self._unwatched.pop(s.id, None)
+                    return relay
+            try:
+                relay = JpegRelay(v.camera, self.cfg.live.relay_host).start()
+            except LanterneError as exc:
+                raise LiveError(str(exc)) from None
+            stream = Stream(
+                id=self._new_id(),
+                camera=v.camera,
+                kind="relay",
+                view_id=None,
+                rtp_host=self.cfg.live.relay_host,
+                rtp_port=relay.port,
+                secret=secrets.token_hex(16),
+                banner=None,
+                created_at=now,
+                expires_at=None,
+            )
+            live.put_stream(self.engine, stream)
+            self._relays[stream.id] = relay
+        log.info("live: fallback relay for camera %s on port %d", v.camera, relay.port)
+        return relay
+
     def heartbeat(self, view_id: int, user: str, now: datetime) -> View | None:
         return live.touch(self.engine, view_id, user, now)
 
@@ -274,6 +330,12 @@ class LiveWall:
     def _destroy(self, s: Stream) -> None:
         live.delete_stream(self.engine, s.id)
         self._unwatched.pop(s.id, None)
+        relay = self._relays.pop(s.id, None)
+        if relay is not None:
+            relay.close()
+            log.info("live: fallback relay for camera %s stopped (%s)", s.camera, relay.stats)
+        if s.kind == "relay":
+            return
         if self.janus is not None:
             try:
                 self.janus.destroy_mountpoint(Mountpoint(s.id, s.rtp_port, "", s.secret))
@@ -301,6 +363,17 @@ class LiveWall:
                     if since is None and not live.open_views(self.engine, s.camera):
                         self._unwatched[s.id] = now
                     elif since is not None and now - since >= LINGER:
+                        self._destroy(s)
+                elif s.kind == "relay":
+                    relay = self._relays.get(s.id)
+                    since = self._unwatched.get(s.id)
+                    if relay is None:
+                        self._destroy(s)  # another console's, from before a restart
+                    elif relay.listeners:
+                        self._unwatched.pop(s.id, None)
+                    elif since is None:
+                        self._unwatched[s.id] = now
+                    elif now - since >= LINGER:
                         self._destroy(s)
         if self.janus is not None:
             try:

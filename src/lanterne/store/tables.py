@@ -700,6 +700,9 @@ LIVE_KINDS: tuple[str, ...] = ("anonymised", "raw")
 """`anonymised`: the default live picture, faces, plates and heads pixelated, shared by every
 viewer of the camera; `raw`: privacy protection removed under a permission, for one view only,
 until the grant's end (masks stay in both)."""
+STREAM_KINDS: tuple[str, ...] = (*LIVE_KINDS, "relay")
+"""A `relay` stream is the anonymised picture sent to the console for the wall's fallback
+(MJPEG), for browsers that cannot play WebRTC."""
 LIVE_END_REASONS: tuple[str, ...] = ("closed", "expired", "grant_ended", "refused")
 """Why a view ended: the viewer closed it; its page stopped confirming it was open (a closed tab,
 a lost network); the removal of protection reached its end; the viewer lost the right to watch
@@ -750,9 +753,9 @@ class LiveStreamRecord(Base):
 
     __tablename__ = "live_streams"
     __table_args__ = (
-        CheckConstraint(_in_list("kind", LIVE_KINDS), name="ck_live_streams_kind"),
+        CheckConstraint(_in_list("kind", STREAM_KINDS), name="ck_live_streams_kind"),
         CheckConstraint(
-            "(kind = 'anonymised' AND view_id IS NULL) OR (kind = 'raw' AND view_id IS NOT NULL)",
+            "(kind IN ('anonymised', 'relay') AND view_id IS NULL) OR (kind = 'raw' AND view_id IS NOT NULL)",
             name="ck_live_streams_shape",
         ),
         Index("ix_live_streams_camera", "camera"),

@@ -7,7 +7,9 @@ that lapses mid-shift ends the view at the next one). Anything else is refused (
 refusal recorded. Every view's start and end is a `view_live` audit record with its purpose.
 
 The gateway starts with the first request that needs it, not with the console: a console nobody
-watches live starts no Janus, and tests of the other routes start none.
+watches live starts no Janus, and tests of the other routes start none. Without a gateway (it
+cannot start, or is unreachable) anonymised views still play, through the fallback: the view's
+pictures as MJPEG from this console (`runtime.live_wall`), on the record like any other view.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -24,6 +28,8 @@ import websockets
 from fastapi import APIRouter, HTTPException, Request, Response, WebSocket, WebSocketDisconnect
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from sqlalchemy import Engine
 
 from lanterne.accountability import live
 from lanterne.accountability.habilitation import may_view_video
@@ -48,6 +54,7 @@ from lanterne.audit import Action
 from lanterne.config import Config
 from lanterne.core.errors import JanusError
 from lanterne.runtime.live_wall import Grant, LiveWall
+from lanterne.video.live import JpegRelay
 
 HEARTBEAT_SECONDS = 5.0
 """How often a playing tile confirms it still plays: a sixth of the default quiet time."""
@@ -55,6 +62,14 @@ HEARTBEAT_SECONDS = 5.0
 GATEWAY_PATH = "/api/live/gateway"
 """Where pages reach Janus (relayed by the console) unless `live.public_url` names another way."""
 JANUS_PROTOCOL = "janus-protocol"
+FALLBACK_PATH = "/api/live/views/{view}/mjpeg"
+BOUNDARY = "lanterne-frame"
+FALLBACK_CHECK_SECONDS = 1.0
+"""How often a fallback stream looks whether its view is still open: a view that ended (quiet,
+refused at a confirmation, closed elsewhere) stops sending pictures within a second."""
+FALLBACK_QUIET_SECONDS = 10.0
+"""A fallback stream that got no picture for this long ends; the page's tile says
+"reconnecting" and asks again."""
 
 ViewId = Annotated[int, PathParam(ge=1, le=2**31 - 1, description="The view's number.")]
 GroupId = Annotated[int, PathParam(ge=1, le=2**31 - 1, description="The saved wall's number.")]
@@ -81,7 +96,8 @@ def wall(request: Request) -> LiveWall:
 def _usable(request: Request) -> LiveWall:
     w = wall(request)
     if w.janus is None:
-        raise HTTPException(503, w.unavailable or "live view unavailable")
+        why = w.unavailable or "live view over WebRTC unavailable"
+        raise HTTPException(503, f"{why}; removing protection needs WebRTC (the fallback is anonymised only)")
     return w
 
 
@@ -97,7 +113,8 @@ def _grant(g: Grant, cfg: Config) -> GrantOut:
         view=g.view.id,
         camera=g.view.camera,
         kind=g.view.kind,
-        janus_url=cfg.live.public_url or GATEWAY_PATH,
+        janus_url=(cfg.live.public_url or GATEWAY_PATH) if g.token is not None else None,
+        fallback_url=FALLBACK_PATH.format(view=g.view.id) if g.view.kind == "anonymised" else None,
         token=g.token,
         mountpoint=g.mountpoint,
         pin=g.pin,
@@ -117,8 +134,9 @@ def status(request: Request, user: Viewer, cfg: ConfigDep) -> LiveStatusOut:
         )
     w = wall(request)
     return LiveStatusOut(
-        available=w.janus is not None,
-        reason=w.unavailable,
+        available=True,
+        webrtc=w.janus is not None,
+        reason=w.unavailable and f"{w.unavailable}; tiles play the fallback (MJPEG, anonymised only)",
         heartbeat_seconds=HEARTBEAT_SECONDS,
         quiet_seconds=cfg.live.view_quiet_seconds,
     )
@@ -131,7 +149,7 @@ def watch(
     if not cfg.live.enabled:
         raise HTTPException(404, "live view is switched off on this site (live.enabled)")
     _in_scope(request, user, camera, {c.id for c in cfg.cameras})
-    w = _usable(request)
+    w = wall(request)
     try:
         return _grant(w.watch(user=user.id, camera=camera, purpose=body.purpose, now=now), cfg)
     except JanusError as exc:
@@ -202,6 +220,66 @@ def close(request: Request, view_id: ViewId, user: Viewer, _: Writer, now: Now) 
     if wall(request).close(view_id, user.id, now) is None:
         raise HTTPException(404, "no open view of yours with this number")
     return Response(status_code=204)
+
+
+@router.get(
+    FALLBACK_PATH.replace("{view}", "{view_id}"),
+    summary="Play one of your anonymised views without WebRTC (MJPEG)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {f"multipart/x-mixed-replace; boundary={BOUNDARY}": {}}}},
+)
+async def fallback(
+    request: Request, view_id: ViewId, user: Viewer, engine: EngineDep, now: Now
+) -> StreamingResponse:
+    """The view's anonymised pictures as a multipart JPEG stream, for an `<img>`: what a page
+    plays when WebRTC cannot be set up. Only for the caller's own open anonymised view; the stream
+    ends with the view (checked every second) and the view's confirmations go on as for WebRTC."""
+    if user.role not in FOOTAGE_ROLES:
+        raise HTTPException(403, "live video is for operators and supervisors")
+    w = await run_in_threadpool(wall, request)
+    try:
+        relay = await run_in_threadpool(w.fallback, view_id, user.id, now)
+    except live.LiveError as exc:
+        raise HTTPException(404, str(exc)) from None
+    return StreamingResponse(
+        _pictures(relay, engine, view_id),
+        media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _pictures(relay: JpegRelay, engine: Engine, view_id: int) -> AsyncIterator[bytes]:
+    """Each new picture of `relay` as one part, until the view ends, the relay stops or goes
+    quiet, or the page leaves (the server cancels this generator then)."""
+    loop = asyncio.get_running_loop()
+    fresh = asyncio.Event()
+    stop = relay.listen(lambda: loop.call_soon_threadsafe(fresh.set))
+    sent = 0
+    checked = quiet_since = time.monotonic()
+    try:
+        while not relay.closed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(fresh.wait(), FALLBACK_CHECK_SECONDS)
+            fresh.clear()
+            clock = time.monotonic()
+            if clock - checked >= FALLBACK_CHECK_SECONDS:
+                checked = clock
+                v = await run_in_threadpool(live.view, engine, view_id)
+                if v is None or not v.open:
+                    return
+            seq, jpeg, _ = relay.latest()
+            if jpeg is None or seq == sent:
+                if clock - quiet_since >= FALLBACK_QUIET_SECONDS:
+                    return
+                continue
+            sent, quiet_since = seq, clock
+            yield (
+                f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
+                + jpeg
+                + b"\r\n"
+            )
+    finally:
+        stop()
 
 
 @router.get("/api/live/watching", summary="Who watches which camera now (supervisors)")

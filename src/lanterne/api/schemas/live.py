@@ -21,7 +21,13 @@ Reference = Annotated[
 
 class LiveStatusOut(BaseModel):
     available: bool
-    reason: str | None = Field(None, description="Why there is no live view, when there is none.")
+    webrtc: bool = Field(
+        False,
+        description="Whether tiles can play over WebRTC here; without it they play the fallback (MJPEG).",
+    )
+    reason: str | None = Field(
+        None, description="Why there is no live view, or no WebRTC, when there is none."
+    )
     heartbeat_seconds: float = Field(description="How often a playing tile confirms it still plays.")
     quiet_seconds: int = Field(description="A view not confirmed for this long ends as expired.")
 
@@ -46,16 +52,21 @@ class RawViewIn(BaseModel):
 
 class GrantOut(BaseModel):
     """What the page needs to play one view, and nothing more: the gateway, a token valid for this
-    view only, the mountpoint and its pin as rotated for this viewer."""
+    view only, the mountpoint and its pin as rotated for this viewer; for an anonymised view, the
+    fallback's address too, played when WebRTC cannot be set up. Without a gateway on this
+    console the gateway fields are null and the page plays the fallback."""
 
     view: int
     camera: str
     kind: str
-    janus_url: str
+    janus_url: str | None
     """The gateway: the console's relay (`/api/live/gateway`, a path on this origin) or `live.public_url`."""
-    token: str
-    mountpoint: int
-    pin: str
+    token: str | None
+    mountpoint: int | None
+    pin: str | None
+    fallback_url: str | None = Field(
+        None, description="The view as MJPEG (anonymised views only), a path on this origin."
+    )
     heartbeat_seconds: float
     raw_until: datetime | None = None
 

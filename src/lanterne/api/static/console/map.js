@@ -2,6 +2,7 @@
 // alerts in a popup. Supervisors can stop or resume inference from here. No inline script or
 // style (CSP): element styles are set through the DOM, which the policy allows.
 import { api, el, post, say, whoami } from "./common.js";
+import { baseLayer } from "./basemap.js";
 
 const REFRESH_MS = 15000;
 const COLOURS = {
@@ -165,29 +166,6 @@ async function refresh() {
   }
 }
 
-async function baseLayer(settings) {
-  if (settings.tile_url) {
-    L.tileLayer(settings.tile_url, { maxZoom: 19 }).addTo(map);
-    return;
-  }
-  if (!settings.boundaries) {
-    say("No map tiles and no boundaries configured: cameras are drawn on a blank background.");
-    return;
-  }
-  const response = await api("/api/boundaries");
-  if (!response.ok) {
-    say("Boundaries unavailable: " + ((await response.json()).detail || response.status));
-    return;
-  }
-  const outline = L.geoJSON(await response.json(), {
-    className: "boundary",
-    style: { color: "#66b3ff", weight: 2, fillColor: "#1b232c", fillOpacity: 0.35 },
-  }).addTo(map);
-  outline.bringToBack();
-  // The whole city first; the cameras, once listed, bring the view to where they are.
-  if (outline.getBounds().isValid()) map.fitBounds(outline.getBounds());
-}
-
 document.addEventListener("DOMContentLoaded", async () => {
   const holder = document.getElementById("map");
   holder.style.height = "65vh";
@@ -217,7 +195,7 @@ document.addEventListener("DOMContentLoaded", async () => {
     map.setView([46.6, 2.4], 6);
     markers = L.layerGroup().addTo(map);
     const settings = await (await api("/api/map-settings")).json();
-    await baseLayer(settings);
+    await baseLayer(map, settings);
   } else {
     // Without Leaflet the table still lists every camera and its state.
     fitted = true;

@@ -4,12 +4,22 @@
 // over WebRTC through Janus, confirms every few seconds that it still plays, and ends the view
 // when it is closed or the page goes away. Removing protection is a second view on the same tile,
 // under the user's permission, with a red banner until its end.
+//
+// Where WebRTC cannot be set up (no gateway on the console, a browser without WebRTC, a tile that
+// cannot connect over WebRTC within WEBRTC_DEADLINE_MS, or ?transport=mjpeg), an anonymised tile
+// plays the fallback instead: the view's pictures as a multipart JPEG stream from the console,
+// drawn on a canvas. The fallback carries anonymised pictures only.
 import Janus from "/static/vendor/janus/janus.es.js";
 import { el, getJSON, post, say, send, whoami } from "/static/console/common.js";
+import { baseLayer } from "/static/console/basemap.js";
 
 const PURPOSE_KEY = "lanterne.wall.purpose";
 const FROZEN_MS = 3000; // a tile without a new frame for this long says "reconnecting"
 const LAYOUT_KEY = "lanterne.wall.tiles";
+const WEBRTC_DEADLINE_MS = 10000; // a page whose first tile's ICE has not connected by then plays the fallback
+const FALLBACK_RETRY_MS = 1000;
+let webrtc = false; // set from /api/live, the browser and ?transport=
+let webrtcWorked = false; // once a tile connected over WebRTC, a later stall is a camera or gateway fault, not a blocked network
 const grid = document.getElementById("grid");
 const layoutSelect = document.getElementById("layout");
 const cameraList = document.getElementById("camera-list");
@@ -48,7 +58,10 @@ class Tile {
     this.handle = null;
     this.beat = null;
     this.retry = null;
-    this.lastFrame = 0; // performance.now() of the last frame the <video> presented
+    this.lastFrame = 0; // performance.now() of the last frame the <video> or the canvas presented
+    this.transport = "webrtc"; // or "fallback"
+    this.deadline = null;
+    this.fetching = null; // the fallback's AbortController
     this.node = el("div", null, { class: "tile", "data-tile": String(index + 1), tabindex: "0" });
     this.node.addEventListener("dragover", (e) => e.preventDefault());
     this.node.addEventListener("drop", (e) => {
@@ -80,6 +93,9 @@ class Tile {
     this.stateBadge = el("span", "starting", { class: "badge state st-starting" });
     caption.append(this.stateBadge);
     if (!this.view || this.view.kind !== "raw") caption.append(el("span", "anonymised", { class: "badge anon" }));
+    if (this.view && this.transport === "fallback") {
+      caption.append(el("span", "fallback", { class: "badge fallback", title: "WebRTC unavailable: pictures relayed by the console (MJPEG)" }));
+    }
     const full = el("button", "Full screen", { type: "button", class: "full" });
     full.addEventListener("click", () => this.node.requestFullscreen && this.node.requestFullscreen());
     const unmask = el("button", "Remove protection", { type: "button", class: "unmask" });
@@ -87,9 +103,16 @@ class Tile {
     const close = el("button", "×", { type: "button", title: "Close this tile", class: "close" });
     close.addEventListener("click", () => { this.clear(); saveLocal(); });
     caption.append(full, unmask, close);
-    this.video = el("video", null, { autoplay: "", muted: "", playsinline: "" });
-    this.video.muted = true;
-    this.node.append(this.video, caption);
+    if (this.view && this.transport === "fallback") {
+      this.video = null;
+      this.canvas = el("canvas", null, { width: "640", height: "360" });
+      this.node.append(this.canvas, caption);
+    } else {
+      this.canvas = null;
+      this.video = el("video", null, { autoplay: "", muted: "", playsinline: "" });
+      this.video.muted = true;
+      this.node.append(this.video, caption);
+    }
     if (this.view && this.view.kind === "raw") {
       const until = new Date(this.view.raw_until).toLocaleTimeString();
       this.node.append(el("div", "PRIVACY PROTECTION REMOVED until " + until + " — recorded", { class: "banner" }));
@@ -110,8 +133,14 @@ class Tile {
       say("State the purpose of this wall session first.");
       return false;
     }
+    if (raw && !webrtc) {
+      // The fallback is anonymised only: without WebRTC, protection cannot be removed here.
+      say(camera + ": removing protection needs WebRTC, which this browser or network cannot set up.");
+      return false;
+    }
     await this.stop();
     this.camera = camera;
+    this.transport = webrtc ? "webrtc" : "fallback";
     this.render();
     try {
       const path = "/api/live/" + encodeURIComponent(camera) + "/views" + (raw ? "/raw" : "");
@@ -124,9 +153,11 @@ class Tile {
       return false;
     }
     say("");
+    if (!this.view.token) this.transport = "fallback";
     this.render();
     this.heartbeat();
-    this.play();
+    if (this.transport === "fallback") this.playFallback();
+    else this.play();
     return true;
   }
 
@@ -155,6 +186,13 @@ class Tile {
     const view = this.view;
     if (!view) return;
     this.setState("starting");
+    clearTimeout(this.deadline);
+    if (view.fallback_url && !webrtcWorked) {
+      // WebRTC that does not start (UDP blocked, ICE never completes) gives way to the fallback.
+      this.deadline = setTimeout(() => {
+        if (this.view === view && !webrtcWorked) this.useFallback(view);
+      }, WEBRTC_DEADLINE_MS);
+    }
     // The console's relay is a path on this origin; a configured public URL is used as it is.
     const server = view.janus_url.startsWith("/")
       ? (location.protocol === "https:" ? "wss://" : "ws://") + location.host + view.janus_url
@@ -196,7 +234,11 @@ class Tile {
             this.watchFrames(this.video);
           },
           iceState: (state) => {
-            if (state === "connected" || state === "completed") this.setState("live");
+            if (state === "connected" || state === "completed") {
+              webrtcWorked = true;
+              clearTimeout(this.deadline);
+              this.setState("live");
+            }
             if (state === "disconnected" || state === "failed") {
               this.setState("reconnecting");
               if (state === "failed") this.reconnect(view);
@@ -211,6 +253,53 @@ class Tile {
     });
     this.janus = janus;
     this.video.addEventListener("playing", () => this.setState("live"));
+  }
+
+  // Switch this tile, and the tiles started after it, to the fallback.
+  async useFallback(view) {
+    if (this.view !== view) return;
+    webrtc = false;
+    clearTimeout(this.retry);
+    this.retry = null;
+    await this.teardown();
+    this.transport = "fallback";
+    this.render();
+    this.playFallback();
+  }
+
+  // The fallback: the view's pictures, one JPEG per part of a multipart response, each drawn on
+  // the tile's canvas as it arrives. A stream that ends (camera quiet, console restarted) is
+  // asked again a moment later, with the same view, until the view itself ends.
+  async playFallback() {
+    const view = this.view;
+    if (!view || !view.fallback_url) return;
+    const abort = new AbortController();
+    this.fetching = abort;
+    this.setState("starting");
+    try {
+      const response = await fetch(view.fallback_url, { signal: abort.signal, credentials: "same-origin" });
+      if (!response.ok) throw new Error("fallback " + response.status);
+      for await (const jpeg of jpegParts(response.body.getReader())) {
+        if (this.view !== view) return;
+        const bitmap = await createImageBitmap(new Blob([jpeg], { type: "image/jpeg" }));
+        const canvas = this.canvas;
+        if (!canvas) { bitmap.close(); return; }
+        canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+        bitmap.close();
+        this.lastFrame = performance.now();
+        if (this.node.dataset.state !== "live") this.setState("live");
+      }
+    } catch (err) {
+      if (abort.signal.aborted) return;
+    } finally {
+      if (this.fetching === abort) this.fetching = null;
+    }
+    if (this.view !== view) return;
+    this.setState("reconnecting");
+    this.retry = setTimeout(() => {
+      this.retry = null;
+      if (this.view === view && !this.fetching) this.playFallback();
+    }, FALLBACK_RETRY_MS);
   }
 
   // Every presented frame is noted: a camera that drops leaves the tile frozen, which `frozen()`
@@ -250,6 +339,11 @@ class Tile {
     this.janus = null;
     this.handle = null;
     this.lastFrame = 0;
+    clearTimeout(this.deadline);
+    if (this.fetching) {
+      this.fetching.abort();
+      this.fetching = null;
+    }
     if (janus) {
       try { janus.destroy({ cleanupHandles: true, notifyDestroyed: false }); } catch (_) { /* gone already */ }
     }
@@ -272,6 +366,40 @@ class Tile {
     await this.stop();
     this.camera = null;
     this.render();
+  }
+}
+
+// The JPEG pictures of a multipart/x-mixed-replace body: each part's headers give its length, so
+// a picture is cut out whole whatever the chunks the network delivers.
+async function* jpegParts(reader) {
+  const CRLF2 = [13, 10, 13, 10];
+  let buffer = new Uint8Array(0);
+  const find = (seq, from) => {
+    outer: for (let i = from; i <= buffer.length - seq.length; i++) {
+      for (let j = 0; j < seq.length; j++) if (buffer[i + j] !== seq[j]) continue outer;
+      return i;
+    }
+    return -1;
+  };
+  for (;;) {
+    const end = find(CRLF2, 0);
+    if (end >= 0) {
+      const headers = new TextDecoder().decode(buffer.subarray(0, end));
+      const match = /content-length:\s*(\d+)/i.exec(headers);
+      if (!match) throw new Error("fallback part without a length");
+      const length = Number(match[1]);
+      if (buffer.length >= end + 4 + length) {
+        yield buffer.slice(end + 4, end + 4 + length);
+        buffer = buffer.slice(end + 4 + length);
+        continue;
+      }
+    }
+    const { value, done } = await reader.read();
+    if (done) return;
+    const joined = new Uint8Array(buffer.length + value.length);
+    joined.set(buffer);
+    joined.set(value, buffer.length);
+    buffer = joined;
   }
 }
 
@@ -322,6 +450,49 @@ layoutSelect.addEventListener("change", () => { layout(Number(layoutSelect.value
 
 const STATE_OF = { running: "live", lagging: "live", offline: "offline", stopped: "stopped_detector", suspended: "live" };
 
+// A clicked camera goes to the picked tile, else the first empty one, else the first.
+function place(id) {
+  const target = picked || tiles.find((t) => !t.camera) || tiles[0];
+  target.show(id).then(saveLocal);
+}
+
+// --- the map: the same cameras where they are, dragged onto a tile or clicked -----------------
+
+let wallMap = null;
+let wallMarkers = null;
+let mapDrawn = ""; // what the markers show (ids and states): redrawn only when it changes
+
+async function initMap() {
+  if (typeof L === "undefined") return; // no Leaflet on this server: the list still works
+  wallMap = L.map("wall-map", { zoomControl: true, attributionControl: false });
+  wallMap.setView([46.6, 2.4], 6);
+  wallMarkers = L.layerGroup().addTo(wallMap);
+  await baseLayer(wallMap, await getJSON("/api/map-settings"), () => {});
+}
+
+function drawMap(list) {
+  if (!wallMap) return;
+  const key = list.map((c) => c.id + ":" + c.state).join(",");
+  if (key === mapDrawn) return; // a marker rebuilt under a drag in progress would end the drag
+  const first = !mapDrawn;
+  mapDrawn = key;
+  wallMarkers.clearLayers();
+  const points = [];
+  for (const c of list) {
+    const icon = L.divIcon({ className: "wall-cam state-" + c.state, iconSize: [18, 18], html: "" });
+    const marker = L.marker([c.lat, c.lon], { icon, title: c.name }).addTo(wallMarkers);
+    const node = marker.getElement();
+    node.setAttribute("draggable", "true");
+    node.dataset.camera = c.id;
+    // A press on a marker starts the browser's drag of the camera, not a pan of the map.
+    L.DomEvent.on(node, "mousedown", L.DomEvent.stopPropagation);
+    node.addEventListener("dragstart", (e) => e.dataTransfer.setData("text/plain", c.id));
+    marker.on("click", () => place(c.id));
+    points.push([c.lat, c.lon]);
+  }
+  if (first && points.length) wallMap.fitBounds(L.latLngBounds(points).pad(0.3), { maxZoom: 17 });
+}
+
 async function loadCameras() {
   const list = await getJSON("/api/cameras");
   cameras = new Map(list.map((c) => [c.id, c]));
@@ -329,12 +500,10 @@ async function loadCameras() {
   for (const c of list) {
     const item = el("li", c.name + " — " + c.state, { draggable: "true", class: "state-" + c.state, "data-camera": c.id });
     item.addEventListener("dragstart", (e) => e.dataTransfer.setData("text/plain", c.id));
-    item.addEventListener("click", () => {
-      const target = picked || tiles.find((t) => !t.camera) || tiles[0];
-      target.show(c.id).then(saveLocal);
-    });
+    item.addEventListener("click", () => place(c.id));
     cameraList.append(item);
   }
+  drawMap(list);
   for (const t of tiles) {
     const c = t.camera && cameras.get(t.camera);
     if (!c || !t.view) continue;
@@ -447,6 +616,10 @@ dialog.addEventListener("close", async () => {
     minutes: Number(document.getElementById("unmask-minutes").value),
   };
   const camera = tile.camera;
+  if (!webrtc) {
+    say(camera + ": removing protection needs WebRTC, which this browser or network cannot set up.");
+    return;
+  }
   if (!(await tile.show(camera, raw))) {
     // Refused: back to the anonymised picture, the refusal's reason kept on screen.
     const why = document.getElementById("message").textContent;
@@ -493,8 +666,11 @@ window.addEventListener("pagehide", () => {
 async function start() {
   me = await whoami();
   const status = await getJSON("/api/live");
-  if (!status.available) say(status.reason || "live view unavailable");
+  const asked = new URLSearchParams(location.search).get("transport");
+  webrtc = Boolean(status.webrtc && window.RTCPeerConnection) && asked !== "mjpeg";
+  if (!status.available || status.reason) say(status.reason || "live view unavailable");
   layout(4);
+  await initMap().catch(() => {});
   await loadCameras();
   await loadGroups();
   showPurpose();

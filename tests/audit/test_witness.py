@@ -299,7 +299,8 @@ def test_cli_verify_names_the_truncation(db_url: str, tmp_path: Path) -> None:
     res = runner.invoke(app, ["audit", "verify", "--config", str(cfg_path)])
     assert res.exit_code == 0 and "no witness file at" in res.output
     res = runner.invoke(app, ["audit", "verify", "--config", str(cfg_path), "--witness", str(copy)])
-    assert res.exit_code == 1 and "records 6-8 missing: witness signed head 8 at" in res.output, res.output
+    # Record 6 is now the breach incident the first failed verify opened (SC-05).
+    assert res.exit_code == 1 and "records 7-8 missing: witness signed head 8 at" in res.output, res.output
     res = runner.invoke(
         app, ["audit", "verify", "--config", str(cfg_path), "--witness", str(tmp_path / "nope")]
     )

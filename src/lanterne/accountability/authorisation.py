@@ -60,6 +60,10 @@ class AuthorisationError(LanterneError):
     """An authorisation that cannot be recorded or changed as asked."""
 
 
+class RecipientError(AuthorisationError):
+    """A transmission to a service that no authorisation in force names (AC-06)."""
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -121,6 +125,13 @@ class Authorisation:
     revoked_at: datetime | None = None
     revoked_by: str | None = None
     revoke_reason: str | None = None
+    manifestation: str | None = None
+    """The event (manifestation) the act is for, e.g. "Fête de la musique 2026" (LB-01)."""
+    responsible_service: str | None = None
+    """The service the act makes responsible for the processing (LB-01)."""
+    recipients: tuple[str, ...] | None = None
+    """Services alerts and exports may go to under this act (AC-06, CSI L252-3); None: recorded
+    before recipients were kept, so it restricts nothing (`authorised_recipients`)."""
 
     def in_force(self, at: datetime) -> bool:
         """Within its dates and not revoked at `at` (a revocation ends it from then on only, so the
@@ -156,6 +167,9 @@ def _from_row(r: Any) -> Authorisation:
         revoked_at=r.revoked_at,
         revoked_by=r.revoked_by,
         revoke_reason=r.revoke_reason,
+        manifestation=r.manifestation,
+        responsible_service=r.responsible_service,
+        recipients=tuple(r.recipients) if r.recipients is not None else None,
     )
 
 
@@ -197,8 +211,12 @@ class Authorisations:
         event_types: Iterable[EventType | str],
         impact_assessments: Iterable[str] = (),
         user_id: str,
+        manifestation: str | None = None,
+        responsible_service: str | None = None,
+        recipients: Iterable[str] | None = None,
     ) -> Authorisation:
-        """Record a new authorisation (a renewal is a new one: dates are never edited, LB-02)."""
+        """Record a new authorisation (a renewal is a new one: dates are never edited, LB-02).
+        `recipients` None: the act names none, and then it restricts no transmission (AC-06)."""
         reference = _text(reference, "reference", 128)
         legal_basis = _text(legal_basis, "legal_basis", 500)
         authority = _text(authority, "authority", 500)
@@ -223,6 +241,17 @@ class Authorisations:
                 f"authorisation {reference}: no event type; name at least one with --event"
             )
         links = tuple(dict.fromkeys(a.strip() for a in impact_assessments if a.strip()))
+        manifestation = _text(manifestation, "manifestation", 300) if manifestation is not None else None
+        service = (
+            _text(responsible_service, "responsible_service", 300)
+            if responsible_service is not None
+            else None
+        )
+        to = (
+            tuple(dict.fromkeys(_text(r, "recipient", 256) for r in recipients))
+            if recipients is not None
+            else None
+        )
         auth = Authorisation(
             reference=reference,
             legal_basis=legal_basis,
@@ -234,6 +263,9 @@ class Authorisations:
             impact_assessments=links,
             created_by=user_id,
             created_at=self._clock(),
+            manifestation=manifestation,
+            responsible_service=service,
+            recipients=to,
         )
         try:
             with self.engine.begin() as conn:
@@ -256,6 +288,9 @@ class Authorisations:
                         impact_assessments=list(links),
                         created_by=user_id,
                         created_at=auth.created_at,
+                        manifestation=manifestation,
+                        responsible_service=service,
+                        recipients=list(to) if to is not None else None,
                     )
                 )
         except IntegrityError:
@@ -370,6 +405,9 @@ class Authorisations:
             "legal_basis": a.legal_basis,
             "authority": a.authority,
             "impact_assessments": list(a.impact_assessments),
+            "manifestation": a.manifestation,
+            "responsible_service": a.responsible_service,
+            "recipients": list(a.recipients) if a.recipients is not None else None,
         }
         if added:
             details["added"] = list(added)
@@ -428,6 +466,43 @@ class Authorisations:
         at = self._clock() if at is None else _aware(at, "at")
         found = [a for a in self.active(at) if a.covers(camera, event_type, at)]
         return max(found, key=lambda a: (a.valid_until, a.reference)) if found else None
+
+    def authorised_recipients(self, at: datetime | None = None) -> frozenset[str] | None:
+        """The services the authorisations in force at `at` let alerts and exports go to (AC-06),
+        or None when none of them names its recipients (acts recorded before they were kept, or
+        no act in force): then no list exists to check against, which `check_recipients` says."""
+        lists = [a.recipients for a in self.active(at) if a.recipients is not None]
+        return frozenset(r for names in lists for r in names) if lists else None
+
+    def check_recipients(
+        self, recipients: Iterable[str], *, channel: str, user_id: str, at: datetime | None = None
+    ) -> None:
+        """Refuse, on the record, a transmission to a service no authorisation in force names
+        (AC-06, CSI L252-3): `channel` is `outbound` (a configured destination) or `export`. The
+        refusal is an audit record `recipient_refused` naming the recipients and the channel,
+        written before `RecipientError` is raised with one line naming the fix."""
+        from lanterne.audit import Action
+
+        at = self._clock() if at is None else _aware(at, "at")
+        allowed = self.authorised_recipients(at)
+        if allowed is None:
+            return
+        refused = sorted(dict.fromkeys(r for r in recipients if r not in allowed))
+        if not refused:
+            return
+        self.audit.append(
+            user_id,
+            Action.RECIPIENT_REFUSED,
+            object_type=channel,
+            object_id=refused[0][:128],
+            details={"channel": channel, "refused": refused, "authorised": sorted(allowed)},
+        )
+        names = ", ".join(repr(r) for r in refused)
+        raise RecipientError(
+            f"{channel} recipient {names} is not named by an authorisation in force (AC-06, CSI L252-3; "
+            f"authorised: {', '.join(sorted(allowed)) or 'none'}); record an authorisation naming it "
+            "with `lanterne authorisation add … --recipient NAME`, or send nothing to it"
+        )
 
 
 def _coverage(
@@ -706,11 +781,19 @@ def gates_for(
     when some camera may alert (masks validated, zones watching), the detector model, thresholds,
     zones and event types must each carry a signed governance record at their current hash
     (GV-05, `lanterne.accountability.governance`): otherwise `alerting_refused` is recorded for
-    those cameras (`no_governance_record`) and `GovernanceError` refuses the start, one line.
+    those cameras (`no_governance_record`) and `GovernanceError` refuses the start, one line. A
+    type its camera's latest envelope check puts outside the detector's measured conditions, with
+    no override, does not alert (EV-05, `lanterne.accountability.envelope`: `outside_envelope`).
+    No risk of the register may be overdue for review (RK-01, `lanterne.accountability.risks`):
+    otherwise `alerting_refused` (`risk_review_overdue`) and `RiskError` refuse the start, one line.
     """
+    from lanterne.accountability.envelope import gate_refusals
     from lanterne.accountability.fria import assessment_check
     from lanterne.accountability.governance import NO_RECORD, Governance, GovernanceError, refusal
     from lanterne.accountability.masks import validated
+    from lanterne.accountability.risks import OVERDUE as RISK_OVERDUE
+    from lanterne.accountability.risks import RiskError, RiskRegister
+    from lanterne.accountability.risks import refusal as risk_refusal
     from lanterne.audit import Action
     from lanterne.config.schema import Mode
 
@@ -751,7 +834,25 @@ def gates_for(
                 },
             )
         raise GovernanceError(refusal(cfg, pending))
+    overdue = RiskRegister(engine, audit, clock=clock).overdue() if may_alert else []
+    if overdue:
+        # RK-01: a register nobody reviews on the dates it committed to does not start alerting.
+        for cam in may_alert:
+            audit.append(
+                SYSTEM_USER,
+                Action.ALERTING_REFUSED,
+                object_type="camera",
+                object_id=cam.id,
+                details={
+                    "event_types": sorted(str(t) for t in watched_types(cam)),
+                    "reason": RISK_OVERDUE,
+                    "risks": [r.id for r in overdue],
+                },
+            )
+        raise RiskError(risk_refusal(overdue))
     assessed = assessment_check(engine) if alerting else None
+    # EV-05: a type outside its measured envelope stays off unless an override is recorded.
+    outside = gate_refusals(audit, may_alert, SYSTEM_USER) if may_alert else {}
     return {
         cam.id: AlertingGate(
             cam.id,
@@ -760,7 +861,7 @@ def gates_for(
             cfg.legal_end_date,
             clock=clock,
             refresh_seconds=refresh_seconds,
-            event_types=watched_types(cam) if cam.id in checked else (),
+            event_types=watched_types(cam) - outside.get(cam.id, frozenset()) if cam.id in checked else (),
             assessments=assessed,
         )
         for cam in cfg.cameras

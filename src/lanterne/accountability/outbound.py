@@ -70,6 +70,28 @@ def destinations(settings: OutboundSettings) -> list[str]:
     return names + [WEBHOOK_PREFIX + w.id for w in settings.webhooks]
 
 
+def recipient_of(destination: str) -> str:
+    """The service a destination delivers to, as an authorisation names it (AC-06): a webhook's
+    id, or `mqtt` for the broker.
+
+    >>> recipient_of("webhook:police-municipale"), recipient_of("mqtt")
+    ('police-municipale', 'mqtt')
+    """
+    return destination.removeprefix(WEBHOOK_PREFIX)
+
+
+def check_destinations(cfg: Config, engine: Engine, audit: AuditLog, now: datetime | None = None) -> None:
+    """Refuse, at configuration time (`lanterne serve` starts the delivery), a configured
+    destination no authorisation in force names among its recipients (AC-06): recorded as
+    `recipient_refused`, then `RecipientError` with one line. Nothing configured: nothing to check."""
+    from lanterne.accountability.authorisation import Authorisations
+
+    names = [recipient_of(d) for d in destinations(cfg.outbound)]
+    if names:
+        register = Authorisations(engine, audit, cfg.legal_end_date)
+        register.check_recipients(names, channel="outbound", user_id=SYSTEM, at=now)
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     """One confirmed alert on its way to one destination."""

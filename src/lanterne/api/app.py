@@ -31,6 +31,7 @@ from lanterne.api.routes import (
     stops,
     vocabulary,
 )
+from lanterne.api.routes import incidents as incident_routes
 from lanterne.api.routes import observatory as observatory_api
 from lanterne.api.routes import ops as operations
 from lanterne.api.routes import requests as access_requests
@@ -165,6 +166,7 @@ def create_app(cfg: Config, *, clock: Callable[[], datetime] = lambda: datetime.
     app.include_router(log_review.router)
     app.include_router(live.router)
     app.include_router(recall.router)
+    app.include_router(incident_routes.router)
     # Pages' scripts and styles, and Leaflet (`static/vendor/leaflet/`), from the package itself.
     app.mount("/static", StaticFiles(packages=[("lanterne.api", "static")]), name="static")
     return app

@@ -82,6 +82,12 @@ class Action(StrEnum):
     them, or its privacy masks were not validated (LB-06); details name the types and why."""
     MASKS_VALIDATED = "masks_validated"
     """A person checked a camera's privacy masks (LB-06); details carry the masks' sha256."""
+    ENVELOPE_CHECK = "envelope_check"
+    """A sample of a camera's frames measured against each watched type's operating envelope
+    (EV-05): details carry, per type, inside/outside/undetermined, why, and the figures."""
+    ENVELOPE_OVERRIDE = "envelope_override"
+    """A person let a camera alert one type outside its envelope (EV-05), with a reason, for the
+    check it names."""
     RETENTION_DELETE = "retention_delete"
     LEGAL_HOLD = "legal_hold"
     AUDIT_EXPORT = "audit_export"
@@ -116,6 +122,21 @@ class Action(StrEnum):
     """A blinded recall audit (PM-03), object `recall_audit`: started (the seed and the windows
     drawn), refused, a mark added or removed, a window reviewed, closed with its score. The
     windows themselves are viewed as `view_recording`, the audit named in the purpose."""
+    INCIDENT = "incident"
+    """An incident or a personal-data breach (RK-05, SC-05), object `incident`: opened (by the
+    sweep or a person), evidence added, a note, a notification sent, closed with cause and remedy."""
+    CONFIG_SNAPSHOT = "config_snapshot"
+    """A configuration stored under its hash the first time a process started with it (DC-03),
+    or a stored one read back (`lanterne config snapshot`); details carry the hash."""
+    RECIPIENT_REFUSED = "recipient_refused"
+    """A destination or an export's recipient refused because no authorisation in force names it
+    (AC-06); details name the channel, the refused and the authorised recipients."""
+    PUBLIC_REPORT = "public_report"
+    """A quarterly public report written and signed (PM-04), object `public_report`, its quarter
+    as id: details carry each file's sha256 and the signing key's id."""
+    RISK_REGISTER = "risk_register"
+    """The risk register (RK-01), object `risk`: a risk added, or reviewed (levels, measures, the
+    next review date)."""
 
 
 NEEDS_PURPOSE: frozenset[Action] = frozenset(

@@ -113,7 +113,29 @@ def verify_cmd(
         out.print(result.summary())
         return
     out.print(f"[bold red]{result.summary()}[/]")
+    if config is not None:
+        _open_breach(config, result.problem or result.summary(), result.first_bad_seq)
     raise typer.Exit(1)
+
+
+def _open_breach(config: Path, problem: str, first_bad_seq: int | None) -> None:
+    """A broken log is a personal-data breach until shown otherwise (SC-05): open its incident,
+    with the 72-hour clock, once per finding."""
+    from lanterne.accountability.incidents import open_breach
+    from lanterne.cli.common import opened_site
+
+    try:
+        with opened_site(config) as site:
+            incident, new = open_breach(site.store.engine, site.audit, problem, first_bad_seq)
+    except LanterneError as exc:
+        out.print(f"[bold red]the breach incident could not be opened: {exc}[/]")
+        return
+    said = "opened" if new else "already open" if incident.is_open else "already recorded"
+    out.print(
+        f"breach incident {incident.id} {said}; notify the CNIL by "
+        f"{incident.deadline:%Y-%m-%d %H:%M} UTC: lanterne incidents show {incident.id} --config {config}",
+        highlight=False,
+    )
 
 
 def _extract_key_id(path: Path) -> str:

@@ -68,6 +68,21 @@ def add(
     assessment: Annotated[
         list[str] | None, typer.Option("--assessment", help="Link to an impact assessment (repeatable).")
     ] = None,
+    manifestation: Annotated[
+        str | None,
+        typer.Option("--event-name", "--manifestation", help="The event (manifestation) the act is for."),
+    ] = None,
+    responsible_service: Annotated[
+        str | None, typer.Option("--responsible-service", help="The service the act makes responsible.")
+    ] = None,
+    recipient: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--recipient",
+            help="Service that may receive alerts and exports (repeatable): a webhook id, `mqtt`, "
+            "or an export's recipient as written (AC-06).",
+        ),
+    ] = None,
     user: UserOpt = None,
 ) -> None:
     """Record a new authorisation (a renewal is a new one, with its own reference)."""
@@ -89,6 +104,9 @@ def add(
             event_types=event,
             impact_assessments=assessment or (),
             user_id=user_id(user),
+            manifestation=manifestation,
+            responsible_service=responsible_service,
+            recipients=recipient,
         )
         announce_once(cfg.cluster.nats_url, "authorisations")
     _console().print(
@@ -101,16 +119,19 @@ def add(
 def _table(auths: list[Authorisation], now: datetime, legal_end: str | None) -> Table:
     title = "Deployment authorisations" + (f" (site legal end date {legal_end})" if legal_end else "")
     t = Table(title=title)
-    for col in ("reference", "from", "until", "cameras", "events", "state"):
+    for col in ("reference", "event", "service", "from", "until", "cameras", "events", "recipients", "state"):
         t.add_column(col)
     for a in auths:
         state = a.state(now)
         t.add_row(
             a.reference,
+            a.manifestation or "",
+            a.responsible_service or "",
             _short(a.valid_from),
             _short(a.valid_until),
             ", ".join(a.cameras),
             ", ".join(str(e) for e in a.event_types),
+            ", ".join(a.recipients) if a.recipients is not None else "(not recorded)",
             state,
         )
     return t

@@ -17,16 +17,20 @@ from lanterne.cli.authorisation import authorisation_app
 from lanterne.cli.cluster import cluster_app
 from lanterne.cli.config import config_app
 from lanterne.cli.dpia import dpia_app
+from lanterne.cli.envelope import envelope_app
 from lanterne.cli.exports import export_app
 from lanterne.cli.fria import fria_app
 from lanterne.cli.governance import governance_app
+from lanterne.cli.incidents import incidents_app
 from lanterne.cli.masks import masks_app
 from lanterne.cli.observatory import observatory_app
 from lanterne.cli.privacy import privacy_app
 from lanterne.cli.recall import recall_app
 from lanterne.cli.recordings import recordings_app
+from lanterne.cli.report import report_app
 from lanterne.cli.requests import requests_app
 from lanterne.cli.retention import hold_app, retention_app
+from lanterne.cli.risks import risks_app
 from lanterne.cli.run import run_app
 from lanterne.cli.serve import serve_app
 from lanterne.cli.suspension import suspensions_app
@@ -50,14 +54,18 @@ app.add_typer(recordings_app, name="recordings")
 app.add_typer(export_app, name="export")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(masks_app, name="masks")
+app.add_typer(envelope_app, name="envelope")
 app.add_typer(requests_app, name="requests")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(suspensions_app, name="suspensions")
 app.add_typer(recall_app, name="recall")
 app.add_typer(transparency_app, name="transparency")
+app.add_typer(report_app, name="report")
 app.add_typer(dpia_app, name="dpia")
 app.add_typer(fria_app, name="fria")
 app.add_typer(governance_app, name="governance")
+app.add_typer(risks_app, name="risks")
+app.add_typer(incidents_app, name="incidents")
 app.add_typer(serve_app, name="serve")
 app.add_typer(users_app, name="users")
 app.add_typer(observatory_app, name="observatory")

@@ -23,7 +23,12 @@ def serve_command(
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
 ) -> None:
     """Serve the public transparency page (no login) and the console API."""
+    from lanterne.accountability.outbound import check_destinations
     from lanterne.api.app import serve
     from lanterne.config import load_config
+    from lanterne.runtime.site import open_site
 
-    serve(load_config(config), host, port)
+    cfg = load_config(config)
+    with open_site(cfg) as site:  # AC-06: no destination the authorisations do not name
+        check_destinations(cfg, site.store.engine, site.audit)
+    serve(cfg, host, port)

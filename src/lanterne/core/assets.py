@@ -37,6 +37,47 @@ class Asset:
     derived_from: str | None = None
     """Name of the registered model this file is made from by `DERIVATIONS[name]`; `url` is then
     the parent's origin."""
+    outputs: tuple[tuple[str, str], ...] = ()
+    """The model inventory (EV-03): each output head of the ONNX graph, by name, with what it
+    yields (`OUTPUT_KINDS`). `_check` compares the names with the file's graph, so a file whose
+    heads differ from what is declared here is refused like one with the wrong sha256."""
+
+
+OUTPUT_KINDS: dict[str, str] = {
+    "coco_boxes": "boxes and scores of the 80 COCO classes (person, bicycle, car, bag, …)",
+    "face_boxes_to_blur": "face boxes and scores, used only to blur faces (anonymisation)",
+    "face_keypoints_discarded": "5 face keypoints per box, decoded by OpenCV with the box and discarded",
+    "plate_boxes_to_blur": "licence-plate corners and scores, used only to blur plates (anonymisation)",
+}
+"""What a registered model may output. Nothing here identifies, re-identifies or describes a person."""
+
+IDENTITY_OUTPUTS: frozenset[str] = frozenset(
+    {"embedding", "face_embedding", "reid", "reid_embedding", "face_identity", "gait", "attributes"}
+)
+"""Output kinds a model may never have (loi 2023-380 art. 10, décret 2023-828 art. 2: no biometric
+data): a model declaring one is refused before its file is even read."""
+
+KNOWN_IDENTITY_MODELS: dict[str, str] = {
+    "f6abbfff9575e3041db692c1e29d782e995191888477fd59ebc81202d99fc63b": "SFace face recognition (opencv_zoo face_recognition_sface_2021dec.onnx)",
+    "2b0e941e6f16cc048c20aee0c8e31f569118f65d702914540f7bfdc14048d78a": "SFace face recognition, int8 (opencv_zoo face_recognition_sface_2021dec_int8.onnx)",
+    "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee": "SFace face recognition, int8bq (opencv_zoo face_recognition_sface_2021dec_int8bq.onnx)",
+    "a9279be00242f4240ba4de7b6b93837fdd5a17b98d2f278f63711d55b65b4312": "SFace face recognition (opencv_zoo face_recognition_sface.onnx)",
+    "0579683334d4b9440221606dcb461656dd0dc64143b18f48faedaced9b4f580d": "Youtu person re-identification (opencv_zoo person_reid_youtu_2021nov.onnx)",
+    "756e85946fe83d8269c8543f7b46290c87a43477758b08097cbcae7c4d654132": "Youtu person re-identification, fp16 (opencv_zoo person_reid_youtu_2021nov_fp16.onnx)",
+    "4757c4cb759b79030a9870abf29c064c2ee51e079a05700690800c81b16cf245": "Youtu person re-identification, int8 (opencv_zoo person_reid_youtu_2021nov_int8.onnx)",
+    "2b88597426335e6cd625119bdda090f9d3497bc80ba5b8a8910f65b8ccc09471": "Youtu person re-identification, int8bq (opencv_zoo person_reid_youtu_2021nov_int8bq.onnx)",
+}
+"""sha256 of published face-recognition and re-identification models (from the git-LFS pointers
+of opencv_zoo), refused by name wherever one turns up in place of a registered file (EV-03,
+legal-requirements: "a list of known face/re-ID model hashes is checked against deployed
+artifacts"). A list cannot be complete: the declared outputs and the sha256 pinning of every
+registered file are the general rule, this names the commonest files outright."""
+
+_YUNET_OUTPUTS = tuple(
+    (f"{head}_{stride}", "face_keypoints_discarded" if head == "kps" else "face_boxes_to_blur")
+    for head in ("cls", "obj", "bbox", "kps")
+    for stride in (8, 16, 32)
+)
 
 
 _YOLOX_NANO_URL = "https://raw.githubusercontent.com/opencv/opencv_zoo/2fd35e06a493624a4de247c6e251ef666395890a/models/object_detection_yolox/yolox_nano.onnx"
@@ -52,6 +93,7 @@ MODELS: dict[str, Asset] = {
             size=3659407,
             url=_YOLOX_NANO_URL,
             licence="Apache-2.0 (YOLOX, Megvii)",
+            outputs=(("output", "coco_boxes"),),
         ),
         Asset(
             name="yolox_nano_dynamic",
@@ -61,6 +103,7 @@ MODELS: dict[str, Asset] = {
             url=_YOLOX_NANO_URL,
             licence="Apache-2.0 (YOLOX, Megvii; derivative: input and output dims made symbolic)",
             derived_from="yolox_nano",
+            outputs=(("output", "coco_boxes"),),
         ),
         Asset(
             name="yunet",
@@ -69,6 +112,7 @@ MODELS: dict[str, Asset] = {
             size=232589,
             url="https://raw.githubusercontent.com/ShiqiYu/libfacedetection.train/0047ac24afb1a50a0c6105001c89d1b5b805dbf1/onnx/yunet_s_640_640.onnx",
             licence="Apache-2.0 (libfacedetection.train)",
+            outputs=_YUNET_OUTPUTS,
         ),
         Asset(
             name="lpd_yunet",
@@ -77,6 +121,11 @@ MODELS: dict[str, Asset] = {
             size=4146213,
             url="https://raw.githubusercontent.com/roniragilimankhoirul/License-Plate-Detection-with-YuNet/3ced4135a7004ade104d5508f53fe634e457cade/license_plate_detection_lpd_yunet_2023mar.onnx",
             licence="Apache-2.0 (opencv_zoo)",
+            outputs=(
+                ("loc", "plate_boxes_to_blur"),
+                ("conf", "plate_boxes_to_blur"),
+                ("iou", "plate_boxes_to_blur"),
+            ),
         ),
     )
 }
@@ -148,8 +197,37 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def refuse_identity_model(path: Path, asset: Asset, digest: str) -> None:
+    """EV-03: never load a model that outputs identity-bearing features. Refused: an asset
+    declaring such an output, and a file whose sha256 is a known face-recognition or
+    re-identification model, whatever it is named."""
+    banned = [name for name, kind in asset.outputs if kind in IDENTITY_OUTPUTS or kind not in OUTPUT_KINDS]
+    if banned:
+        raise ModelError(
+            f"{asset.name}: output {', '.join(banned)} is not an allowed output "
+            f"({', '.join(sorted(OUTPUT_KINDS))}); identity features are never computed (EV-03): remove the model"
+        )
+    known = KNOWN_IDENTITY_MODELS.get(digest)
+    if known is not None:
+        raise ModelError(
+            f"{path}: sha256 {digest[:12]}… is {known}, a face-recognition or re-identification model "
+            "that Lanterne never loads (EV-03); delete the file"
+        )
+
+
+def onnx_outputs(model: bytes) -> list[str]:
+    """Names of an ONNX graph's outputs, read from the protocol buffer (no `onnx` package)."""
+    graph = next((p for n, _, p in _fields(model) if n == _MODEL_GRAPH), b"")
+    return [
+        next((p.decode() for n, _, p in _fields(value_info) if n == 1), "")
+        for n, _, value_info in _fields(graph)
+        if n == _GRAPH_OUTPUT
+    ]
+
+
 def _check(path: Path, asset: Asset) -> Path:
     digest = sha256_file(path)
+    refuse_identity_model(path, asset, digest)
     if digest != asset.sha256:
         again = (
             f"derived again from {MODELS[asset.derived_from].filename}"
@@ -160,6 +238,16 @@ def _check(path: Path, asset: Asset) -> Path:
             f"{path}: sha256 {digest[:12]}… does not match the expected {asset.sha256[:12]}… for "
             f"{asset.name}; delete the file so that it is {again}"
         )
+    if asset.filename.endswith(".onnx"):
+        # The inventory must say what the file really outputs: an asset declared with other
+        # heads than its graph's is a wrong declaration, refused before anyone relies on it.
+        heads = onnx_outputs(path.read_bytes())
+        declared = [name for name, _ in asset.outputs]
+        if heads != declared:
+            raise ModelError(
+                f"{path}: output heads {heads} are not the declared {declared} of {asset.name} (EV-03); "
+                "declare each head in lanterne.core.assets"
+            )
     return path
 
 

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from lanterne.config.schema import Camera
+    from lanterne.runtime.site import Site
 
 LAWN = [[0.0, 0.46], [0.39, 0.55], [0.57, 0.66], [0.78, 0.78], [1.0, 0.91], [1.0, 1.0], [0.0, 1.0]]
 CROSSROADS = [
@@ -57,6 +61,7 @@ DEMO_CONFIG: dict[str, Any] = {
 DEMO_AUTHORISATION = "DEMO-NOT-A-LEGAL-AUTHORISATION"
 DEMO_DPIA = "DEMO-NOT-A-DPIA: demonstration on a public research clip, no impact assessment"
 DEMO_FRIA = "DEMO-NOT-A-FRIA"
+DEMO_RISK_REVIEW = "DEMONSTRATION, NOT A RISK REVIEW: the demo's register on a public research clip"
 DEMO_APPROVAL = (
     "DEMONSTRATION, NOT A GOVERNANCE DECISION: the demo's model and rules on a public research clip"
 )
@@ -182,6 +187,7 @@ def prepare_demo(out_dir: Path, user_id: str) -> tuple[Any, Path]:
             validate_masks(
                 opened.audit, camera, user_id, "demonstration: the public research clip shows no dwelling"
             )
+        _check_envelope(opened, cfg.cameras[0], user_id)
         if not notice_published(cfg, opened.store.engine):
             export(cfg, opened.store.engine, out_dir.resolve() / "public", user_id, now)
         governance = Governance(opened.store.engine, opened.audit)
@@ -194,7 +200,62 @@ def prepare_demo(out_dir: Path, user_id: str) -> tuple[Any, Path]:
                 summary=DEMO_APPROVAL,
                 user_id=user_id,
             )
+        from lanterne.accountability.risks import RiskRegister
+
+        risks = RiskRegister(opened.store.engine, opened.audit)
+        for risk in risks.overdue():
+            # RK-01: a demo directory kept past a risk's review date would refuse to start.
+            risks.review(
+                risk.id,
+                next_review=now.date() + timedelta(days=7),
+                note=DEMO_RISK_REVIEW,
+                likelihood=risk.likelihood or 1,
+                severity=risk.severity or 1,
+                by=user_id,
+            )
     return cfg, site
+
+
+DEMO_ENVELOPE_OVERRIDE = (
+    "DEMONSTRATION: the research clip's people are smaller than those this detector was measured on; "
+    "kept on to show the chain, expect it to miss"
+)
+DEMO_ENVELOPE_UNMEASURED = (
+    "DEMONSTRATION: nobody crossed this zone in the sampled seconds, so people's height there was not "
+    "measured; kept on to show the chain"
+)
+
+
+def _check_envelope(opened: Site, camera: Camera, user_id: str) -> None:
+    """EV-05 as a deployment does it: the demo camera's frames are measured against each
+    detector's envelope (`lanterne envelope check`), and what falls outside is overridden with
+    the honest reason, shown as an override on the public page."""
+    from lanterne.accountability.envelope import (
+        NOT_CHECKED,
+        record_check,
+        record_override,
+        refused_types,
+        status_of,
+    )
+    from lanterne.video.detectors import create_detector
+    from lanterne.video.envelope import sample_camera
+
+    statuses = status_of(opened.audit, [camera])[camera.id]
+    if any(s.status == NOT_CHECKED for s in statuses.values()):
+        sample = sample_camera(camera, create_detector(opened.cfg.detector, opened.cfg.models_dir))
+        statuses = record_check(
+            opened.audit,
+            camera,
+            sample.persons,
+            sample.luma,
+            sample.fps,
+            sample.frame_height,
+            user_id,
+            sample={"frames": sample.frames, "seconds": sample.seconds, "rate_from": "source"},
+        )
+    for t, s in refused_types(statuses).items():
+        reason = DEMO_ENVELOPE_OVERRIDE if s.status == "outside" else DEMO_ENVELOPE_UNMEASURED
+        record_override(opened.audit, camera, t, reason, user_id)
 
 
 def _observatory_data() -> Path | None:

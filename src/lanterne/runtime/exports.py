@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from lanterne.accountability.accounts import find_account, get_account
+from lanterne.accountability.authorisation import Authorisations
 from lanterne.accountability.habilitation import HabilitationError, may_view_video
 from lanterne.accountability.privacy import end_use, start_use
 from lanterne.accountability.requests import answered, check_range
@@ -97,6 +98,10 @@ def export_recording(
         raise ConfigError(f"an export covers at most {MAX_EXPORT}; split the range")
     if not recipient.strip() or not purpose.strip():
         raise ConfigError("an export needs a recipient and a purpose (RT-04, LG-02)")
+    # AC-06: a service receives video only if an authorisation in force names it (recorded if not).
+    Authorisations(site.store.engine, site.audit, site.cfg.legal_end_date).check_recipients(
+        [recipient.strip()], channel="export", user_id=requester, at=now
+    )
     _check_habilitation(site, requester, camera_id, now)
     expires = expires or now + DEFAULT_EXPIRY
     renderer = renderer_for(site.cfg, site.store)

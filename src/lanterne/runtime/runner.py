@@ -350,6 +350,11 @@ def site_retention(cfg: Config, store: Any, audit: Any) -> tuple[Any, list[Calla
         # The DPO's review of the audit log (LG-06), once each hour is over: here because one
         # process of a site runs these chores, so no two processes review the same hour.
         minutely.append(HourlyReview(store, audit, cfg.review))
+    from lanterne.accountability.incidents import sweep_for
+
+    # Silent detectors, false-alarm spikes and recall misses become incidents (RK-05), here for
+    # the same reason: one process per site, so each symptom opens one incident.
+    minutely.append(sweep_for(cfg, store.engine, audit))
     return scheduler, minutely
 
 
@@ -442,6 +447,10 @@ class Runner:
             object_id=self.cfg.site,
             details={"event": "run_started", "mode": str(self.cfg.mode), "config_sha256": self.chash},
         )
+        from lanterne.accountability.snapshots import record as record_snapshot
+
+        # DC-03: the hash every event of this run carries resolves to this configuration.
+        record_snapshot(self.store.engine, self.audit, self.cfg)
         self._record_models()
         if self.cfg.mode is Mode.ALERTS:
             from lanterne.accountability.suspension import Suspensions

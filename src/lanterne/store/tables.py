@@ -262,6 +262,12 @@ class AuthorisationRecord(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     revoked_by: Mapped[str | None] = mapped_column(String(128))
     revoke_reason: Mapped[str | None] = mapped_column(String(1000))
+    manifestation: Mapped[str | None] = mapped_column(String(300))
+    """The event (manifestation) the act authorises for (LB-01); None on records before 0021."""
+    responsible_service: Mapped[str | None] = mapped_column(String(300))
+    recipients: Mapped[list[str] | None] = mapped_column(JSON)
+    """Services alerts and exports may go to under this act (AC-06, CSI L252-3); None: recorded
+    before the act's recipients were kept (0021), so it restricts nothing."""
 
 
 class LegalHoldRecord(Base):
@@ -966,3 +972,126 @@ class RecallMarkRecord(Base):
     zone: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     matched_event: Mapped[str | None] = mapped_column(String(64))
+
+
+INCIDENT_KINDS: tuple[str, ...] = ("detector_silent", "false_alarm_spike", "recall_miss", "breach", "manual")
+"""What went wrong (RK-05, SC-05): a running camera's detector fell silent, its dismissals spiked
+above its own history, a recall audit found a missed situation, a personal-data breach (the audit
+log found altered or truncated), or anything a person records by hand."""
+INCIDENT_STATES: tuple[str, ...] = ("open", "closed")
+INCIDENT_STEPS: tuple[str, ...] = ("opened", "evidence", "note", "notified", "closed")
+"""The entries of an incident's timeline, in the order they usually come."""
+
+
+class IncidentRecord(Base):
+    """An incident (RK-05) or a personal-data breach (SC-05): what happened to which cameras and
+    detectors, who owns it, and, for a breach, the 72-hour deadline to notify the authority (GDPR
+    art. 33). `dedupe_key` lets the automatic sweep recognise what it already opened. Never a
+    person: cameras and detectors by id, the rest is the owner's text (`lanterne.accountability.
+    incidents`). Its timeline is in `incident_entries`."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (
+        CheckConstraint(_in_list("kind", INCIDENT_KINDS), name="ck_incidents_kind"),
+        CheckConstraint(_in_list("state", INCIDENT_STATES), name="ck_incidents_state"),
+        CheckConstraint(
+            "state = 'open' OR (closed_at IS NOT NULL AND length(cause) > 0 AND length(remedy) > 0)",
+            name="ck_incidents_closed",
+        ),
+        Index("ix_incidents_state_opened", "state", "opened_at"),
+        Index("ix_incidents_dedupe_key", "dedupe_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(200))
+    summary: Mapped[str] = mapped_column(String(2000))
+    """What happened and its effects so far, as the sweep or the owner wrote it."""
+    owner: Mapped[str] = mapped_column(String(128))
+    """The user id who answers for it (handles, notifies, closes)."""
+    cameras: Mapped[list[str]] = mapped_column(JSON)
+    detectors: Mapped[list[str]] = mapped_column(JSON)
+    """Event types concerned, out of the eight."""
+    detected_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    """When it became known: a breach's 72 hours run from here."""
+    opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    opened_by: Mapped[str] = mapped_column(String(128))
+    dedupe_key: Mapped[str | None] = mapped_column(String(200))
+    deadline: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    """A breach's notification deadline (detected + 72 h); none for the other kinds."""
+    notified_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    """When the authority was first told (recorded by the owner)."""
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    closed_by: Mapped[str | None] = mapped_column(String(128))
+    cause: Mapped[str | None] = mapped_column(String(1000))
+    remedy: Mapped[str | None] = mapped_column(String(1000))
+
+
+class IncidentEntryRecord(Base):
+    """One entry of an incident's timeline: opened, evidence found by a sweep, a note, a
+    notification sent, closed. `details` holds the measurements (counts, ids, times), never a
+    person."""
+
+    __tablename__ = "incident_entries"
+    __table_args__ = (CheckConstraint(_in_list("step", INCIDENT_STEPS), name="ck_incident_entries_step"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(Integer, ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    author: Mapped[str] = mapped_column(String(128))
+    step: Mapped[str] = mapped_column(String(16))
+    body: Mapped[str] = mapped_column(String(2000))
+    details: Mapped[dict[str, object]] = mapped_column(JSON)
+
+
+RISK_CATEGORIES: tuple[str, ...] = ("safety", "fundamental_rights", "misuse")
+RISK_LEVELS: tuple[int, ...] = (1, 2, 3, 4)
+"""The CNIL's four levels for likelihood and severity: 1 negligible, 2 limited, 3 significant,
+4 maximum."""
+
+
+class RiskRecord(Base):
+    """A risk of the living risk register (RK-01): what could go wrong, for which detector (none:
+    the whole deployment), its likelihood and severity (none until first assessed), the measures,
+    the residual level, its owner and the date of its next review. In alerts mode a start is
+    refused while a review is overdue (`lanterne.accountability.risks`)."""
+
+    __tablename__ = "risks"
+    __table_args__ = (
+        CheckConstraint(_in_list("category", RISK_CATEGORIES), name="ck_risks_category"),
+        CheckConstraint("likelihood IS NULL OR likelihood BETWEEN 1 AND 4", name="ck_risks_likelihood"),
+        CheckConstraint("severity IS NULL OR severity BETWEEN 1 AND 4", name="ck_risks_severity"),
+        CheckConstraint("residual IS NULL OR residual BETWEEN 1 AND 4", name="ck_risks_residual"),
+        Index("ix_risks_next_review", "next_review"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    title: Mapped[str] = mapped_column(String(300))
+    category: Mapped[str] = mapped_column(String(32))
+    detector: Mapped[str | None] = mapped_column(String(32))
+    owner: Mapped[str] = mapped_column(String(128))
+    likelihood: Mapped[int | None] = mapped_column(Integer)
+    severity: Mapped[int | None] = mapped_column(Integer)
+    residual: Mapped[int | None] = mapped_column(Integer)
+    measures: Mapped[str] = mapped_column(String(2000))
+    next_review: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(128))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    reviewed_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class ConfigSnapshotRecord(Base):
+    """The canonical configuration behind a configuration hash (DC-03), stored the first time a
+    process starts with it, so that the hash on an alert or a notice resolves to the thresholds,
+    zones and models that produced it (`lanterne.accountability.snapshots`)."""
+
+    __tablename__ = "config_snapshots"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    config: Mapped[str] = mapped_column(Text)
+    redacted: Mapped[list[str]] = mapped_column(JSON)
+    """Paths of values whose credentials were replaced before storing (a password in a URL)."""
+    first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    first_seen_by: Mapped[str] = mapped_column(String(128))

@@ -25,11 +25,15 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from lanterne.accountability.equity import EquityReport, equity_report
+from lanterne.accountability.operations import PublicTypeFigures
+from lanterne.accountability.quarterly import Indicator, quarter_to_date
 from lanterne.config import Config, config_hash
 from lanterne.config.schema import Mode
 from lanterne.core.assets import MODELS, detector_file
 from lanterne.core.types import EventType
 from lanterne.rules import DETECTOR_TYPES, EVENTS
+from lanterne.rules.envelope import ENVELOPES, Envelope
 from lanterne.store.tables import AuditCheckpointRecord, SuspensionRecord
 
 SIGNED_HEAD_DAYS = 31
@@ -62,6 +66,20 @@ class AuthorisationRef:
 
 
 @dataclass(frozen=True)
+class EnvelopeStatus:
+    """Where a camera stands against one detector's operating envelope (EV-05). The figures and
+    the reasons are measurements; an override's reason is an agent's free text, so the page says
+    only that there is one."""
+
+    event_type: str
+    status: str
+    """`inside`, `outside`, `undetermined` or `not_checked`."""
+    reasons: tuple[str, ...]
+    overridden: bool
+    checked_at: str | None
+
+
+@dataclass(frozen=True)
 class CameraInfo:
     id: str
     name: str
@@ -77,6 +95,8 @@ class CameraInfo:
     authorisations: tuple[AuthorisationRef, ...]
     """The authorisations in force now that name this camera."""
     zones: tuple[str, ...]
+    envelope: tuple[EnvelopeStatus, ...] = ()
+    """Per watched type, the camera's latest envelope check (EV-05)."""
 
     @property
     def status(self) -> str:
@@ -103,6 +123,8 @@ class AlgorithmInfo:
     """Name of the learned model the rule reads, None for the classical methods."""
     known_limits: tuple[str, ...]
     doc: str
+    envelope: tuple[str, ...] = ()
+    """The conditions the detector was measured under (EV-05), one line each."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +159,10 @@ class RegisterEntry:
     state: str
     """`active`, `upcoming`, `expired` or `revoked`, as of the page's time."""
     revoked_at: str | None
+    manifestation: str | None = None
+    responsible_service: str | None = None
+    recipients: tuple[str, ...] | None = None
+    """The services the act lets alerts and exports go to (AC-06); None: not recorded."""
 
 
 @dataclass(frozen=True)
@@ -189,6 +215,16 @@ class RecallSummary:
 
 
 @dataclass(frozen=True)
+class IncidentMonth:
+    """How many incidents of one kind were opened in a month: no title, camera or text, which
+    the register keeps for the DPO and the authority."""
+
+    month: str
+    kind: str
+    opened: int
+
+
+@dataclass(frozen=True)
 class PublicData:
     site: str
     generated_at: str
@@ -210,6 +246,16 @@ class PublicData:
     """Newest day first, the last `SIGNED_HEAD_DAYS` days with a checkpoint."""
     recall: RecallSummary = RecallSummary()
     """Misses measured by blinded review of sampled footage (PM-03), only from closed audits."""
+    equity: EquityReport | None = None
+    """Alerts per 1,000 camera-hours by neighbourhood (RK-02), small counts hidden."""
+    incidents: tuple[IncidentMonth, ...] = ()
+    """Incidents opened per month and kind (RK-05, SC-05), newest month first: counts only."""
+    operations_since: str | None = None
+    """Start of the quarter `operations` and `evaluation` cover, up to `generated_at` (PM-01, PM-07)."""
+    operations: tuple[PublicTypeFigures, ...] = ()
+    """Per event type this quarter: alerts, decisions and the follow-up split, small cells hidden."""
+    evaluation: tuple[Indicator, ...] = ()
+    """The indicators of décret 2023-939 art. 4 this quarter, or why one cannot be computed."""
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON types; camera status is a property, so it is added here."""
@@ -264,10 +310,21 @@ def _algorithms(cfg: Config, types: set[EventType]) -> tuple[AlgorithmInfo, ...]
             model=detector_file(cfg.detector.model, cfg.detector.input_size) if t in DETECTOR_TYPES else None,
             known_limits=EVENTS[t].known_limits,
             doc=doc_path(t),
+            envelope=_envelope_lines(ENVELOPES[t]) if t in ENVELOPES else (),
         )
         for t in EventType
         if t in types
     )
+
+
+def _envelope_lines(e: Envelope) -> tuple[str, ...]:
+    lines = []
+    if e.min_person_px is not None:
+        lines.append(f"people at least {e.min_person_px.value:g} pixels high in the zone")
+    lines.append(f"light: mean luma of the picture at least {e.min_luma.value:g} of 255")
+    lines.append(f"analysis at {e.min_fps.value:g} frames per second or more")
+    lines.append(f"picture at least {e.min_frame_height.value:g} pixels high")
+    return tuple(lines)
 
 
 def _rounded(interval: tuple[float, float] | None) -> tuple[float, float] | None:
@@ -373,18 +430,24 @@ def public_data(cfg: Config, engine: Engine, now: datetime) -> PublicData:
     register = Authorisations(engine, AuditLog(engine), cfg.legal_end_date)
     everything = register.list()
     in_force = register.active(now)
+    from lanterne.accountability.envelope import status_of
+
     suspended = _suspended(engine)
     watched = _watched(cfg)
+    envelopes = status_of(AuditLog(engine), cfg.cameras)
 
     cameras = []
     for cam in cfg.cameras:
         covering = [a for a in in_force if cam.id in a.cameras]
         paused = suspended.get(cam.id, set())
+        checks = envelopes.get(cam.id, {})
         alerting = (
             tuple(
                 str(t)
                 for t in watched[cam.id]
-                if str(t) not in paused and any(t in a.event_types for a in covering)
+                if str(t) not in paused
+                and any(t in a.event_types for a in covering)
+                and (t not in checks or checks[t].may_alert)
             )
             if cfg.mode is Mode.ALERTS
             else ()
@@ -410,10 +473,21 @@ def public_data(cfg: Config, engine: Engine, now: datetime) -> PublicData:
                     for a in sorted(covering, key=lambda a: (a.valid_until, a.reference))
                 ),
                 zones=tuple(z.id for z in cam.zones),
+                envelope=tuple(
+                    EnvelopeStatus(
+                        event_type=str(t),
+                        status=s.status,
+                        reasons=s.reasons,
+                        overridden=s.overridden,
+                        checked_at=_iso(s.checked_at) if s.checked_at is not None else None,
+                    )
+                    for t, s in checks.items()
+                ),
             )
         )
 
     all_watched = {t for types in watched.values() for t in types}
+    quarter_start, quarter_figures, indicators = quarter_to_date(cfg, engine, now, everything)
     return PublicData(
         site=cfg.site,
         generated_at=_iso(now),
@@ -443,9 +517,23 @@ def public_data(cfg: Config, engine: Engine, now: datetime) -> PublicData:
                 impact_assessments=a.impact_assessments,
                 state=a.state(now),
                 revoked_at=_iso(a.revoked_at) if a.revoked_at is not None and a.revoked_at <= now else None,
+                manifestation=a.manifestation,
+                responsible_service=a.responsible_service,
+                recipients=a.recipients,
             )
             for a in everything
         ),
         signed_heads=_signed_heads(engine, now),
         recall=_recall(engine, now),
+        equity=equity_report(cfg, engine, now),
+        incidents=_incidents(engine, now),
+        operations_since=quarter_start,
+        operations=quarter_figures,
+        evaluation=indicators,
     )
+
+
+def _incidents(engine: Engine, now: datetime) -> tuple[IncidentMonth, ...]:
+    from lanterne.accountability.incidents import monthly_counts
+
+    return tuple(IncidentMonth(m.month, m.kind, m.opened) for m in monthly_counts(engine, now))

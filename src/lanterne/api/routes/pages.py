@@ -9,6 +9,7 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from lanterne.accountability.incidents import INCIDENT_ROLES
 from lanterne.accountability.log_review import REVIEWER_ROLES
 from lanterne.api.deps import FOOTAGE_ROLES, current_user, forbid
 
@@ -83,6 +84,21 @@ def review_page(request: Request) -> Response:
     if user.role not in REVIEWER_ROLES:
         forbid(request, user, "log review")
     return _page(STATIC / "review.html")
+
+
+@router.get("/console/incidents")
+def incidents_page(request: Request) -> Response:
+    # Incidents and breaches: supervisors and the DPO handle them; anyone else is refused and
+    # recorded, as for the log review.
+    try:
+        user = current_user(request)
+    except HTTPException as exc:
+        if exc.status_code != 401:
+            raise
+        return RedirectResponse("/login", status_code=303)
+    if user.role not in INCIDENT_ROLES:
+        forbid(request, user, "incidents")
+    return _page(STATIC / "incidents.html")
 
 
 @router.get("/console/map", response_class=HTMLResponse)

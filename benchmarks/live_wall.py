@@ -14,8 +14,9 @@ pixels around its blocks), as a user masks a camera's on-screen clock: otherwise
 is motion on every frame (`benchmarks/per_frame_costs.py --clock`). `--no-motion-mask` measures
 without it. The sweeping bar is motion the gate must not ignore, so the detector still runs on
 every analysed frame; `--detector-interval S` sets `detector.interval_seconds` (boxes carried by
-optical flow between detections, at some loss of recall: docs/config.md) to see what a 2-core
-machine needs for 16 such cameras.
+optical flow between detections, at some loss of recall: docs/config.md) and `--input-size 320`
+`detector.input_size` (the same network 1.6 times cheaper per call) to see what a 2-core machine
+needs for 16 such cameras.
 
 In the page, every frame a tile's `<video>` presents (`requestVideoFrameCallback`) has its clock
 read (`tests/support/clock.py CLOCK_JS`); `Date.now()` minus the clock is the camera-to-screen
@@ -42,7 +43,7 @@ the machine little besides what is measured. The page's readings are kept in `wi
 beside the logs.
 
     .venv/bin/python benchmarks/live_wall.py [--quick] [--cameras 16] [--servers 4] [--seconds 30]
-        [--fps 10] [--compare-source] [--no-motion-mask] [--detector-interval 0]
+        [--fps 10] [--compare-source] [--no-motion-mask] [--detector-interval 0] [--input-size 416]
 """
 
 from __future__ import annotations
@@ -264,12 +265,13 @@ def site(
     name: str = "site.yaml",
     motion_mask: bool = True,
     detector_interval: float = 0.0,
+    input_size: int = 416,
 ) -> tuple[Path, str]:
     db = f"sqlite:///{work / 'lanterne.db'}"
     masks = [clock_mask()] if motion_mask else []
     config = {
         "mode": "statistics",
-        "detector": {"interval_seconds": detector_interval},
+        "detector": {"interval_seconds": detector_interval, "input_size": input_size},
         "site": "live wall benchmark",
         "store": {"url": db, "evidence_dir": str(work / "evidence")},
         "audit": {"key_path": str(work / "audit.key")},
@@ -513,6 +515,13 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="detector.interval_seconds of every camera (0: the detector may run on every analysed frame)",
     )
+    ap.add_argument(
+        "--input-size",
+        type=int,
+        choices=(320, 416),
+        default=416,
+        help="detector.input_size (320: the same network 1.6 times cheaper per call, docs/config.md)",
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.cameras, args.seconds = min(args.cameras, 4), min(args.seconds, 10.0)
@@ -524,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
         f"set-up: {n} clock cameras 640x360 @ 10 fps (x264 zerolatency, keyframe every second) from "
         f"{servers} RTSP server(s), analysed at {args.fps:g} fps (statistics mode, YOLOX-Nano, motion "
         f"gate, clock {'masked' if args.motion_mask else 'not masked'}, detector interval "
-        f"{args.detector_interval:g} s); lanterne run + lanterne serve + Janus + headless chromium on "
+        f"{args.detector_interval:g} s, input {args.input_size}); lanterne run + lanterne serve + Janus + headless chromium on "
         f"this machine; {args.seconds:g} s windows\n",
         flush=True,
     )
@@ -540,6 +549,7 @@ def main(argv: list[str] | None = None) -> int:
             "site.yaml",
             args.motion_mask,
             args.detector_interval,
+            args.input_size,
         )
         store = Store.open(db)
         codes = cleared_operator(store, "op-bench", PASSWORD, ["*"])
@@ -587,7 +597,13 @@ def main(argv: list[str] | None = None) -> int:
             run.send_signal(signal.SIGTERM)
             run.wait(timeout=30)
             single, _ = site(
-                work, urls[:1], args.fps, "one-camera.yaml", args.motion_mask, args.detector_interval
+                work,
+                urls[:1],
+                args.fps,
+                "one-camera.yaml",
+                args.motion_mask,
+                args.detector_interval,
+                args.input_size,
             )
             for name, patch in (("current", None), ("previous", PREVIOUS_SOURCE)):
                 with lanterne_run(single, work / f"run-{name}-reader.log", patch) as reader:

@@ -622,7 +622,12 @@ class Runner:
         if self.recorder is not None:
             self.recorder.close()
         if self.writer is not None:
+            began = time.monotonic()
             self.writer.close()
+            if (took := time.monotonic() - began) > 2.0:
+                # The evidence still queued is written before the process ends (nothing recorded
+                # is lost); say where a slow stop went, for whoever waits on it (systemd, a test).
+                log.info("evidence writer drained in %.1f s before stopping", took)
         if self.retention is not None:
             self.retention.stop()
         if self._heads is not None:

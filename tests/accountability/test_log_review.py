@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 from sqlalchemy import func, select
 from typer.testing import CliRunner
@@ -24,6 +25,7 @@ from lanterne.accountability.habilitation import habilitate
 from lanterne.accountability.log_review import (
     BULK_EXPORT,
     DAILY_VOLUME,
+    LOG_ACCESS,
     NO_HABILITATION,
     OUTSIDE_SHIFT,
     PRIVACY_LEFT_OPEN,
@@ -41,6 +43,7 @@ from lanterne.accountability.log_review import (
 )
 from lanterne.accountability.privacy import end_use, grant, start_use
 from lanterne.audit import Action, AuditLog
+from lanterne.audit.verify import export_extract
 from lanterne.cli.main import app
 from lanterne.config.schema import ReviewSettings
 from lanterne.store import Store
@@ -367,6 +370,87 @@ def test_the_same_moment_replayed_by_many_accounts_is_flagged(site: Site) -> Non
     assert "recorded 2026-05-02 10:09 to 10:10:00 CEST" in f.explanation
 
 
+# --- 9. access to the audit log itself --------------------------------------------------------
+
+
+def test_every_extract_of_the_log_and_its_reads_by_others_than_the_dpo_are_flagged(
+    site: Site, tmp_path: Path
+) -> None:
+    dpo, oper = site.account("dora.dpo", role="auditor"), site.account("olga.oper")
+    sup = site.account("sam.sup", role="supervisor")
+    engine, key = site.store.engine, Ed25519PrivateKey.generate()
+
+    def extract(when: datetime, user: str) -> int:
+        site.clock.now = when
+        export_extract(
+            engine,
+            T0 - timedelta(days=1),
+            T0,
+            tmp_path / f"{user}-{when.minute}.json",
+            user,
+            key,
+            purpose="CNIL control 2026-17",
+            recipient="CNIL",
+            clock=site.clock,
+        )
+        return site.audit.entries(action=Action.AUDIT_EXPORT)[-1].seq
+
+    def run_by(user: str, when: datetime) -> int:
+        site.clock.now = when
+        review(site.store, site.audit, SETTINGS, T0 - timedelta(days=2), T0 - timedelta(days=1), by=user)
+        return site.audit.entries(action=Action.LOG_REVIEW)[-1].seq
+
+    def refused(user: str, when: datetime, path: str) -> int:
+        denied = {"denied": f"GET {path}", "role": "operator", "path": path}
+        return site.at(when, user, Action.ACCESS_DENIED, details=denied)
+
+    extract(T0 - timedelta(minutes=30), dpo)  # before the hour reviewed
+    handed_out = extract(T0 + timedelta(minutes=10), dpo)  # the DPO's own extract: flagged too
+    run_by(dpo, T0 + timedelta(minutes=12))  # the DPO reading: their job
+    site.at(
+        T0 + timedelta(minutes=13),
+        dpo,
+        Action.LOG_REVIEW,
+        object_type="review_queue",
+        details={"step": "list"},
+    )
+    by_supervisor = run_by(sup, T0 + timedelta(minutes=15))
+    summary = site.at(
+        T0 + timedelta(minutes=20),
+        "j.dupont",  # an OS login, no console account
+        Action.LOG_REVIEW,
+        object_type="review_summary",
+        object_id="2026-W18",
+        details={"step": "summary", "findings": 0},
+    )
+    queue = refused(oper, T0 + timedelta(minutes=25), "/api/review/findings")
+    page = refused(oper, T0 + timedelta(minutes=26), "/console/review")
+    refused(oper, T0 + timedelta(minutes=27), "/api/cameras/quai/snapshot")  # not the log
+    found = [f for f in site.review() if f.rule == LOG_ACCESS]
+    assert sorted((f.account or "", f.evidence) for f in found) == sorted(
+        [(dpo, (handed_out,)), (sup, (by_supervisor,)), ("j.dupont", (summary,)), (oper, (queue, page))]
+    )
+    flagged = by_rule(found, LOG_ACCESS)
+    assert (
+        "audit log (" in flagged[dpo].explanation
+        and f"are in record {handed_out}" in flagged[dpo].explanation
+    )
+    assert flagged[dpo].window_start == flagged[dpo].window_end == T0 + timedelta(minutes=10)
+    assert "(role supervisor): review run ×1" in flagged[sup].explanation
+    assert "(not a console account): week's summary written ×1" in flagged["j.dupont"].explanation
+    assert "(role operator): refused ×2" in flagged[oper].explanation
+    assert flagged[oper].window_start == datetime(2026, 5, 3, 22, tzinfo=UTC)  # the local day
+
+    # Stored once: the hour again adds nothing; the supervisor's next read that day joins theirs.
+    stored = site.stored()
+    assert [f.id for f in site.review() if f.rule == LOG_ACCESS] == [f.id for f in found]
+    assert site.stored() == stored
+    again = run_by(sup, T0 + timedelta(hours=1, minutes=5))
+    later = by_rule(site.review(T0 + timedelta(hours=1), T0 + timedelta(hours=2)), LOG_ACCESS)
+    assert set(later) == {sup} and later[sup].id == flagged[sup].id
+    assert later[sup].evidence == (by_supervisor, again) and site.stored() == stored
+
+
 # --- stored once ------------------------------------------------------------------------------
 
 
@@ -381,6 +465,7 @@ def test_a_review_run_again_adds_nothing_twice(site: Site) -> None:
 
 
 def test_a_burst_across_two_hourly_reviews_is_one_finding_reopened_by_new_records(site: Site) -> None:
+    dpo = site.account("dora.dpo", role="auditor")  # the DPO's decision is no finding
     for i in range(20):  # 10:50 to 10:59:30
         site.export(T0 + timedelta(minutes=50, seconds=30 * i), "u-bulk")
     [f] = site.review(T0, T0 + timedelta(hours=1))
@@ -390,7 +475,7 @@ def test_a_burst_across_two_hourly_reviews_is_one_finding_reopened_by_new_record
         f.id,
         state="closed",
         note="requisition batch, checked",
-        by="u-dpo",
+        by=dpo,
         now=T0,
     )
     for i in range(10):  # it goes on after 11:00

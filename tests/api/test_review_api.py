@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from lanterne.accountability.log_review import REPEATED_REFUSALS, review
+from lanterne.accountability.log_review import LOG_ACCESS, REPEATED_REFUSALS, review
 from lanterne.audit import Action
 from lanterne.config.schema import ReviewSettings
 from tests.support.console import Console
@@ -75,6 +75,24 @@ def test_the_dpo_lists_open_findings_then_acknowledges_and_closes_one_on_the_rec
     ]
     page = client.get("/console/review")
     assert page.status_code == 200 and "Log review" in page.text
+    # Every listing is a read of what the review drew from the log: recorded, and the DPO's own
+    # reads raise nothing.
+    listings = [
+        (e.user_id, e.details["state"], e.details["findings"])
+        for e in console.audit_entries(Action.LOG_REVIEW)
+        if e.object_type == "review_queue"
+    ]
+    assert listings == [
+        (console.ids["audi"], "open", 1),
+        (console.ids["audi"], "closed", 0),
+        (console.ids["audi"], "open", 0),
+        (console.ids["audi"], None, 1),
+    ]
+    now = console.clock.now  # the console's records are on its clock
+    again = review(
+        console.store, console.audit, ReviewSettings(), now - timedelta(hours=1), now + timedelta(minutes=1)
+    )
+    assert [f for f in again if f.rule == LOG_ACCESS] == []
 
 
 def test_unknown_parameters_and_states_are_refused(console: Console) -> None:
@@ -109,4 +127,16 @@ def test_every_other_role_is_refused_and_the_refusal_recorded(console: Console, 
         f"POST /api/review/findings/{fid}",
         "log review",
     ]
-    assert [e for e in console.audit_entries(Action.LOG_REVIEW) if e.object_type == "review_finding"] == []
+    assert [
+        e
+        for e in console.audit_entries(Action.LOG_REVIEW)
+        if e.object_type in ("review_finding", "review_queue")
+    ] == []
+    # The three attempts at the DPO's queue are one finding for the DPO: access to the log itself.
+    now = console.clock.now  # the console's records are on its clock
+    found = review(
+        console.store, console.audit, ReviewSettings(), now - timedelta(hours=1), now + timedelta(minutes=1)
+    )
+    [tried] = [f for f in found if f.rule == LOG_ACCESS]
+    assert tried.account == console.ids[login] and len(tried.evidence) == 3
+    assert "refused ×3" in tried.explanation

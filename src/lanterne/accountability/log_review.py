@@ -2,7 +2,7 @@
 
 The CNIL asks for a "contrôle automatique régulier" of the access logs (délib. 2021-122): nobody
 reads thousands of records a day, so a review reads them and raises a *finding* for each pattern
-a DPO must see. Eight rules, each a pure function over the records and what the site knows of its
+a DPO must see. Nine rules, each a pure function over the records and what the site knows of its
 accounts (`Context`), so a test builds any situation and a finding can be replayed from the log:
 
 | rule | flags |
@@ -15,14 +15,15 @@ accounts (`Context`), so a test builds any situation and a finding can be replay
 | `no_habilitation` | footage viewed, exported or searched with no habilitation valid then (and covering the camera) |
 | `outside_shift` | footage viewed or exported outside the role's `shift_hours` |
 | `replayed_by_many` | one moment of one camera's recording viewed by `replay_users` accounts or more |
+| `log_access` | every extract of the log handed out; the log or its findings read by another role, or refused to it |
 
 A finding names the rule, the account (a user id; none for a replay, which concerns several), a
 window, the audit records that show it by sequence number and a one-line explanation: never an
 image, a name or a purpose's text. It is stored once (`record_findings`): each has a deterministic
 key (rule, account, the rule's window: the day, the burst's first record, the removal record, the
-replayed moment), and a finding that shares a record with a stored one of the same rule and
-account joins it, so a review run again over the same records, or over overlapping hours, adds
-nothing twice. New records on a closed finding open it again: what the DPO closed is what they saw.
+replayed moment, the extract's record), and a finding that shares a record with a stored one of
+the same rule and account joins it, so a review run again over the same records, or over
+overlapping hours, adds nothing twice. New records on a closed finding open it again: what the DPO closed is what they saw.
 
 The review judges the records of `[since, until)`, reading before `since` only what a rule needs
 as context: the window of a burst, the day so far, and the footage accesses of the history and
@@ -71,6 +72,7 @@ PRIVACY_LEFT_OPEN = "privacy_left_open"
 NO_HABILITATION = "no_habilitation"
 OUTSIDE_SHIFT = "outside_shift"
 REPLAYED_BY_MANY = "replayed_by_many"
+LOG_ACCESS = "log_access"
 
 RULE_TITLES: dict[str, str] = {
     BULK_EXPORT: "bulk export",
@@ -81,6 +83,7 @@ RULE_TITLES: dict[str, str] = {
     NO_HABILITATION: "access without a valid habilitation",
     OUTSIDE_SHIFT: "views outside shift hours",
     REPLAYED_BY_MANY: "the same footage replayed by many",
+    LOG_ACCESS: "access to the audit log itself",
 }
 """What each rule is called where a person reads it (console, CLI)."""
 
@@ -103,6 +106,17 @@ CAMERA_SEARCHES: frozenset[str] = frozenset({"events", "recording"})
 """Objects of the `search` records that look through cameras (an event search, a recording's
 timeline); the observatory's and an alert's details do not."""
 REFUSALS: frozenset[Action] = frozenset({Action.ACCESS_DENIED, Action.LOGIN_FAILED})
+LOG_READS: dict[str, str] = {
+    "audit_log": "review run",
+    "review_summary": "week's summary written",
+    "review_queue": "queue listed",
+    "review_finding": "finding decided",
+}
+"""Objects of the `log_review` records that read the log or what its review drew from it, in the
+words of `log_access`'s explanation: a review run by a person (it prints its findings), the week's
+summary (files with account ids), the DPO's queue listed, a finding acknowledged or closed."""
+LOG_PAGES: tuple[str, ...] = ("/api/review/", "/console/review")
+"""Where a refused request reached for the log's findings: the queue's API and its page."""
 
 _F = ReviewFindingRecord.__table__
 _R = AuditRecord.__table__
@@ -654,6 +668,85 @@ def flag_replays(ctx: Context) -> list[Finding]:
     return out
 
 
+def reads_log(e: AuditEntry) -> bool:
+    """A read of the audit log or of what its review drew from it (`LOG_READS`), or a request for
+    the DPO's queue refused (its path is in the refusal's details)."""
+    if e.action == Action.LOG_REVIEW and e.object_type in LOG_READS:
+        return not refused(e)
+    path = e.details.get("path")
+    return refused(e) and isinstance(path, str) and path.startswith(LOG_PAGES)
+
+
+def _read_kind(e: AuditEntry) -> str:
+    return "refused" if refused(e) else LOG_READS.get(e.object_type or "", str(e.object_type))
+
+
+def flag_log_access(ctx: Context) -> list[Finding]:
+    """Access to the audit log itself (LG-06's last example), two ways:
+
+    - every extract of the log handed out (`audit_export`), whoever made it: the only way records
+      leave the system with their user ids, purposes and recipients, so the DPO sees each one (one
+      finding per extract, the recipient and purpose in its record);
+    - the log or its findings read by an account whose role is not the DPO's (`REVIEWER_ROLES`),
+      or by a name that is no console account (a command run under an OS login), and requests for
+      the DPO's queue refused to another role: one finding per account and local day. The hourly
+      review itself (`system`) is not a reader.
+
+    The DPO's own reads are not flagged, however many: reading the log is their job, the queue is
+    refused to everyone else, and a count would be judged by the person it counts."""
+    out = []
+    reads: dict[tuple[str, date], list[AuditEntry]] = defaultdict(list)
+    for e in ctx.records:
+        if not ctx.judged(e) or e.user_id == SYSTEM:
+            continue
+        if e.action == Action.AUDIT_EXPORT and not refused(e):
+            span = (
+                f"{ctx.local(e.time_from, DAY_TIME)} to {ctx.local(e.time_to)}"
+                if e.time_from and e.time_to
+                else "an unstated range"
+            )
+            count = e.details.get("records")
+            what = f"{count} records" if isinstance(count, int) else "records"
+            out.append(
+                _finding(
+                    LOG_ACCESS,
+                    e.user_id,
+                    f"extract\x1f{e.seq}",
+                    e.ts,
+                    e.ts,
+                    [e],
+                    f"an extract of the audit log ({what}, {span}) handed out at {ctx.local(e.ts)}: "
+                    f"its recipient and purpose are in record {e.seq}",
+                )
+            )
+            continue
+        if not reads_log(e):
+            continue
+        facts = ctx.accounts.get(e.user_id)
+        if facts is not None and facts.role in REVIEWER_ROLES and not refused(e):
+            continue
+        reads[(e.user_id, ctx.day(e.ts))].append(e)
+    for (account, day), records in sorted(reads.items()):
+        facts = ctx.accounts.get(account)
+        who = f"role {facts.role}" if facts is not None else "not a console account"
+        kinds = Counter(_read_kind(e) for e in records)
+        detail = ", ".join(f"{k} ×{n}" for k, n in sorted(kinds.items()))
+        start, end = ctx.day_bounds(day)
+        out.append(
+            _finding(
+                LOG_ACCESS,
+                account,
+                f"read\x1f{day.isoformat()}",
+                start,
+                end,
+                records,
+                f"{len(records)} accesses to the audit log or its findings on {day.isoformat()} by an account "
+                f"that is not the DPO's ({who}): {detail}",
+            )
+        )
+    return out
+
+
 RULES: dict[str, Callable[[Context], list[Finding]]] = {
     BULK_EXPORT: flag_bulk_exports,
     DAILY_VOLUME: flag_daily_volume,
@@ -663,6 +756,7 @@ RULES: dict[str, Callable[[Context], list[Finding]]] = {
     NO_HABILITATION: flag_without_habilitation,
     OUTSIDE_SHIFT: flag_outside_shift,
     REPLAYED_BY_MANY: flag_replays,
+    LOG_ACCESS: flag_log_access,
 }
 
 

@@ -244,7 +244,8 @@ def review_cmd(
 ) -> None:
     """Review the audit log now (LG-06) and print what it flags for the DPO: bulk exports, unusual
     volumes, wide searches, refusals, open removals of privacy protection, access without a valid
-    habilitation or outside shift hours, the same footage replayed by many. Findings are stored
+    habilitation or outside shift hours, the same footage replayed by many, extracts of the log and
+    reads of it by anyone but the DPO (pass --user with your console account's id). Findings are stored
     once (running it again adds nothing twice) and handled in the console (/console/review); the
     run is recorded, and so is a weekly summary."""
     from rich.table import Table

@@ -2,7 +2,8 @@
 
 - `GET /api/review/findings?state=open` lists findings, newest first (every state without
   `state`): the rule, the account concerned (a user id), the window, the audit records that show
-  it by sequence number, a one-line explanation, and how the DPO handled it.
+  it by sequence number, a one-line explanation, and how the DPO handled it. Each listing is
+  recorded (`log_review`, object `review_queue`): a read of what the review drew from the log.
 - `POST /api/review/findings/{id}` with `{"state": "acknowledged" | "closed", "note": "…"}`:
   the DPO is looking into it, or is done with it (a note is required to close). Recorded
   (`log_review`, the note as purpose) before the finding moves.
@@ -29,6 +30,7 @@ from lanterne.accountability.log_review import (
 )
 from lanterne.api.deps import AuditDep, CurrentUser, EngineDep, MaybePurpose, Now, Writer, require_roles
 from lanterne.api.schemas.common import ERRORS, iso_utc
+from lanterne.audit import Action
 
 router = APIRouter(tags=["review"], responses=ERRORS)
 
@@ -40,7 +42,7 @@ class FindingOut(BaseModel):
     id: int
     rule: str
     """`bulk_export`, `daily_volume`, `wide_search`, `repeated_refusals`, `privacy_left_open`,
-    `no_habilitation`, `outside_shift` or `replayed_by_many`."""
+    `no_habilitation`, `outside_shift`, `replayed_by_many` or `log_access`."""
     title: str
     """The rule in words."""
     account: str | None
@@ -99,11 +101,22 @@ class DecisionIn(BaseModel):
     )
 
 
-@router.get("/api/review/findings", summary="Findings of the audit log's review, newest first (auditors)")
+@router.get(
+    "/api/review/findings", summary="Findings of the audit log's review, newest first (auditors; recorded)"
+)
 def list_findings(
-    user: Reviewer, engine: EngineDep, query: Annotated[FindingsQuery, Query()]
+    user: Reviewer, engine: EngineDep, audit: AuditDep, query: Annotated[FindingsQuery, Query()]
 ) -> list[FindingOut]:
-    return [FindingOut.of(f) for f in findings(engine, state=query.state)]
+    found = findings(engine, state=query.state)
+    # Recorded before it is handed over, like every read of the log: the queue holds account ids
+    # and record numbers drawn from it (`log_access` judges who reads it).
+    audit.append(
+        user.id,
+        Action.LOG_REVIEW,
+        object_type="review_queue",
+        details={"step": "list", "state": query.state, "findings": len(found)},
+    )
+    return [FindingOut.of(f) for f in found]
 
 
 @router.post(

@@ -45,7 +45,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from lanterne.accountability.habilitation import Habilitation, habilitations
@@ -1062,6 +1062,17 @@ def findings(engine: Engine, *, state: str | None = None, limit: int = 500) -> l
     try:
         with engine.connect() as conn:
             return [_stored(r) for r in conn.execute(stmt)]
+    except SQLAlchemyError as exc:
+        raise describe_failure(engine, exc) from None
+
+
+def finding_counts(engine: Engine) -> dict[tuple[str, str], int]:
+    """Stored findings per (rule, state), every one counted: the oversight page's summary of the
+    review, which names no account (the queue does, for the DPO)."""
+    stmt = select(_F.c.rule, _F.c.state, func.count()).group_by(_F.c.rule, _F.c.state)
+    try:
+        with engine.connect() as conn:
+            return {(str(r[0]), str(r[1])): int(r[2]) for r in conn.execute(stmt)}
     except SQLAlchemyError as exc:
         raise describe_failure(engine, exc) from None
 

@@ -34,6 +34,7 @@ from lanterne.api.routes import (
 from lanterne.api.routes import incidents as incident_routes
 from lanterne.api.routes import observatory as observatory_api
 from lanterne.api.routes import ops as operations
+from lanterne.api.routes import oversight as oversight_routes
 from lanterne.api.routes import requests as access_requests
 from lanterne.api.routes import review as log_review
 from lanterne.api.routes.alerts import Doorbell
@@ -167,6 +168,7 @@ def create_app(cfg: Config, *, clock: Callable[[], datetime] = lambda: datetime.
     app.include_router(live.router)
     app.include_router(recall.router)
     app.include_router(incident_routes.router)
+    app.include_router(oversight_routes.router)
     # Pages' scripts and styles, and Leaflet (`static/vendor/leaflet/`), from the package itself.
     app.mount("/static", StaticFiles(packages=[("lanterne.api", "static")]), name="static")
     return app

@@ -137,6 +137,11 @@ class Action(StrEnum):
     RISK_REGISTER = "risk_register"
     """The risk register (RK-01), object `risk`: a risk added, or reviewed (levels, measures, the
     next review date)."""
+    COMPLAINT = "complaint"
+    """The complaint record (GV-07), object `complaint`: a complaint about the system recorded, or
+    answered. Details carry the category, channel and dates and the sha256 of the summary and the
+    answer, not their text: as for a FRIA, the hash shows a text edited afterwards in the database,
+    and the log never repeats what a person wrote about a complaint."""
 
 
 NEEDS_PURPOSE: frozenset[Action] = frozenset(

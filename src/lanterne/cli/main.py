@@ -15,6 +15,7 @@ from lanterne.cli.alerts import alerts_app
 from lanterne.cli.audit import audit_app
 from lanterne.cli.authorisation import authorisation_app
 from lanterne.cli.cluster import cluster_app
+from lanterne.cli.complaints import complaints_app
 from lanterne.cli.config import config_app
 from lanterne.cli.dpia import dpia_app
 from lanterne.cli.envelope import envelope_app
@@ -66,6 +67,7 @@ app.add_typer(fria_app, name="fria")
 app.add_typer(governance_app, name="governance")
 app.add_typer(risks_app, name="risks")
 app.add_typer(incidents_app, name="incidents")
+app.add_typer(complaints_app, name="complaints")
 app.add_typer(serve_app, name="serve")
 app.add_typer(users_app, name="users")
 app.add_typer(observatory_app, name="observatory")

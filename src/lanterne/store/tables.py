@@ -1095,3 +1095,55 @@ class ConfigSnapshotRecord(Base):
     """Paths of values whose credentials were replaced before storing (a password in a URL)."""
     first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
     first_seen_by: Mapped[str] = mapped_column(String(128))
+
+
+COMPLAINT_CATEGORIES: tuple[str, ...] = (
+    "camera_placement",
+    "false_alert",
+    "discrimination",
+    "privacy",
+    "rights_request",
+    "information",
+    "misuse",
+    "other",
+)
+"""What a complaint is about, from a closed list, so that counts per category mean the same thing
+on every site and no category is itself free text (`lanterne.accountability.complaints`)."""
+COMPLAINT_CHANNELS: tuple[str, ...] = ("letter", "email", "web_form", "phone", "in_person", "authority")
+"""How it arrived; `authority`: referred by the CNIL, the commission départementale de
+vidéoprotection, the Défenseur des droits or another public body."""
+COMPLAINT_STATES: tuple[str, ...] = ("open", "answered")
+
+
+class ComplaintRecord(Base):
+    """A complaint about the system from the public or an authority (GV-07): when it was received,
+    by which channel, its category and a summary; then when and how it was answered. No column
+    holds the complainant: names and contact details stay in the city's mail register, and the
+    summary is refused when it looks like it carries an e-mail address or a phone number."""
+
+    __tablename__ = "complaints"
+    __table_args__ = (
+        CheckConstraint(_in_list("category", COMPLAINT_CATEGORIES), name="ck_complaints_category"),
+        CheckConstraint(_in_list("channel", COMPLAINT_CHANNELS), name="ck_complaints_channel"),
+        CheckConstraint(_in_list("state", COMPLAINT_STATES), name="ck_complaints_state"),
+        CheckConstraint(
+            "state = 'open' OR (answered_on IS NOT NULL AND length(answer) > 0)",
+            name="ck_complaints_answered",
+        ),
+        Index("ix_complaints_state_received", "state", "received_on"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    received_on: Mapped[date] = mapped_column(Date)
+    channel: Mapped[str] = mapped_column(String(32))
+    category: Mapped[str] = mapped_column(String(32))
+    summary: Mapped[str] = mapped_column(String(1000))
+    """What the complaint is about, without personal data."""
+    state: Mapped[str] = mapped_column(String(16))
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    recorded_by: Mapped[str] = mapped_column(String(128))
+    answered_on: Mapped[date | None] = mapped_column(Date)
+    answer: Mapped[str | None] = mapped_column(String(1000))
+    """What was answered and done, without personal data."""
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    answered_by: Mapped[str | None] = mapped_column(String(128))

@@ -225,6 +225,17 @@ class IncidentMonth:
 
 
 @dataclass(frozen=True)
+class ComplaintFigure:
+    """How many complaints about the system of one category are in one state (GV-07): no date,
+    channel or text, which the record keeps for the overseers."""
+
+    category: str
+    title: str
+    state: str
+    count: int
+
+
+@dataclass(frozen=True)
 class PublicData:
     site: str
     generated_at: str
@@ -256,6 +267,8 @@ class PublicData:
     """Per event type this quarter: alerts, decisions and the follow-up split, small cells hidden."""
     evaluation: tuple[Indicator, ...] = ()
     """The indicators of décret 2023-939 art. 4 this quarter, or why one cannot be computed."""
+    complaints: tuple[ComplaintFigure, ...] = ()
+    """Complaints recorded since the record began, per category and state (GV-07): counts only."""
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON types; camera status is a property, so it is added here."""
@@ -530,6 +543,7 @@ def public_data(cfg: Config, engine: Engine, now: datetime) -> PublicData:
         operations_since=quarter_start,
         operations=quarter_figures,
         evaluation=indicators,
+        complaints=_complaints(engine),
     )
 
 
@@ -537,3 +551,11 @@ def _incidents(engine: Engine, now: datetime) -> tuple[IncidentMonth, ...]:
     from lanterne.accountability.incidents import monthly_counts
 
     return tuple(IncidentMonth(m.month, m.kind, m.opened) for m in monthly_counts(engine, now))
+
+
+def _complaints(engine: Engine) -> tuple[ComplaintFigure, ...]:
+    from lanterne.accountability.complaints import CATEGORY_TITLES, counts
+
+    return tuple(
+        ComplaintFigure(c.category, CATEGORY_TITLES[c.category], c.state, c.count) for c in counts(engine)
+    )

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from lanterne.accountability.incidents import INCIDENT_ROLES
 from lanterne.accountability.log_review import REVIEWER_ROLES
+from lanterne.accountability.oversight import OVERSIGHT_ROLES
 from lanterne.api.deps import FOOTAGE_ROLES, current_user, forbid
 
 STATIC = Path(__file__).resolve().parents[1] / "static" / "console"
@@ -99,6 +100,21 @@ def incidents_page(request: Request) -> Response:
     if user.role not in INCIDENT_ROLES:
         forbid(request, user, "incidents")
     return _page(STATIC / "incidents.html")
+
+
+@router.get("/console/oversight")
+def oversight_page(request: Request) -> Response:
+    # The independent oversight view: the role that audits reads it; anyone else is refused and
+    # recorded, as for the log review. The page shows no footage and links to none.
+    try:
+        user = current_user(request)
+    except HTTPException as exc:
+        if exc.status_code != 401:
+            raise
+        return RedirectResponse("/login", status_code=303)
+    if user.role not in OVERSIGHT_ROLES:
+        forbid(request, user, "oversight")
+    return _page(STATIC / "oversight.html")
 
 
 @router.get("/console/map", response_class=HTMLResponse)

@@ -256,6 +256,8 @@ def authorise(path: Path, workdir: Path) -> None:
             notice_url=(workdir / "public" / "index.html").resolve().as_uri(),
             summary="BENCHMARK, NOT A GOVERNANCE DECISION: the benchmark's model and rules",
             user_id="benchmark",
+            dpia="BENCHMARK-NOT-A-DPIA",
+            fria=fria,
         )
 
 

@@ -1,6 +1,7 @@
 """Change control: alerting needs an authorisation that names its DPIA and a recorded FRIA
 (GV-01, GV-02), and what an alerts-mode site runs (detector model, thresholds, zones, event types)
-needs a signed governance record at its current hash (GV-05), on SQLite and PostgreSQL."""
+needs a signed governance record at its current hash, naming the updated DPIA and a recorded FRIA
+(GV-05), on SQLite and PostgreSQL; a configuration change also unpublishes the notice (TR-01)."""
 
 from __future__ import annotations
 
@@ -18,15 +19,19 @@ from lanterne.accountability.authorisation import AuthorisationError, Authorisat
 from lanterne.accountability.fria import Elements, FriaError, FriaRegister, Link, missing_assessments
 from lanterne.accountability.governance import (
     GATED,
+    Approval,
     Change,
     Governance,
     GovernanceError,
     change_sha256,
+    record_message,
 )
 from lanterne.accountability.masks import validate_masks
-from lanterne.audit import Action, AuditLog
+from lanterne.accountability.transparency import export, notice_published, require_notice
+from lanterne.audit import Action, AuditLog, signing
 from lanterne.config import Config, config_hash, parse_config
 from lanterne.core.assets import MODELS
+from lanterne.core.errors import ConfigError
 from lanterne.core.types import EventType
 from lanterne.runtime.demo import DEMO_CONFIG
 from tests.support.console import TEST_DPIA, TEST_FRIA, cleared_to_alert
@@ -34,6 +39,8 @@ from tests.support.console import TEST_DPIA, TEST_FRIA, cleared_to_alert
 T0 = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
 ZI = EventType.ZONE_INTRUSION
 NOTICE = "https://ville.example/transparence"
+ASSESSED = {"dpia": TEST_DPIA, "fria": TEST_FRIA}
+"""The updated assessments every approval names (`fria_recorded` records the FRIA)."""
 ELEMENTS = Elements(
     processes="supervision of the station forecourt by the CSU operators, to lift doubt on alerts",
     period="during the summer festival, 18:00-02:00, ten evenings",
@@ -219,10 +226,27 @@ def test_statistics_mode_needs_no_assessment_and_no_record(audit: AuditLog, cloc
 # --- governance records (GV-05) --------------------------------------------------------------------
 
 
+def fria_recorded(audit: AuditLog) -> None:
+    """`TEST_FRIA` in the register, which an approval must name (once, however often asked)."""
+    frias = FriaRegister(audit.engine, audit)
+    if frias.get(TEST_FRIA) is None:
+        frias.add(TEST_FRIA, date(2026, 5, 30), ELEMENTS, "u-dpo")
+
+
+@pytest.fixture
+def governance(audit: AuditLog, clock: Clock) -> Governance:
+    fria_recorded(audit)
+    return Governance(audit.engine, audit, clock=clock)
+
+
+def approvals(audit: AuditLog) -> list[dict[str, Any]]:
+    return [e.details for e in audit.entries(action=Action.CONFIG_CHANGE) if e.object_type == "governance"]
+
+
 def ready(audit: AuditLog, clock: Clock, cfg: Config) -> None:
     """Masks validated and an authorisation naming both assessments: only approvals are missing."""
     validate_masks(audit, cfg.cameras[0], "u-dpo", "view walked: no dwelling")
-    FriaRegister(audit.engine, audit).add(TEST_FRIA, date(2026, 5, 30), ELEMENTS, "u-dpo")
+    fria_recorded(audit)
     authorise(audit, clock, [TEST_DPIA, TEST_FRIA])
 
 
@@ -237,8 +261,8 @@ def test_alerts_mode_refuses_to_start_without_signed_records_then_starts_with_th
     assert "\n" not in line
     assert f"detector model yolox_nano sha256 {MODELS['yolox_nano'].sha256}" in line
     assert (
-        "lanterne governance approve --what model --what event_types --what zones --what thresholds --ref NOTICE_URL"
-        in line
+        "lanterne governance approve --what model --what event_types --what zones --what thresholds "
+        "--dpia DPIA_REF --fria FRIA_REF --ref NOTICE_URL" in line
     )
     [refused] = refusals(audit)
     assert refused["reason"] == "no_governance_record"
@@ -246,7 +270,7 @@ def test_alerts_mode_refuses_to_start_without_signed_records_then_starts_with_th
     before = config_hash(cfg)
     records = Governance(audit.engine, audit, clock=clock).approve_config(
         cfg, ["model", "event_types", "zones", "thresholds"], notice_url=NOTICE, summary="festival rules",
-        user_id="u-dpo",
+        user_id="u-dpo", **ASSESSED,
     )  # fmt: skip
     assert [r.change for r in records] == list(GATED)
     assert config_hash(cfg) == before, "the notice's configuration hash is not touched by a record"
@@ -255,12 +279,14 @@ def test_alerts_mode_refuses_to_start_without_signed_records_then_starts_with_th
     assert len(refusals(audit)) == 2  # the first start; the second refuses only the types not authorised
 
 
-def test_an_approval_is_signed_by_the_audit_key_and_on_the_log(audit: AuditLog, clock: Clock) -> None:
+def test_an_approval_is_signed_by_the_audit_key_and_on_the_log(
+    audit: AuditLog, governance: Governance
+) -> None:
     cfg = parse_config(DEMO_CONFIG)
-    governance = Governance(audit.engine, audit, clock=clock)
     [record] = governance.approve_config(
-        cfg, ["model"], notice_url=NOTICE, summary="YOLOX-Nano 416 after the bench review", user_id="u-dpo"
-    )
+        cfg, ["model"], notice_url=NOTICE, summary="YOLOX-Nano 416 after the bench review", user_id="u-dpo",
+        **ASSESSED,
+    )  # fmt: skip
     assert (record.change, record.sha256, record.approved_by, record.approved_at, record.notice_url) == (
         Change.MODEL,
         MODELS["yolox_nano"].sha256,
@@ -268,10 +294,17 @@ def test_an_approval_is_signed_by_the_audit_key_and_on_the_log(audit: AuditLog, 
         T0,
         NOTICE,
     )
+    assert (record.dpia, record.fria, record.summary) == (
+        TEST_DPIA,
+        TEST_FRIA,
+        "YOLOX-Nano 416 after the bench review",
+    )
     assert governance.list() == [record] and record.verified(governance.keys())
     public = audit.signing_key().public_key()
     public.verify(bytes.fromhex(record.signature), record.message())  # raises if it does not hold
-    [entry] = audit.entries(action=Action.CONFIG_CHANGE)
+    assert b'"dpia":"https://ville.example/aipd-test.pdf"' in record.message()
+    assert b'"fria":"FRIA-TEST"' in record.message(), "the signature covers the assessments"
+    [entry] = [e for e in audit.entries(action=Action.CONFIG_CHANGE) if e.object_type == "governance"]
     assert (entry.user_id, entry.object_type, entry.object_id) == (
         "u-dpo",
         "governance",
@@ -279,6 +312,7 @@ def test_an_approval_is_signed_by_the_audit_key_and_on_the_log(audit: AuditLog, 
     )
     assert entry.details["signature"] == record.signature and entry.details["notice_url"] == NOTICE
     assert entry.details["record"] == record.id and entry.details["event"] == "governance_approval"
+    assert (entry.details["dpia"], entry.details["fria"]) == (TEST_DPIA, TEST_FRIA)
 
 
 @pytest.mark.parametrize(
@@ -289,35 +323,91 @@ def test_an_approval_is_signed_by_the_audit_key_and_on_the_log(audit: AuditLog, 
         ({"notice_url": "the notice"}, "is not a link to the public notice"),
         ({"notice_url": "ftp://ville.example/notice"}, "is not a link to the public notice"),
         ({"summary": "  "}, "say what changed and why"),
+        ({"summary": "x" * 960}, "longer than the 941 characters left beside the DPIA and FRIA"),
         ({"user_id": " "}, "names who approved it"),
+        ({"dpia": None}, "name the DPIA updated for this change with --dpia"),
+        ({"dpia": "  "}, "name the DPIA updated for this change with --dpia"),
+        ({"dpia": "https://a.example/aipd.pdf\nFRIA: FRIA-X"}, "--dpia holds a line break"),
+        ({"dpia": TEST_FRIA}, "--dpia 'FRIA-TEST' is the reference of a FRIA"),
+        ({"fria": None}, "name the FRIA updated for this change with --fria"),
+        ({"fria": "FRIA-NEVER-RECORDED"}, "--fria 'FRIA-NEVER-RECORDED' is not a recorded FRIA"),
+        ({"fria": "x" * 501}, "--fria is longer than 500 characters"),
     ],
 )
 def test_an_approval_missing_what_it_must_say_is_refused(
-    audit: AuditLog, kwargs: dict[str, str], message: str
+    audit: AuditLog, governance: Governance, kwargs: dict[str, Any], message: str
 ) -> None:
-    fields = {
+    fields: dict[str, Any] = {
         "change": "observatory_source",
         "sha256": "ab" * 32,
         "notice_url": NOTICE,
         "summary": "Paris open data",
         "user_id": "u-dpo",
+        **ASSESSED,
     }
     fields.update(kwargs)
     change, sha256 = fields.pop("change"), fields.pop("sha256")
-    governance = Governance(audit.engine, audit)
     with pytest.raises(GovernanceError, match=message) as info:
         governance.approve(change, sha256, **fields)
     assert "\n" not in str(info.value)
-    assert governance.list() == [] and audit.entries(action=Action.CONFIG_CHANGE) == []
-    with pytest.raises(GovernanceError, match="approved by the sha256 of its dataset file"):
+    assert governance.list() == [] and approvals(audit) == []
+    with pytest.raises(GovernanceError, match="approved by the sha256 of its mapping file"):
         governance.approve_config(
             parse_config(DEMO_CONFIG),
             ["zones", "observatory_source"],
             notice_url=NOTICE,
             summary="s",
             user_id="u",
+            **ASSESSED,
         )
+    with pytest.raises(GovernanceError, match="is not a recorded FRIA"):
+        governance.approve_config(
+            parse_config(DEMO_CONFIG), GATED, notice_url=NOTICE, summary="s", user_id="u", dpia=TEST_DPIA,
+            fria="FRIA-404",
+        )  # fmt: skip
     assert governance.list() == [], "nothing recorded when one of the changes cannot be"
+
+
+def _legacy(audit: AuditLog, cfg: Config, change: Change) -> None:
+    """A record as signed before records named their DPIA and FRIA: validly signed, no assessment."""
+    key = audit.signing_key()
+    kid = signing.key_id(key.public_key())
+    sha = change_sha256(cfg, change)
+    signature = key.sign(record_message(change, sha, "old rules", NOTICE, "u-dpo", T0, kid)).hex()
+    with audit.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO governance_records (change, sha256, summary, notice_url, approved_by, "
+                "approved_at, key_id, signature) VALUES (:c, :s, 'old rules', :n, 'u-dpo', :at, :k, :sig)"
+            ),
+            {"c": str(change), "s": sha, "n": NOTICE, "at": T0, "k": kid, "sig": signature},
+        )
+
+
+def test_a_record_naming_no_dpia_and_fria_verifies_but_does_not_count(
+    audit: AuditLog, clock: Clock, governance: Governance
+) -> None:
+    cfg = parse_config(DEMO_CONFIG)
+    ready(audit, clock, cfg)
+    governance.approve_config(
+        cfg, ["model", "event_types", "thresholds"], notice_url=NOTICE, summary="rules", user_id="u-dpo",
+        **ASSESSED,
+    )  # fmt: skip
+    _legacy(audit, cfg, Change.ZONES)
+    old = governance.list()[-1]
+    assert (old.change, old.dpia, old.fria, old.summary) == (Change.ZONES, None, None, "old rules")
+    assert old.verified(governance.keys()) and not old.assessed
+    [pending] = governance.pending(cfg)
+    assert (pending.change, pending.bad_signatures, pending.unassessed) == (Change.ZONES, 0, 1)
+    with pytest.raises(GovernanceError) as info:
+        gates_for(cfg, audit.engine, audit, clock=clock)
+    assert "zones sha256" in str(info.value) and "(1 record naming no DPIA and FRIA ignored)" in str(
+        info.value
+    )
+    assert "--what zones --dpia DPIA_REF --fria FRIA_REF --ref NOTICE_URL" in str(info.value)
+    governance.approve_config(cfg, ["zones"], notice_url=NOTICE, summary="again", user_id="u-dpo", **ASSESSED)
+    assert governance.pending(cfg) == []
+    assert isinstance(governance.approval(Change.ZONES, change_sha256(cfg, Change.ZONES)), Approval)
 
 
 def _with(data: dict[str, Any], **zone_events: Any) -> Config:
@@ -340,9 +430,7 @@ MOVED = {
 }
 
 
-@pytest.mark.parametrize(
-    ("changed", "pending"),
-    [
+CHANGES = [
         (parse_config({**DEMO_CONFIG, "site": "Another name"}), []),
         (parse_config({**DEMO_CONFIG, "detector": {"input_size": 320}}), ["model"]),
         (parse_config({**DEMO_CONFIG, "detector": {"default_threshold": 0.2}}), ["thresholds"]),
@@ -353,20 +441,51 @@ MOVED = {
             parse_config({**DEMO_CONFIG, "cameras": [*DEMO_CONFIG["cameras"], {**DEMO_CONFIG["cameras"][0], "id": "new"}]}),
             ["zones", "thresholds"],
         ),
-    ],
-)  # fmt: skip
+]  # fmt: skip
+"""A change of each kind, and the records it needs (none for a new site name)."""
+
+
+@pytest.mark.parametrize(("changed", "pending"), CHANGES)
 def test_each_change_takes_effect_only_after_its_own_record(
-    audit: AuditLog, clock: Clock, changed: Config, pending: list[str]
+    audit: AuditLog, clock: Clock, governance: Governance, changed: Config, pending: list[str]
 ) -> None:
     cfg = parse_config(DEMO_CONFIG)
-    governance = Governance(audit.engine, audit, clock=clock)
-    governance.approve_config(cfg, GATED, notice_url=NOTICE, summary="festival rules", user_id="u-dpo")
+    governance.approve_config(
+        cfg, GATED, notice_url=NOTICE, summary="festival rules", user_id="u-dpo", **ASSESSED
+    )
     assert governance.pending(cfg) == []
     assert [str(p.change) for p in governance.pending(changed)] == pending
     if pending:
         ready(audit, clock, changed)
         with pytest.raises(GovernanceError, match=f"--what {pending[0]}"):
             gates_for(changed, audit.engine, audit, clock=clock)
+
+
+@pytest.mark.parametrize(("changed", "pending"), CHANGES)
+def test_each_change_takes_effect_only_once_its_notice_is_published(
+    audit: AuditLog, clock: Clock, governance: Governance, tmp_path: Path, changed: Config, pending: list[str]
+) -> None:
+    """TR-01 for every kind of change: each one changes the configuration's hash, so the notice
+    published before it no longer counts, and neither its record nor a published notice alone
+    lets the alerts-mode start through: `lanterne run` asks both (`require_notice`, `gates_for`)."""
+    cfg = parse_config({**DEMO_CONFIG, "audit": {"key_path": str(audit.key_path)}})
+    changed = changed.model_copy(update={"audit": cfg.audit})
+    ready(audit, clock, cfg)
+    governance.approve_config(
+        cfg, GATED, notice_url=NOTICE, summary="festival rules", user_id="u", **ASSESSED
+    )
+    export(cfg, audit.engine, tmp_path / "public", "u-dpo", T0)
+    require_notice(cfg, audit.engine)
+    assert gates_for(cfg, audit.engine, audit, clock=clock)["pets-crossroads"].allowed(ZI, 0.0)
+
+    assert not notice_published(changed, audit.engine)
+    if pending:
+        governance.approve_config(changed, pending, notice_url=NOTICE, summary="new", user_id="u", **ASSESSED)
+    with pytest.raises(ConfigError, match="publish the public notice first"):
+        require_notice(changed, audit.engine)  # approved, not yet published: refused
+    export(changed, audit.engine, tmp_path / "public", "u-dpo", T0)
+    require_notice(changed, audit.engine)
+    assert gates_for(changed, audit.engine, audit, clock=clock)["pets-crossroads"].allowed(ZI, 0.0)
 
 
 def test_a_model_without_a_record_is_refused_naming_its_hash_and_the_command(
@@ -376,7 +495,7 @@ def test_a_model_without_a_record_is_refused_naming_its_hash_and_the_command(
     ready(audit, clock, cfg)
     governance = Governance(audit.engine, audit, clock=clock)
     governance.approve_config(
-        cfg, ["thresholds", "zones", "event_types"], notice_url=NOTICE, summary="s", user_id="u"
+        cfg, ["thresholds", "zones", "event_types"], notice_url=NOTICE, summary="s", user_id="u", **ASSESSED
     )
     sha = MODELS["yolox_nano_dynamic"].sha256
     with pytest.raises(GovernanceError) as info:
@@ -384,9 +503,13 @@ def test_a_model_without_a_record_is_refused_naming_its_hash_and_the_command(
     assert str(info.value).startswith(
         f"alerts mode refused (GV-05): no signed governance record for detector model yolox_nano_dynamic sha256 {sha}; "
     )
-    assert "lanterne governance approve --what model --ref NOTICE_URL" in str(info.value)
+    assert "lanterne governance approve --what model --dpia DPIA_REF --fria FRIA_REF --ref NOTICE_URL" in str(
+        info.value
+    )
     # Approving the file by its own hash (as before a deployment) is the same record.
-    governance.approve("model", sha, notice_url=NOTICE, summary="320 px copy, checked", user_id="u")
+    governance.approve(
+        "model", sha, notice_url=NOTICE, summary="320 px copy, checked", user_id="u", **ASSESSED
+    )
     assert gates_for(cfg, audit.engine, audit, clock=clock)["pets-crossroads"].allowed(ZI, 0.0)
 
 
@@ -394,7 +517,7 @@ def _forged(audit: AuditLog, tmp_path: Path) -> None:
     """A record written with another key, as by someone who reached the database but not the key."""
     other = AuditLog(audit.engine, key_path=tmp_path / "other.key")
     Governance(audit.engine, other).approve_config(
-        parse_config(DEMO_CONFIG), ["zones"], notice_url=NOTICE, summary="forged", user_id="u-dpo"
+        parse_config(DEMO_CONFIG), ["zones"], notice_url=NOTICE, summary="forged", user_id="u-dpo", **ASSESSED
     )
 
 
@@ -405,6 +528,9 @@ TAMPERING = {
     + "ab" * 64
     + "' WHERE change = 'zones'",
     "key id replaced": "UPDATE governance_records SET key_id = '0000000000000000' WHERE change = 'zones'",
+    "DPIA edited": "UPDATE governance_records SET summary = replace(summary, 'aipd-test', 'aipd-2019') "
+    "WHERE change = 'zones'",
+    "FRIA named removed": "UPDATE governance_records SET summary = 'festival rules' WHERE change = 'zones'",
 }
 
 
@@ -416,12 +542,19 @@ def test_a_tampered_or_forged_record_does_not_count(
     ready(audit, clock, cfg)
     governance = Governance(audit.engine, audit, clock=clock)
     if how in TAMPERING:
-        governance.approve_config(cfg, GATED, notice_url=NOTICE, summary="festival rules", user_id="u-dpo")
+        governance.approve_config(
+            cfg, GATED, notice_url=NOTICE, summary="festival rules", user_id="u-dpo", **ASSESSED
+        )
         with audit.engine.begin() as conn:
             conn.execute(text(TAMPERING[how]))
     else:
         governance.approve_config(
-            cfg, ["model", "event_types", "thresholds"], notice_url=NOTICE, summary="rules", user_id="u-dpo"
+            cfg,
+            ["model", "event_types", "thresholds"],
+            notice_url=NOTICE,
+            summary="rules",
+            user_id="u-dpo",
+            **ASSESSED,
         )
         _forged(audit, tmp_path)
     [pending] = governance.pending(cfg)
@@ -438,7 +571,8 @@ def test_a_tampered_or_forged_record_does_not_count(
 
 def test_the_demo_records_its_own_demonstration_assessments_and_approvals(tmp_path: Path) -> None:
     from lanterne.accountability.fria import FriaRegister as Frias
-    from lanterne.runtime.demo import DEMO_DPIA, DEMO_FRIA, prepare_demo
+    from lanterne.runtime.demo import DEMO_DPIA, DEMO_FRIA, EXAMPLES, OBSERVATORY_DATASETS, prepare_demo
+    from lanterne.runtime.observatory_sources import source_sha256
     from lanterne.runtime.site import open_site
 
     cfg, _site = prepare_demo(tmp_path / "demo-out", user_id="tester")
@@ -447,8 +581,15 @@ def test_the_demo_records_its_own_demonstration_assessments_and_approvals(tmp_pa
         governance = Governance(opened.store.engine, opened.audit)
         records = governance.list()
         assert governance.pending(cfg) == []
-        assert sorted(str(r.change) for r in records) == sorted(str(c) for c in GATED)
+        # The observatory's sources too, when the published data is there to load (../shared).
+        sources = (
+            [source_sha256(EXAMPLES / m) for _f, m in OBSERVATORY_DATASETS] if cfg.observatory.layers else []
+        )
+        assert sorted((str(r.change), r.sha256) for r in records) == sorted(
+            [(str(c), change_sha256(cfg, c)) for c in GATED] + [("observatory_source", s) for s in sources]
+        )
         assert all(r.summary.startswith("DEMONSTRATION, NOT A GOVERNANCE DECISION") for r in records)
+        assert all((r.dpia, r.fria) == (DEMO_DPIA, DEMO_FRIA) for r in records)
         assert all(
             r.notice_url.startswith("file://") and r.notice_url.endswith("/public/index.html")
             for r in records

@@ -95,42 +95,60 @@ def site(tmp_path: Path) -> str:
     return c
 
 
+def record_fria(site: str, tmp_path: Path, reference: str = "FRIA-2026-1", *extra: str) -> str:
+    fria = tmp_path / "fria.yml"
+    fria.write_text(yaml.safe_dump(FRIA_FILE), encoding="utf-8")
+    return ok("fria", "add", "--config", site, "--reference", reference, "--date", "2026-05-01",
+              "--file", str(fria), "--mitigation", "suspension on a false-alarm spike; complaints to the DPO",
+              "--user", "u-dpo", *extra)  # fmt: skip
+
+
+RULES = ("--what", "model", "--what", "event_types", "--what", "zones", "--what", "thresholds")
+
+
 def test_run_refuses_until_the_model_and_rules_are_approved(site: str, tmp_path: Path) -> None:
     line = refused("run", "--config", site)
     assert "alerts mode refused (GV-05)" in line
     assert f"detector model yolox_nano sha256 {MODELS['yolox_nano'].sha256}" in line
     assert (
-        "lanterne governance approve --what model --what event_types --what zones --what thresholds" in line
+        "lanterne governance approve --what model --what event_types --what zones --what thresholds "
+        "--dpia DPIA_REF --fria FRIA_REF --ref NOTICE_URL" in line
     )
     status = ok("governance", "status", "--config", site)
     assert status.count("NO: alerts mode refused") == 4
     assert "no governance record" in ok("governance", "list", "--config", site)
 
-    out = ok("governance", "approve", "--config", site, "--what", "model", "--what", "event_types",
-             "--what", "zones", "--what", "thresholds", "--ref", NOTICE,
-             "--summary", "festival rules reviewed by the ethics committee", "--user", "u-dpo")  # fmt: skip
-    assert out.count("approved by u-dpo") == 4
+    approve = ["governance", "approve", "--config", site, *RULES, "--ref", NOTICE,
+               "--summary", "festival rules reviewed by the ethics committee", "--user", "u-dpo"]  # fmt: skip
+    assert "name the DPIA updated for this change with --dpia" in refused(*approve, "--fria", "FRIA-2026-1")
+    assert "--fria 'FRIA-2026-1' is not a recorded FRIA; record it first" in refused(
+        *approve, "--dpia", DPIA, "--fria", "FRIA-2026-1"
+    )
+    record_fria(site, tmp_path)
+    out = ok(*approve, "--dpia", DPIA, "--fria", "FRIA-2026-1")
+    assert out.count("approved by u-dpo") == 4 and out.count(f"DPIA {DPIA}; FRIA FRIA-2026-1") == 4
     assert "NO:" not in ok("governance", "status", "--config", site)
     listing = ok("governance", "list", "--config", site)
     assert listing.count("valid") == 4 and "BAD" not in listing
+    assert listing.count(DPIA) == 4 and listing.count("FRIA-2026-1") == 4
 
-    data = tmp_path / "paris.csv"
-    data.write_bytes(b"id,type\n1,depot\n")
-    ok("governance", "approve", "--config", site, "--what", "observatory_source", "--file", str(data),
-       "--ref", NOTICE, "--summary", "Paris open data, dans ma rue", "--user", "u-dpo")  # fmt: skip
-    assert hashlib.sha256(data.read_bytes()).hexdigest()[:12] in ok("governance", "list", "--config", site)
+    source = tmp_path / "paris.yml"
+    source.write_text("id: paris_reports\n", encoding="utf-8")
+    ok("governance", "approve", "--config", site, "--what", "observatory_source", "--file", str(source),
+       "--dpia", DPIA, "--fria", "FRIA-2026-1", "--ref", NOTICE, "--summary", "Paris open data, dans ma rue",
+       "--user", "u-dpo")  # fmt: skip
+    assert hashlib.sha256(source.read_bytes()).hexdigest()[:12] in ok("governance", "list", "--config", site)
     assert "give a single --what" in refused(
         "governance", "approve", "--config", site, "--what", "model", "--what", "zones", "--sha256", "ab" * 32,
         "--ref", NOTICE, "--summary", "s",
     )  # fmt: skip
     assert "is not a link to the public notice" in refused(
-        "governance", "approve", "--config", site, "--what", "zones", "--ref", "notice", "--summary", "s"
-    )
+        "governance", "approve", "--config", site, "--what", "zones", "--ref", "notice", "--summary", "s",
+        "--dpia", DPIA, "--fria", "FRIA-2026-1",
+    )  # fmt: skip
 
 
 def test_a_fria_recorded_and_linked_from_the_command_line_opens_alerting(site: str, tmp_path: Path) -> None:
-    ok("governance", "approve", "--config", site, "--what", "model", "--what", "event_types", "--what", "zones",
-       "--what", "thresholds", "--ref", NOTICE, "--summary", "reviewed", "--user", "u-dpo")  # fmt: skip
     cfg = load_config(Path(site))
 
     def allowed() -> bool:
@@ -139,7 +157,6 @@ def test_a_fria_recorded_and_linked_from_the_command_line_opens_alerting(site: s
                 EventType.WRONG_WAY, 0.0
             )
 
-    assert not allowed(), "the authorisation names a DPIA but no FRIA"
     assert "no FRIA recorded" in ok("fria", "list", "--config", site)
     fria = tmp_path / "fria.yml"
     fria.write_text(yaml.safe_dump(FRIA_FILE), encoding="utf-8")
@@ -165,7 +182,9 @@ def test_a_fria_recorded_and_linked_from_the_command_line_opens_alerting(site: s
     )
     assert "FRIA FRIA-2026-1 of 2026-05-01 recorded" in out
     assert "already recorded" in refused(*add, "--mitigation", "again")
-    assert not allowed(), "recorded, not yet linked to the authorisation"
+    ok("governance", "approve", "--config", site, *RULES, "--dpia", DPIA, "--fria", "FRIA-2026-1",
+       "--ref", NOTICE, "--summary", "reviewed", "--user", "u-dpo")  # fmt: skip
+    assert not allowed(), "recorded and approved, not yet linked to the authorisation"
 
     assert "FRIA FRIA-404 is not recorded" in refused("fria", "link", "FRIA-404", "--config", site,
                                                        "--authorisation", "AP-1")  # fmt: skip

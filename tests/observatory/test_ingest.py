@@ -39,6 +39,9 @@ from tests.support.observatory_data import (
 AUCKLAND_SITES = DATA / "auckland_pedestrian_sensor_locations.csv"
 
 runner = CliRunner()
+GV_DPIA = "https://ville.example/aipd-observatoire.pdf"
+GV_FRIA = "FRIA-OBS-1"
+GV_NOTICE = "https://ville.example/transparence"
 
 
 @pytest.fixture
@@ -525,10 +528,20 @@ def test_cli_ingest_datasets_rejects_and_audit(tmp_path: Path, obs_layers: dict[
     mapping = tmp_path / "bad.yml"
     mapping.write_text(yaml.safe_dump(BAD_MAPPING, allow_unicode=True))
 
-    r = runner.invoke(
-        app,
-        ["observatory", "ingest", str(bad), "--mapping", str(mapping), "--config", str(cfg), "--user", "ana"],
-    )
+    ingest_bad = ["observatory", "ingest", str(bad), "--mapping", str(mapping), "--config", str(cfg)]
+    r = runner.invoke(app, [*ingest_bad, "--user", "ana"], env={"COLUMNS": "400"})
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    assert "ingest refused (GV-05)" in r.output and "--what observatory_source --file" in r.output
+    _gv_fria(cfg)
+    for source in (mapping, EXAMPLES / "paris_dansmarue.yml"):
+        r = runner.invoke(
+            app,
+            ["governance", "approve", "--config", str(cfg), "--what", "observatory_source", "--file", str(source),
+             "--dpia", GV_DPIA, "--fria", GV_FRIA, "--ref", GV_NOTICE, "--summary", "reviewed", "--user", "u-dpo"],
+        )  # fmt: skip
+        assert r.exit_code == 0, r.output
+        assert f"DPIA {GV_DPIA}; FRIA {GV_FRIA}" in r.output
+    r = runner.invoke(app, [*ingest_bad, "--user", "ana"])
     assert r.exit_code == 0, r.output
     assert "15 rows read, 2 loaded, 13 rejected" in r.output
     assert "category looks like" in r.output and "jean.dupont" not in r.output
@@ -572,6 +585,107 @@ def test_cli_ingest_datasets_rejects_and_audit(tmp_path: Path, obs_layers: dict[
     details = entries[0].details
     assert (details["rows_read"], details["rows_loaded"], details["rows_rejected"]) == (15, 2, 13)
     assert details["sha256"] and details["mapping_sha256"] and details["change"] == "ingested"
+
+
+# --- change control: only an approved source is ingested (GV-05) --------------------------------------
+
+
+def _gv_fria(path: Path) -> None:
+    """The FRIA approvals name, recorded on the site of `path`."""
+    from datetime import date
+
+    from lanterne.accountability.fria import Elements, FriaRegister
+    from lanterne.config import load_config
+    from lanterne.runtime.site import open_site
+
+    with open_site(load_config(path)) as site:
+        what = ("processes", "period", "affected", "risks", "oversight", "mitigation")
+        FriaRegister(site.store.engine, site.audit).add(
+            GV_FRIA, date(2026, 5, 1), Elements(*(f"test: the observatory's {w}" for w in what)), "u-dpo"
+        )
+
+
+def _gv_site(tmp_path: Path) -> Path:
+    """A site with an observatory store, its audit key beside it, and the FRIA approvals name."""
+    path = tmp_path / "site.yml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "site": "Observatoire de test",
+                "cameras": [{"id": "c", "source": "c.mp4", "location": {"lat": 48.85, "lon": 2.35}}],
+                "store": {"url": f"sqlite:///{tmp_path / 'lanterne.db'}"},
+                "observatory": {"store": "obs.duckdb"},
+            }
+        )
+    )
+    _gv_fria(path)
+    return path
+
+
+def test_only_a_source_whose_mapping_file_is_approved_is_ingested(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from lanterne.accountability.governance import Change, Governance, GovernanceError
+    from lanterne.config import load_config
+    from lanterne.core.assets import sha256_file
+    from lanterne.runtime.observatory_sources import ingest_source
+    from lanterne.runtime.site import open_site
+
+    cfg = load_config(_gv_site(tmp_path))
+    data = tmp_path / "bad.csv"
+    data.write_text(BAD_CSV)
+    mapping = tmp_path / "bad.yml"
+    mapping.write_text(yaml.safe_dump(BAD_MAPPING, allow_unicode=True))
+    sha = sha256_file(mapping)
+    with open_site(cfg) as site:
+        governance = Governance(site.store.engine, site.audit)
+        with pytest.raises(GovernanceError) as info:
+            ingest_source(site, data, mapping, user_id="ana")
+        line = str(info.value)
+        assert "\n" not in line
+        assert line.startswith(
+            f"ingest refused (GV-05): no signed governance record for the observatory source {mapping} "
+            f"(mapping sha256 {sha}); "
+        )
+        assert (
+            f"lanterne governance approve --what observatory_source --file {mapping} --dpia DPIA_REF" in line
+        )
+        assert not (tmp_path / "obs.duckdb").exists(), "nothing read, no store opened before the approval"
+        # A record of the data file, not of the mapping, approves nothing here.
+        governance.approve(
+            Change.OBSERVATORY_SOURCE, sha256_file(data), notice_url=GV_NOTICE, summary="the data file",
+            user_id="u-dpo", dpia=GV_DPIA, fria=GV_FRIA,
+        )  # fmt: skip
+        with pytest.raises(GovernanceError, match="no signed governance record"):
+            ingest_source(site, data, mapping, user_id="ana")
+
+        record = governance.approve(
+            Change.OBSERVATORY_SOURCE, sha, notice_url=GV_NOTICE, summary="test reports, reviewed",
+            user_id="u-dpo", dpia=GV_DPIA, fria=GV_FRIA,
+        )  # fmt: skip
+        report = ingest_source(site, data, mapping, user_id="ana")
+        assert (report.dataset, report.rows_read, report.rows_loaded) == ("bad_rows", 15, 2)
+        [entry] = site.audit.entries(action=Action.DATASET_CHANGE)
+        assert (entry.user_id, entry.object_id) == ("ana", "bad_rows")
+        assert entry.details["mapping_file_sha256"] == sha and entry.details["governance_record"] == record.id
+
+        # The same source with its mapping edited (a comment is enough) is a new one.
+        mapping.write_text("# now reads a column more\n" + mapping.read_text())
+        with pytest.raises(GovernanceError, match=f"mapping sha256 {sha256_file(mapping)}"):
+            ingest_source(site, data, mapping, user_id="ana", replace=True)
+        mapping.write_text(yaml.safe_dump(BAD_MAPPING, allow_unicode=True))
+        assert sha256_file(mapping) == sha
+
+        # A record edited in the database no longer counts, and the refusal says so.
+        with site.store.engine.begin() as conn:
+            conn.execute(
+                text("UPDATE governance_records SET approved_by = 'u-mayor' WHERE sha256 = :s"), {"s": sha}
+            )
+        with pytest.raises(GovernanceError, match=r"\(1 record with a bad signature ignored\)"):
+            ingest_source(site, data, mapping, user_id="ana", replace=True)
+        assert len(site.audit.entries(action=Action.DATASET_CHANGE)) == 1
+        with pytest.raises(GovernanceError, match=r"none\.yml: mapping file not found"):
+            ingest_source(site, data, tmp_path / "none.yml", user_id="ana")
 
 
 def test_import_cameras_copies_hourly_counts_above_k(tmp_path: Path) -> None:

@@ -86,7 +86,8 @@ def test_authorised_deployment_end_to_end(tmp_path: Path, clip: Path) -> None:
        "--user", "admin1")  # fmt: skip
     assert "NO: no alerting" not in ok("masks", "status", "--config", c)
     # GV-01, GV-02: the authorisation names its DPIA and a recorded fundamental-rights assessment;
-    # GV-05: the model and the rules it runs are approved in signed records, with the notice's link.
+    # GV-05: the model and the rules it runs are approved in signed records, with the updated
+    # assessments and the notice's link.
     ok("fria", "add", "--config", c, "--reference", "FRIA-2026-001", "--date", now.date().isoformat(),
        "--processes", "CSU operators lift doubt on alerts at the crossroads", "--period", "two months, 24/7",
        "--affected", "passers-by, cyclists, staff", "--risks", "false alerts on people at rest",
@@ -96,8 +97,8 @@ def test_authorised_deployment_end_to_end(tmp_path: Path, clip: Path) -> None:
        "--user", "dpo1")  # fmt: skip
     assert "NO: alerts mode refused" in ok("governance", "status", "--config", c)
     ok("governance", "approve", "--config", c, "--what", "model", "--what", "event_types", "--what", "zones",
-       "--what", "thresholds", "--ref", "https://ville.example/transparence",
-       "--summary", "deployment reviewed", "--user", "dpo1")  # fmt: skip
+       "--what", "thresholds", "--dpia", "https://ville.example/aipd-2026.pdf", "--fria", "FRIA-2026-001",
+       "--ref", "https://ville.example/transparence", "--summary", "deployment reviewed", "--user", "dpo1")  # fmt: skip
 
     cfg = load_config(site)
     runner = Runner(cfg)

@@ -280,5 +280,11 @@ def cleared_to_alert(cfg: Config, audit: AuditLog) -> None:
     pending = [p.change for p in governance.pending(cfg)]
     if pending:
         governance.approve_config(
-            cfg, pending, notice_url=TEST_NOTICE, summary="test: the test site's rules", user_id="tester"
+            cfg,
+            pending,
+            notice_url=TEST_NOTICE,
+            summary="test: the test site's rules",
+            user_id="tester",
+            dpia=TEST_DPIA,
+            fria=TEST_FRIA,
         )

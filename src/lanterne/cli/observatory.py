@@ -63,17 +63,15 @@ def ingest_command(
     user: UserOpt = None,
 ) -> None:
     """Load a published table into the observatory: every row is loaded or refused with its
-    reason (`lanterne observatory rejects`), and the file's provenance is recorded."""
+    reason (`lanterne observatory rejects`), and the file's provenance is recorded. The source must
+    be approved first, by its mapping file (`lanterne governance approve --what observatory_source
+    --file MAP.yml`, GV-05); otherwise nothing is read."""
     from rich.table import Table
 
-    from lanterne.config import load_config
-    from lanterne.observatory.ingest import ingest_recorded
-    from lanterne.observatory.mapping import load_mapping
+    from lanterne.runtime.observatory_sources import ingest_source
 
-    cfg = load_config(config)
-    spec = load_mapping(mapping)
-    with out_console().status(f"ingesting {file.name} as {spec.id}…"):
-        report = ingest_recorded(cfg, file, spec, user_id=user_id(user), replace=replace)
+    with opened_site(config) as site, out_console().status(f"ingesting {file.name} through {mapping.name}…"):
+        report = ingest_source(site, file, mapping, user_id=user_id(user), replace=replace)
 
     console = out_console()
     verb = "replaced" if report.replaced else "ingested"

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 if TYPE_CHECKING:
+    from lanterne.accountability.governance import Governance
     from lanterne.config.schema import Camera
     from lanterne.runtime.site import Site
 
@@ -65,6 +66,7 @@ DEMO_RISK_REVIEW = "DEMONSTRATION, NOT A RISK REVIEW: the demo's register on a p
 DEMO_APPROVAL = (
     "DEMONSTRATION, NOT A GOVERNANCE DECISION: the demo's model and rules on a public research clip"
 )
+DEMO_SOURCE_APPROVAL = "DEMONSTRATION, NOT A GOVERNANCE DECISION: the demo's observatory source {}"
 
 WALL_REPLAYS = 3
 """The demo's wall shows four cameras: the authorised one and three replays of the same clip,
@@ -192,14 +194,19 @@ def prepare_demo(out_dir: Path, user_id: str) -> tuple[Any, Path]:
             export(cfg, opened.store.engine, out_dir.resolve() / "public", user_id, now)
         governance = Governance(opened.store.engine, opened.audit)
         pending = [p.change for p in governance.pending(cfg)]
+        notice = (out_dir.resolve() / "public" / "index.html").as_uri()
         if pending:
             governance.approve_config(
                 cfg,
                 pending,
-                notice_url=(out_dir.resolve() / "public" / "index.html").as_uri(),
+                notice_url=notice,
                 summary=DEMO_APPROVAL,
                 user_id=user_id,
+                dpia=DEMO_DPIA,
+                fria=DEMO_FRIA,
             )
+        if observatory is not None:
+            _approve_demo_sources(governance, notice, user_id)
         from lanterne.accountability.risks import RiskRegister
 
         risks = RiskRegister(opened.store.engine, opened.audit)
@@ -258,6 +265,26 @@ def _check_envelope(opened: Site, camera: Camera, user_id: str) -> None:
         record_override(opened.audit, camera, t, reason, user_id)
 
 
+def _approve_demo_sources(governance: Governance, notice_url: str, user_id: str) -> None:
+    """The demo's observatory sources (its shipped mapping files) approved as a deployment's would
+    be (GV-05), with the demonstration's assessments and the same disclaimer."""
+    from lanterne.accountability.governance import Approval, Change
+    from lanterne.runtime.observatory_sources import source_sha256
+
+    for _file, mapping_file in OBSERVATORY_DATASETS:
+        sha = source_sha256(EXAMPLES / mapping_file)
+        if not isinstance(governance.approval(Change.OBSERVATORY_SOURCE, sha), Approval):
+            governance.approve(
+                Change.OBSERVATORY_SOURCE,
+                sha,
+                notice_url=notice_url,
+                summary=DEMO_SOURCE_APPROVAL.format(mapping_file),
+                user_id=user_id,
+                dpia=DEMO_DPIA,
+                fria=DEMO_FRIA,
+            )
+
+
 def _observatory_data() -> Path | None:
     """`../shared/data/observatory` when present with the mapping examples of this checkout."""
     from lanterne.core.assets import default_data_dir
@@ -272,10 +299,12 @@ def prepare_observatory(
     cfg: Any, user_id: str, datasets: tuple[tuple[str, str], ...] = OBSERVATORY_DATASETS
 ) -> list[str]:
     """Ingest the demo's published datasets (once: a dataset already in the store is kept), the
-    way `lanterne observatory ingest` does, audit record included. Returns what was ingested."""
-    from lanterne.observatory.ingest import ingest_recorded
+    way `lanterne observatory ingest` does: under the governance records `prepare_demo` made of
+    their sources, audit record included. Returns what was ingested."""
     from lanterne.observatory.mapping import load_mapping
     from lanterne.observatory.store import ObservatoryStore
+    from lanterne.runtime.observatory_sources import ingest_source
+    from lanterne.runtime.site import open_site
 
     data = _observatory_data()
     if data is None or not cfg.observatory.layers:
@@ -284,10 +313,10 @@ def prepare_observatory(
     present = {d["id"] for d in store.datasets()}
     store.close()
     done = []
-    for file, mapping_file in datasets:
-        mapping = load_mapping(EXAMPLES / mapping_file)
-        if mapping.id in present:
-            continue
-        report = ingest_recorded(cfg, data / file, mapping, user_id=user_id)
-        done.append(f"{report.dataset} ({report.rows_loaded:,} rows, {report.rows_rejected:,} rejected)")
+    with open_site(cfg) as site:
+        for file, mapping_file in datasets:
+            if load_mapping(EXAMPLES / mapping_file).id in present:
+                continue
+            report = ingest_source(site, data / file, EXAMPLES / mapping_file, user_id=user_id)
+            done.append(f"{report.dataset} ({report.rows_loaded:,} rows, {report.rows_rejected:,} rejected)")
     return done

@@ -867,9 +867,10 @@ source (each by the sha256 of what was reviewed)."""
 
 class GovernanceRecord(Base):
     """A signed approval of a change (GV-05): who approved which change (by sha256), when, why,
-    and where the updated public notice is. `signature` is Ed25519 by the site's audit key over
-    every other column but `id` (`lanterne.accountability.governance`), so a row edited in the
-    database no longer counts."""
+    which updated DPIA and FRIA cover it, and where the updated public notice is. The DPIA and
+    FRIA references follow the summary in `summary`, on lines of their own (`DPIA: …`, `FRIA: …`),
+    which `lanterne.accountability.governance` splits out. `signature` is Ed25519 by the site's
+    audit key over every other column but `id`, so a row edited in the database no longer counts."""
 
     __tablename__ = "governance_records"
     __table_args__ = (

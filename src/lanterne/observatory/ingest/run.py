@@ -337,11 +337,11 @@ def dataset_exists(cur: duckdb.DuckDBPyConnection, dataset: str) -> bool:
 
 
 def record_dataset_change(
-    audit: AuditLog, user_id: str, report: IngestReport, source: str, **hashes: str
+    audit: AuditLog, user_id: str, report: IngestReport, source: str, **hashes: str | int
 ) -> None:
     """The audit record of a dataset loaded or replaced, in one shape whether it came from a file
-    (`source` is its name, `hashes` its mapping's) or from the cameras' counts, so that an auditor
-    reads every change to the observatory the same way."""
+    (`source` is its name, `hashes` its mapping's and the governance record that approved it) or
+    from the cameras' counts, so that an auditor reads every change to the observatory the same way."""
     audit.append(
         user_id,
         Action.DATASET_CHANGE,
@@ -360,12 +360,24 @@ def record_dataset_change(
 
 
 def ingest_recorded(
-    cfg: Config, file: Path, mapping: Mapping, *, user_id: str, replace: bool = False
+    cfg: Config,
+    file: Path,
+    mapping: Mapping,
+    *,
+    user_id: str,
+    replace: bool = False,
+    audit: AuditLog | None = None,
+    provenance: dict[str, str | int] | None = None,
 ) -> IngestReport:
     """`ingest` into the site's observatory store, indexed for its layers, and recorded in the
     console's audit log (a dataset change, with the file's hash and row counts). The audit log is
-    reached first: an ingest that could not be recorded does not start."""
-    audit = AuditLog.from_config(cfg)
+    reached first: an ingest that could not be recorded does not start. `audit` is the site's log
+    when the caller holds it open; `provenance` adds what the caller checked before loading (the
+    mapping file's hash and the governance record that approved the source, GV-05), which this
+    package cannot check itself: the governance register is a sibling it does not import."""
+    own = audit is None
+    if audit is None:
+        audit = AuditLog.from_config(cfg)
     try:
         store = ObservatoryStore.open(cfg.observatory.store)
         try:
@@ -374,7 +386,10 @@ def ingest_recorded(
             )
         finally:
             store.close()
-        record_dataset_change(audit, user_id, report, Path(file).name, mapping_sha256=mapping.sha256())
+        record_dataset_change(
+            audit, user_id, report, Path(file).name, mapping_sha256=mapping.sha256(), **(provenance or {})
+        )
     finally:
-        audit.close()
+        if own:
+            audit.close()
     return report

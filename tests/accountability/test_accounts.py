@@ -313,6 +313,7 @@ def test_cli_add_list_disable(site: Site) -> None:
     )
     assert result.exit_code == 0, result.output
     assert PASSWORD not in result.output
+    assert f"`lanterne users totp {LOGIN}` enrols its second factor" in result.output
     account = find_account(site.store.engine, LOGIN)
     assert account is not None and account.role == "supervisor" and account.scope == ("gare-nord", "parvis")
     assert account.created_by == "admin"

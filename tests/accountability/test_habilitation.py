@@ -20,7 +20,6 @@ from lanterne.accountability.accounts import (
     create_account,
     enrol_second_factor,
     has_second_factor,
-    needs_second_factor,
     recovery_codes_left,
 )
 from lanterne.accountability.habilitation import (
@@ -32,8 +31,6 @@ from lanterne.accountability.habilitation import (
     revoke,
     train,
 )
-from lanterne.accountability.privacy import grant
-from lanterne.accountability.privacy import revoke as revoke_permission
 from lanterne.audit import Action, AuditLog
 from lanterne.store import Store
 from lanterne.store.tables import AuditRecord, RecoveryCodeRecord, SecondFactorRecord
@@ -196,34 +193,6 @@ def test_revoking_twice_is_refused_and_each_revocation_audited(site: tuple[Store
 
 
 # --- second factor ----------------------------------------------------------------------------
-
-
-def test_video_roles_and_privacy_holders_need_a_second_factor(site: tuple[Store, AuditLog]) -> None:
-    store, audit = site
-    roles = {
-        r: account(site, f"user-{r}", r) for r in ("operator", "supervisor", "auditor", "admin", "analyst")
-    }
-    assert {r for r, a in roles.items() if needs_second_factor(store.engine, a, NOW)} == {
-        "operator",
-        "supervisor",
-    }
-    auditor = roles["auditor"]
-    p = grant(
-        store.engine,
-        audit,
-        user=auditor.id,
-        cameras=["*"],
-        until=NOW + 30 * DAY,
-        reason="réquisitions du parquet",
-        granted_by="u-admin",
-        now=NOW,
-    )
-    assert needs_second_factor(store.engine, auditor, NOW)
-    assert not needs_second_factor(store.engine, auditor, NOW + 31 * DAY), (
-        "a lapsed permission no longer counts"
-    )
-    revoke_permission(store.engine, audit, p.id, revoked_by="u-admin", now=NOW + DAY)
-    assert not needs_second_factor(store.engine, auditor, NOW + 2 * DAY)
 
 
 def test_a_code_works_once_within_a_small_window(site: tuple[Store, AuditLog]) -> None:

@@ -43,6 +43,7 @@ from lanterne.core.types import Event, EventType
 from lanterne.rules import EVENTS, RULES
 from lanterne.store import Store
 from lanterne.store.tables import DISMISS_REASONS, AuditRecord, NoticeRecord
+from tests.support.console import LOOPBACK
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "events"
 NOW = datetime(2026, 6, 20, 12, 0, tzinfo=UTC)
@@ -444,7 +445,7 @@ def test_cli_reports_a_bad_config_in_one_line(tmp_path: Path) -> None:
 def client(site: Site) -> Iterator[TestClient]:
     register(site)
     decisions(site)
-    with TestClient(create_app(site.cfg, clock=lambda: NOW)) as c:
+    with TestClient(create_app(site.cfg, clock=lambda: NOW), client=LOOPBACK) as c:
         yield c
 
 

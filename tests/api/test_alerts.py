@@ -34,7 +34,7 @@ from lanterne.config import Config
 from lanterne.config.loader import parse_config
 from lanterne.core.types import Event, EventType
 from lanterne.store import Store
-from tests.support.console import cleared_account, login_json
+from tests.support.console import LOOPBACK, cleared_account, login_json
 
 PASSWORD = "correct horse battery staple"
 SQUARE = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
@@ -123,7 +123,7 @@ def site(db_url: str, tmp_path: Path) -> Site:
 
 @pytest.fixture
 def client(site: Site) -> Iterator[TestClient]:
-    with TestClient(create_app(site.cfg)) as c:
+    with TestClient(create_app(site.cfg), client=LOOPBACK) as c:
         yield c
 
 

@@ -26,7 +26,7 @@ from lanterne.config import Config, parse_config
 from lanterne.store import Store
 from lanterne.store.tables import AuditRecord, SessionRecord
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, OUTPUT, lanterne_serve, wait_until
-from tests.support.console import cleared_account, login_json, second_factor
+from tests.support.console import LOOPBACK, cleared_account, login_json, second_factor
 
 NOW = datetime(2026, 6, 20, 8, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery"
@@ -86,7 +86,7 @@ def make_client(site: Site, **kwargs: Any) -> TestClient:
     def crash() -> None:
         raise RuntimeError("secret internal state /etc/lanterne")
 
-    return TestClient(app, **kwargs)
+    return TestClient(app, **({"client": LOOPBACK} | kwargs))
 
 
 @pytest.fixture

@@ -26,7 +26,17 @@ from lanterne.api.app import create_app
 from lanterne.audit import AuditLog
 from lanterne.core.types import EventType
 from lanterne.store import Store
-from tests.support.console import NOW, PASSWORD, Clock, add_event, cleared_account, login_json, site_config
+from tests.support.console import (
+    LOOPBACK,
+    NOW,
+    PASSWORD,
+    Clock,
+    add_event,
+    cleared_account,
+    from_loopback,
+    login_json,
+    site_config,
+)
 
 EXAMPLES = 12
 CHECKS = [not_a_server_error, response_schema_conformance]
@@ -58,7 +68,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     app = create_app(cfg, clock=Clock())
     # The lifespan is what opens the store; schemathesis's ASGI transport does not run it.
     app.state.store = store
-    with TestClient(app) as client:
+    with TestClient(app, client=LOOPBACK) as client:
         r = client.post("/api/login", json=login_json("fuzz-sup", at=NOW))
         assert r.status_code == 200, r.text
         cookie = client.cookies.get("lanterne_session")
@@ -73,7 +83,7 @@ def fuzz(app: Any, auth: dict[str, dict[str, str]] | None, seen: dict[str, set[i
     """Every operation, `EXAMPLES` valid and `EXAMPLES` invalid requests each; returns the failures
     (operation, then the check's message with the request as curl) instead of stopping at the first,
     so one run lists them all."""
-    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", from_loopback(app))
     failures: list[str] = []
     for result in schema.get_all_operations():
         operation = result.ok()

@@ -58,6 +58,7 @@ from lanterne.config import Config, parse_config
 from lanterne.config.schema import OidcSettings
 from lanterne.store import Store
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, OUTPUT, free_port, wait_until
+from tests.support.console import LOOPBACK
 
 ROOT = Path(__file__).resolve().parents[2]
 PROVIDER = ROOT / "tests" / "support" / "oidc" / "provider.mjs"
@@ -80,7 +81,7 @@ ACCOUNTS: dict[str, dict[str, Any]] = {
         "otp": OTP,
         "claims": {"preferred_username": "sam.sup", "groups": ["cctv-operators", "cctv-supervisors"]},
     },
-    "alex": {"claims": {"preferred_username": "alex.dpo", "groups": ["dpo-office"]}},
+    "alex": {"otp": OTP, "claims": {"preferred_username": "alex.dpo", "groups": ["dpo-office"]}},
     "noah": {"claims": {"preferred_username": "noah", "groups": ["staff", "library"]}},
     "eve": {"claims": {"preferred_username": "local.admin", "groups": ["dpo-office"]}},
     "jean": {"claims": {"preferred_username": "Jean Martin", "groups": ["dpo-office"]}},
@@ -252,7 +253,7 @@ class Console:
 
 def open_console(cfg: Config, provider: Provider) -> Iterator[Console]:
     store = Store.open(cfg.store.url)
-    with TestClient(create_app(cfg), base_url=CONSOLE) as client:
+    with TestClient(create_app(cfg), base_url=CONSOLE, client=LOOPBACK) as client:
         yield Console(client, store, provider)
     store.close()
 
@@ -314,15 +315,17 @@ def test_operator_signs_in_through_the_directory(db_url: str, tmp_path: Path, pr
 
 def test_roles_follow_the_directory(console: Console) -> None:
     """The first mapping in the configuration's order wins; a change of groups in the directory
-    changes the role at the next sign-in (recorded), and an auditor needs no second factor."""
+    changes the role at the next sign-in (recorded). An auditor, who sees no video, needs a
+    second factor all the same (AC-04): the directory's password alone is refused."""
     c = console
-    r = c.sign_in("alex")  # password only: an auditor sees no video
+    r = c.sign_in("alex")  # password only
+    assert r.status_code == 403 and r.json()["detail"].startswith("the city directory did not confirm")
+    assert c.last_failure()["reason"] == "no_second_factor"
+    assert c.client.get("/api/me").status_code == 401
+    r = c.sign_in("alex", otp=OTP)
     assert r.status_code == 200, r.text
     assert r.json()["user"]["role"] == "auditor"
-    assert c.records(Action.LOGIN)[-1].details == {
-        "method": "oidc",
-        "second_factor": "not_needed",
-    }
+    assert c.records(Action.LOGIN)[-1].details == {"method": "oidc", "second_factor": "provider"}
 
     r = c.sign_in("sam", otp=OTP)  # operators and supervisors: the supervisor mapping comes first
     assert r.status_code == 403  # no habilitation yet, but the account is made
@@ -501,10 +504,10 @@ def test_accounts_the_directory_cannot_take(console: Console) -> None:
     assert r.status_code == 403 and "not a valid Lanterne login" in r.json()["detail"]
     assert c.last_failure()["reason"] == "login_claim_invalid"
 
-    assert c.sign_in("alex").status_code == 200
+    assert c.sign_in("alex", otp=OTP).status_code == 200
     disable_account(c.store.engine, c.audit, "alex.dpo", "u-admin")
     c.client.cookies.clear()
-    r = c.sign_in("alex")
+    r = c.sign_in("alex", otp=OTP)
     assert r.status_code == 403 and "disabled" in r.json()["detail"]
     assert c.last_failure() == {
         "user": c.account_id("alex.dpo"),
@@ -516,7 +519,7 @@ def test_accounts_the_directory_cannot_take(console: Console) -> None:
 
 def test_without_oidc_the_routes_say_so(tmp_path: Path) -> None:
     cfg = site(f"sqlite:///{tmp_path / 'l.db'}", tmp_path, None)
-    with TestClient(create_app(cfg)) as client:
+    with TestClient(create_app(cfg), client=LOOPBACK) as client:
         assert client.get("/api/login/methods").json() == {"oidc": None}
         r = client.get("/api/login/oidc", follow_redirects=False)
         assert r.status_code == 404 and "not configured" in r.json()["detail"]
@@ -526,7 +529,9 @@ def test_without_oidc_the_routes_say_so(tmp_path: Path) -> None:
 
 def test_an_unreachable_provider_is_said(tmp_path: Path, provider: Provider) -> None:
     settings = oidc_settings(provider, issuer=f"http://127.0.0.1:{free_port()}")
-    with TestClient(create_app(site(f"sqlite:///{tmp_path / 'l.db'}", tmp_path, settings))) as client:
+    with TestClient(
+        create_app(site(f"sqlite:///{tmp_path / 'l.db'}", tmp_path, settings)), client=LOOPBACK
+    ) as client:
         assert client.get("/api/login/methods").json() == {
             "oidc": {"name": "Annuaire de la Ville", "url": "/api/login/oidc"}
         }
@@ -750,7 +755,7 @@ def test_sign_in_from_the_login_page_in_chromium(tmp_path: Path) -> None:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
-                for login, otp in (("alex", ""), ("zoe", "")):
+                for login, otp in (("alex", OTP), ("zoe", "")):
                     page = browser.new_context().new_page()
                     page.on("pageerror", lambda e: problems.append(str(e)))
                     page.goto(base + "/login", wait_until="networkidle")

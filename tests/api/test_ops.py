@@ -22,7 +22,7 @@ from lanterne.config.schema import MetricsSettings
 from lanterne.store import Store
 from lanterne.store.db import create_engine_for, current_revision, migrate
 from tests.api.test_camera_health import row
-from tests.support.console import NOW, Clock, add_event, site_config
+from tests.support.console import LOOPBACK, NOW, Clock, add_event, site_config
 
 TOKEN = "prometheus-scrape-token"
 
@@ -37,7 +37,7 @@ def server(db_url: str, tmp_path: Path, clock: Clock) -> Iterator[tuple[TestClie
     token.write_text(TOKEN + "\n", encoding="utf-8")
     cfg = site_config(db_url, tmp_path).model_copy(update={"metrics": MetricsSettings(token_file=token)})
     store = Store.open(cfg.store.url)
-    with TestClient(create_app(cfg, clock=clock)) as client:
+    with TestClient(create_app(cfg, clock=clock), client=LOOPBACK) as client:
         yield client, store
     store.close()
 
@@ -58,7 +58,7 @@ def test_metrics_need_the_token(server: tuple[TestClient, Store]) -> None:
 
 
 def test_metrics_are_off_without_a_token_file(sqlite_url: str, tmp_path: Path, clock: Clock) -> None:
-    with TestClient(create_app(site_config(sqlite_url, tmp_path), clock=clock)) as client:
+    with TestClient(create_app(site_config(sqlite_url, tmp_path), clock=clock), client=LOOPBACK) as client:
         r = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
     assert r.status_code == 404 and "metrics.token_file" in r.json()["detail"]
 
@@ -109,7 +109,7 @@ def test_readyz_is_503_when_the_store_is_gone(tmp_path: Path, clock: Clock) -> N
     folder = tmp_path / "store"
     folder.mkdir()
     cfg = site_config(f"sqlite:///{folder / 'lanterne.db'}", tmp_path)
-    with TestClient(create_app(cfg, clock=clock)) as client:
+    with TestClient(create_app(cfg, clock=clock), client=LOOPBACK) as client:
         assert client.get("/readyz").status_code == 200
         shutil.rmtree(folder)
         # Connections already open still reach the deleted file (Unix keeps it until closed); a

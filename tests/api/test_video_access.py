@@ -1,6 +1,6 @@
 """Who may see video, through the API: every snapshot, clip and recording asks for a valid
 habilitation covering the camera and a training record (AC-01, AC-05, HO-06), refuses in one line
-and records the refusal; and the login asks accounts that see video for a second factor (AC-04)."""
+and records the refusal; and the login asks every account for a second factor (AC-04)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,8 @@ import numpy as np
 import pyotp
 import pytest
 
-from lanterne.accountability.accounts import create_account, enrol_second_factor
+from lanterne.accountability.accounts import create_account, enrol_second_factor, has_second_factor
 from lanterne.accountability.habilitation import habilitate, habilitations, revoke, train
-from lanterne.accountability.privacy import grant
 from lanterne.audit import Action
 from tests.support.console import (
     NOW,
@@ -259,28 +258,41 @@ def test_wrong_codes_count_towards_the_lockout(site: Console) -> None:
     assert r.status_code == 429
 
 
-def test_an_auditor_logs_in_without_a_code_until_given_a_privacy_permission(site: Console) -> None:
-    assert site.client.post("/api/login", json={"login": "audi", "password": PASSWORD}).status_code == 200
-    grant(
-        site.store.engine,
-        site.audit,
-        user=site.ids["audi"],
-        cameras=["*"],
-        until=NOW + 30 * DAY,
-        reason="réquisitions du parquet",
-        granted_by="u-admin",
-        now=NOW,
-    )
-    site.client.cookies.clear()
-    r = site.client.post("/api/login", json={"login": "audi", "password": PASSWORD})
-    assert r.status_code == 403 and "second factor" in r.json()["detail"]
+@pytest.mark.parametrize("role", ["operator", "supervisor", "auditor", "admin", "analyst"])
+def test_every_role_logs_in_with_a_second_factor(site: Console, role: str) -> None:
+    """AC-04: whatever the role (an auditor reads who saw what, an admin grants access), the
+    password alone opens nothing: without an enrolled factor the account is refused with the way
+    out, without the code it is asked for it, and only the right code opens the session."""
+    engine, audit = site.store.engine, site.audit
+    a = create_account(engine, audit, f"new-{role}", role, ["*"], PASSWORD, "u-admin", now=NOW)
+    if role in ("operator", "supervisor"):  # their records, so that only the factor is in the way
+        habilitate(
+            engine, audit, user=a.id, authority="Maire", designated_on=NOW - DAY, cameras=["*"],
+            recorded_by="u-admin", now=NOW,
+        )  # fmt: skip
+        train(engine, audit, user=a.id, course="RGPD", completed_on=NOW - DAY, recorded_by="u-admin", now=NOW)
+    bare = {"login": a.login, "password": PASSWORD}
+    r = site.client.post("/api/login", json=bare)
+    assert r.status_code == 403 and "set-cookie" not in r.headers
+    assert r.json()["detail"].endswith("(`lanterne users totp LOGIN`)")
+    secret = enrol_second_factor(engine, audit, a.login, "u-admin", now=NOW).secret
+    r = site.client.post("/api/login", json=bare)
+    assert r.status_code == 401 and "6-digit code" in r.json()["detail"]
+    r = site.client.post("/api/login", json=bare | {"code": pyotp.TOTP(secret).at(NOW)})
+    assert r.status_code == 200, r.text
+    assert r.json()["user"]["role"] == role
+    assert login_failures(site, a.id) == ["no_second_factor", "no_code"]
 
 
 def test_fixture_accounts_hold_their_records(site: Console) -> None:
-    """The shared fixture gives operators and supervisors what they need, and others nothing."""
+    """The shared fixture gives operators and supervisors what they need to see video, others no
+    video records, and every account a second factor."""
     made = cleared_account(
         site.store.engine, site.audit, "chef-2", "supervisor", ["parvis"], PASSWORD, "t", now=NOW
     )
     [h] = habilitations(site.store.engine, made.id)
     assert h.cameras == ("parvis",) and h.valid_at(NOW)
     assert habilitations(site.store.engine, site.ids["audi"]) == []
+    assert has_second_factor(site.store.engine, made.id) and has_second_factor(
+        site.store.engine, site.ids["audi"]
+    )

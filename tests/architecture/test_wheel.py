@@ -30,7 +30,7 @@ cfg = parse_config({
     "audit": {"key_path": str(site.parent / "audit.key")},
     "cameras": [{"id": "c1", "source": "c1.mp4", "location": {"lat": 48.85, "lon": 2.35}}],
 })
-with TestClient(create_app(cfg)) as client:
+with TestClient(create_app(cfg), client=("127.0.0.1", 50000)) as client:
     for path in ("/static/vendor/leaflet/leaflet.js", "/static/vendor/leaflet/leaflet.css",
                  "/static/vendor/leaflet/images/marker-icon.png", "/static/console/map.js",
                  "/static/console/common.js", "/login", "/public"):

@@ -21,10 +21,10 @@ import yaml
 from argon2 import PasswordHasher
 from playwright.sync_api import Page
 
-from lanterne.accountability.accounts import create_account
 from lanterne.audit import AuditLog
 from lanterne.store import Store
 from tests.support.browser import OUTPUT, chromium, lanterne_serve, log_in, wait_until, watch
+from tests.support.console import cleared_account
 from tests.support.observatory_api import ingest_samples, site_settings
 
 PASSWORD = "lanterns carry light slowly"
@@ -40,8 +40,9 @@ def _site(tmp_path: Path) -> Path:
     pytest.MonkeyPatch().setattr(
         "lanterne.accountability.accounts.HASHER", PasswordHasher(time_cost=1, memory_cost=64)
     )
-    create_account(main.engine, AuditLog(main.engine), "lea", "auditor", ["*"], PASSWORD, "test")
-    create_account(main.engine, AuditLog(main.engine), "ana", "analyst", ["*"], PASSWORD, "test")
+    # Enrolled with a second factor, which every role logs in with (AC-04); `log_in` types it.
+    cleared_account(main.engine, AuditLog(main.engine), "lea", "auditor", ["*"], PASSWORD, "test")
+    cleared_account(main.engine, AuditLog(main.engine), "ana", "analyst", ["*"], PASSWORD, "test")
     main.close()
     return path
 

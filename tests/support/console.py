@@ -14,15 +14,16 @@ import pyotp
 import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lanterne.accountability.accounts import (
-    SECOND_FACTOR_ROLES,
     Account,
     create_account,
     enrol_second_factor,
 )
 from lanterne.accountability.habilitation import habilitate, train
 from lanterne.api.app import create_app
+from lanterne.api.deps import FOOTAGE_ROLES
 from lanterne.audit import Action, AuditLog
 from lanterne.config import Config, parse_config
 from lanterne.core.types import Event, EventType
@@ -35,6 +36,9 @@ NOW = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 PASSWORD = "lanterns carry light slowly"
 SQUARE = [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.1, 0.9]]
 CAMERAS = ("quai-nord", "parvis", "depot")
+LOOPBACK = ("127.0.0.1", 50000)
+"""The client address a test's `TestClient` presents (its default, `testclient`, is no address):
+the console answers only `console.allowed_networks`, this machine by default (AC-04)."""
 
 
 def site_config(db_url: str, tmp_path: Path, **console: Any) -> Config:
@@ -56,6 +60,18 @@ def site_config(db_url: str, tmp_path: Path, **console: Any) -> Config:
         "console": console,
     }
     return parse_config(data, base_dir=tmp_path)
+
+
+def from_loopback(app: ASGIApp) -> ASGIApp:
+    """`app` as a client on this machine reaches it: for tools that call an ASGI app with no
+    address of their own (schemathesis's transport), which the console's network check refuses."""
+
+    async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            scope = {**scope, "client": LOOPBACK}
+        await app(scope, receive, send)
+
+    return asgi
 
 
 class Clock:
@@ -101,12 +117,13 @@ def cleared_account(
     *,
     now: datetime | None = None,
 ) -> Account:
-    """`create_account`, plus what an operator or supervisor needs before seeing video: a
-    habilitation for its scope and a training record (dated a month before `now`, a year long),
-    and an enrolled second factor, which `second_factor(login)` then answers."""
+    """`create_account` with an enrolled second factor, which every account logs in with and
+    `second_factor(login)` then answers; plus what an operator or supervisor needs before seeing
+    video: a habilitation for its scope and a training record (dated a month before `now`, a
+    year long)."""
     account = create_account(engine, audit, login, role, scope, password, created_by, now=now)
-    if role in SECOND_FACTOR_ROLES:
-        at = now or datetime.now(UTC)
+    at = now or datetime.now(UTC)
+    if role in FOOTAGE_ROLES:
         since = at - timedelta(days=30)
         habilitate(
             engine,
@@ -127,9 +144,9 @@ def cleared_account(
             recorded_by=created_by,
             now=at,
         )
-        enrolment = enrol_second_factor(engine, audit, login, created_by, now=at)
-        _FACTORS[account.id] = _Factor(enrolment.secret, list(enrolment.recovery_codes))
-        _LATEST[login] = account.id
+    enrolment = enrol_second_factor(engine, audit, login, created_by, now=at)
+    _FACTORS[account.id] = _Factor(enrolment.secret, list(enrolment.recovery_codes))
+    _LATEST[login] = account.id
     return account
 
 
@@ -203,7 +220,7 @@ def open_console(cfg: Config, clock: Clock) -> Iterator[Console]:
         login: cleared_account(store.engine, audit, login, role, scope, PASSWORD, "test", now=NOW).id
         for login, (role, scope) in ACCOUNTS.items()
     }
-    with TestClient(create_app(cfg, clock=clock)) as client:
+    with TestClient(create_app(cfg, clock=clock), client=LOOPBACK) as client:
         yield Console(client, store, audit, ids, clock)
     store.close()
 

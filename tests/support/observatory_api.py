@@ -27,7 +27,7 @@ from lanterne.observatory.ingest import ingest
 from lanterne.observatory.mapping import load_mapping
 from lanterne.observatory.store import ObservatoryStore
 from lanterne.store import Store
-from tests.support.console import NOW, PASSWORD, SQUARE, Clock, cleared_account, login_json
+from tests.support.console import LOOPBACK, NOW, PASSWORD, SQUARE, Clock, cleared_account, login_json
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "observatory"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "observatory"
@@ -173,7 +173,7 @@ def open_obs(tmp_path: Path, obs_store: Path) -> Iterator[Obs]:
         login: cleared_account(store.engine, audit, login, role, ["*"], PASSWORD, "test", now=NOW).id
         for login, role in ROLES.items()
     }
-    with TestClient(create_app(cfg, clock=Clock())) as client:
+    with TestClient(create_app(cfg, clock=Clock()), client=LOOPBACK) as client:
         yield Obs(client, audit, ids)
     store.close()
 

@@ -5,8 +5,7 @@ person types and may be their name, so it never enters the audit log. Passwords 
 argon2id; the database keeps only the sha256 of a session token, so a stolen database copy opens
 no session.
 
-Accounts that see video, or may remove privacy protection, log in with a TOTP code as well
-(AC-04): the secret is stored as the authenticator app needs it and never logged or shown again
+Every account logs in with a TOTP code as well (AC-04): the secret is stored as the authenticator app needs it and never logged or shown again
 after enrolment; the ten recovery codes are stored as salted hashes and spent when used.
 """
 
@@ -33,7 +32,6 @@ from lanterne.core.errors import LanterneError
 from lanterne.store.tables import (
     ROLES,
     AccountRecord,
-    PrivacyPermissionRecord,
     RecoveryCodeRecord,
     SecondFactorRecord,
     SessionRecord,
@@ -302,6 +300,15 @@ def session_for(
     return Session(_account(arow), srow["csrf_token"], srow["created_at"], last_seen, srow["expires_at"])
 
 
+def session_account_id(engine: Engine, token: str) -> str | None:
+    """The account id a session token was opened for, whatever the session's age, without
+    touching its idle clock: enough to name who a refused request came from, and no more
+    (it does not make the request logged in)."""
+    with engine.connect() as conn:
+        found = conn.execute(select(_S.c.account_id).where(_S.c.token_sha256 == _token_hash(token))).first()
+    return None if found is None else str(found.account_id)
+
+
 def close_session(engine: Engine, token: str) -> None:
     with engine.begin() as conn:
         conn.execute(delete(_S).where(_S.c.token_sha256 == _token_hash(token)))
@@ -373,9 +380,6 @@ class LoginThrottle:
 
 # --- second factor (AC-04) -------------------------------------------------------------------
 
-SECOND_FACTOR_ROLES = frozenset({"operator", "supervisor"})
-"""Roles that see video: their accounts log in with a second factor. An account of another role
-needs one too while it holds a permission to remove privacy protection."""
 RECOVERY_CODES = 10
 TOTP_WINDOW = 1
 """Steps of 30 s accepted either side of now: a phone's clock a little off, a code typed as it
@@ -384,7 +388,6 @@ ISSUER = "Lanterne"
 
 _F = SecondFactorRecord.__table__
 _R = RecoveryCodeRecord.__table__
-_P = PrivacyPermissionRecord.__table__
 
 
 @dataclass(frozen=True)
@@ -397,17 +400,10 @@ class Enrolment:
     recovery_codes: tuple[str, ...]
 
 
-def needs_second_factor(engine: Engine, account: Account, now: datetime) -> bool:
-    """True for a role that sees video, or an account holding a live permission to remove privacy
-    protection (`lanterne.accountability.privacy`)."""
-    if account.role in SECOND_FACTOR_ROLES:
-        return True
-    with engine.connect() as conn:
-        rows = conn.execute(select(_P.c.valid_until, _P.c.revoked_at).where(_P.c.user_id == account.id)).all()
-    return any(r.valid_until > now and (r.revoked_at is None or r.revoked_at > now) for r in rows)
-
-
 def has_second_factor(engine: Engine, account_id: str) -> bool:
+    """Every console account logs in with a second factor, whatever its role (AC-04): an
+    auditor reads who saw what, an admin grants habilitations, an analyst reads incident rows,
+    and a stolen password must open none of these. An account without one cannot log in."""
     with engine.connect() as conn:
         return conn.execute(select(_F.c.account_id).where(_F.c.account_id == account_id)).first() is not None
 

@@ -17,7 +17,9 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 
+from lanterne.accountability.networks import NetworkGate
 from lanterne.api import deps
+from lanterne.api.network_gate import ConsoleNetworks
 from lanterne.api.routes import (
     alerts,
     auth,
@@ -103,6 +105,7 @@ def create_app(cfg: Config, *, clock: Callable[[], datetime] = lambda: datetime.
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log.info("%s", gate.describe())
         site = open_site(cfg, clock=clock)
         app.state.store, app.state.audit = site.store, site.audit
         # Confirmations happen here, so their delivery runs here too (docs/integration.md).
@@ -132,6 +135,10 @@ def create_app(cfg: Config, *, clock: Callable[[], datetime] = lambda: datetime.
         version="0.1.0",
         lifespan=lifespan,
     )
+
+    # Added first, so it runs inside `security_headers`: a refusal carries the same headers.
+    gate = NetworkGate(cfg.console.allowed_networks, cfg.console.trusted_proxies)
+    app.add_middleware(ConsoleNetworks, gate=gate)
 
     @app.middleware("http")
     async def security_headers(
@@ -179,4 +186,16 @@ def serve(cfg: Config, host: str = "127.0.0.1", port: int = 8000) -> None:
     otherwise: exposing it is a decision for whoever runs it, behind their reverse proxy."""
     import uvicorn
 
-    uvicorn.run(create_app(cfg), host=host, port=port, log_level="info", server_header=False)
+    # `proxy_headers=False`: `console.trusted_proxies` is the one place that says whose
+    # X-Forwarded-For is believed (`api.network_gate`), not uvicorn's own FORWARDED_ALLOW_IPS.
+    # `access_log=False`: uvicorn's access log writes every workstation's address, which is
+    # personal data; who did what is in the audit log, by user id.
+    uvicorn.run(
+        create_app(cfg),
+        host=host,
+        port=port,
+        log_level="info",
+        server_header=False,
+        proxy_headers=False,
+        access_log=False,
+    )

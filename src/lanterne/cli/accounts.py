@@ -1,8 +1,8 @@
 """`lanterne users …`: console accounts from the command line (the admin's job, AC-01…AC-05).
 
 Besides accounts: the habilitation and training records that every video access checks
-(`habilitate`, `train`, `records`, `revoke-record`) and the TOTP second factor that operators,
-supervisors and holders of a privacy permission log in with (`totp`).
+(`habilitate`, `train`, `records`, `revoke-record`) and the TOTP second factor that every
+account logs in with (`totp`).
 
 Passwords come from a hidden prompt (typed twice) or, for scripts, from the first line of standard
 input with `--password-stdin`; they are never echoed, logged or passed on the command line, where
@@ -92,6 +92,12 @@ def add_command(
         )
     _console().print(
         f"account {account.id} created: {account.login}, {account.role}, {', '.join(account.scope)}"
+    )
+    # Every account logs in with a second factor (AC-04): say the next step, or the person's
+    # first login is the one that tells them.
+    _console().print(
+        f"next: `lanterne users totp {account.login}` enrols its second factor; it cannot log in without one",
+        highlight=False,
     )
 
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from lanterne.cli.common import ConfigOpt, user_errors
+from lanterne.cli.common import ConfigOpt, out_console, user_errors
 
 serve_app = typer.Typer(help="Serve the console: the public page at /public, the API docs at /docs.")
 
@@ -23,6 +23,7 @@ def serve_command(
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
 ) -> None:
     """Serve the public transparency page (no login) and the console API."""
+    from lanterne.accountability.networks import NetworkGate
     from lanterne.accountability.outbound import check_destinations
     from lanterne.api.app import serve
     from lanterne.config import load_config
@@ -31,4 +32,7 @@ def serve_command(
     cfg = load_config(config)
     with open_site(cfg) as site:  # AC-06: no destination the authorisations do not name
         check_destinations(cfg, site.store.engine, site.audit)
+    # AC-04: whoever starts the console reads, every time, which workstations may use it.
+    gate = NetworkGate(cfg.console.allowed_networks, cfg.console.trusted_proxies)
+    out_console().print(gate.describe(), highlight=False)
     serve(cfg, host, port)

@@ -478,6 +478,24 @@ class PublicNotice(Strict):
     )
 
 
+def _network(text: str) -> str:
+    """One CIDR network, in its canonical spelling. An address with host bits set under its mask
+    (`10.1.2.3/8`) is refused rather than widened: it is usually a typo for a narrower network,
+    and silently opening the wider one is the mistake a whitelist exists to prevent."""
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_network(text.strip(), strict=True))
+    except ValueError as exc:
+        raise ValueError(
+            f"{text!r} is not a CIDR network ({exc}); write it like 10.20.0.0/16, 192.0.2.7/32 or 2001:db8::/48"
+        ) from None
+
+
+Network = Annotated[str, AfterValidator(_network)]
+LOOPBACK_NETWORKS = ["127.0.0.0/8", "::1/128"]
+
+
 class ConsoleSettings(Strict):
     tile_url: str | None = Field(
         None,
@@ -510,6 +528,26 @@ class ConsoleSettings(Strict):
         title="Failed logins",
         description="Failed logins allowed per account and per address within 15 minutes before further attempts are refused for 15 minutes.",
     )
+    allowed_networks: list[Network] = Field(
+        LOOPBACK_NETWORKS,
+        title="Allowed networks",
+        description="CIDR networks of the workstations that may use the console (login page, pages, API, live wall); a request from any other address is refused with 403 and recorded, without its address (AC-04). The public notice under `/public` and the probes `/healthz`, `/readyz` and `/metrics` (its own token) stay open. Default: this machine only (loopback), so a site that serves the console to its control room lists that room's network, e.g. `[10.20.30.0/24]`; `lanterne serve` prints the list when it starts. An empty list is refused: to close the console, stop `lanterne serve`. `0.0.0.0/0` and `::/0` open it to every address, which `lanterne serve` says too.",
+    )
+    trusted_proxies: list[Network] = Field(
+        LOOPBACK_NETWORKS,
+        title="Trusted proxies",
+        description="CIDR addresses of the reverse proxies in front of the console whose `X-Forwarded-For` header is believed (e.g. `10.20.0.5/32`): the client is the first address, read from the right, that is not a trusted proxy. A request from any other peer is judged by the address it connects from and its `X-Forwarded-For` is ignored (anyone can write one). Default: a proxy on this machine (loopback). The client address found here is also the one the login throttle counts; `lanterne serve` reads no other proxy setting (uvicorn's `FORWARDED_ALLOW_IPS` is not used).",
+    )
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _some_network(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError(
+                "list at least one network (e.g. [10.20.30.0/24]); an empty list would leave nobody "
+                "knowing who may use the console; to close the console, stop `lanterne serve`"
+            )
+        return v
 
     @field_validator("tile_url")
     @classmethod
@@ -624,7 +662,7 @@ class OidcSettings(Strict):
     second_factor_acr: list[str] = Field(
         [],
         title="Second factor (acr)",
-        description="Assurance levels (the ID token's `acr`) that mean the provider checked a second factor. When the provider asserts none, a role that sees video types its Lanterne TOTP code after signing in.",
+        description="Assurance levels (the ID token's `acr`) that mean the provider checked a second factor. When the provider asserts none, the agent types their Lanterne TOTP code after signing in (every role needs a second factor).",
     )
     token_auth: Literal["client_secret_basic", "client_secret_post"] = Field(
         "client_secret_basic",

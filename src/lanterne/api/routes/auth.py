@@ -1,8 +1,8 @@
 """Logging in and out: the session cookie (HttpOnly, SameSite=Strict) and the CSRF token the page
 keeps for its writes. Failed logins are throttled per login and per address, and recorded.
 
-Accounts that see video (or may remove privacy protection) send a second factor with the
-password (AC-04): the 6-digit TOTP code, or one of their recovery codes, which is then spent.
+Every account sends a second factor with the password (AC-04): the 6-digit TOTP code, or one
+of its recovery codes, which is then spent. An account with none enrolled cannot log in.
 
 Operators and supervisors log in only while they hold a valid habilitation and training record
 (AC-05, HO-06): the console exists to show them footage, so an agent whose designation lapsed is
@@ -14,7 +14,7 @@ session cookie and CSRF token, the same `login`/`login_failed` records (with `"m
 the same habilitation check. The browser goes to the provider and back as top-level navigations,
 so each step answers with a redirect to the login page, which reads the outcome once from
 `/api/login/oidc/outcome`: an error sentence, a session, or the TOTP code step when the provider
-asserted no second factor for a role that needs one."""
+asserted no second factor."""
 
 from __future__ import annotations
 
@@ -36,7 +36,6 @@ from lanterne.accountability.accounts import (
     find_account,
     get_account,
     has_second_factor,
-    needs_second_factor,
     open_session,
     purge_sessions,
 )
@@ -102,10 +101,9 @@ def _login(
             },
         )
         return 401, {"detail": "wrong login or password"}, None
-    if needs_second_factor(engine, account, when):
-        refused = _second_factor(request, account.id, code, keys)
-        if refused is not None:
-            return refused
+    refused = _second_factor(request, account.id, code, keys)
+    if refused is not None:
+        return refused
     if account.role in FOOTAGE_ROLES:
         lapsed = may_view_video(engine, account.id, None, when)
         if lapsed is not None:
@@ -443,9 +441,7 @@ def oidc_callback(request: Request) -> Response:
         account = sync_account(engine, audit_log(request), identity, mapping, when)
     except OidcError as exc:
         return _refuse(request, sign_ins, 403, str(exc), exc.reason, exc.account_id)
-    if not needs_second_factor(engine, account, when):
-        factor = "not_needed"
-    elif second_factor_asserted(settings, identity):
+    if second_factor_asserted(settings, identity):
         factor = "provider"
     elif has_second_factor(engine, account.id):
         key = sign_ins.add(SignIn(None, when, account.id, (200, {"step": "code", "detail": CODE_STEP})))

@@ -86,12 +86,14 @@ ACCOUNTS: dict[str, dict[str, Any]] = {
     "eve": {"claims": {"preferred_username": "local.admin", "groups": ["dpo-office"]}},
     "jean": {"claims": {"preferred_username": "Jean Martin", "groups": ["dpo-office"]}},
     "zoe": {"otp": OTP, "claims": {"preferred_username": "zoe.op", "groups": ["cctv-operators"]}},
+    "lea": {"otp": OTP, "claims": {"preferred_username": "lea.exports", "groups": ["cctv-exports"]}},
 }
 ROLES = [
     # Supervisors first: a person in both groups is a supervisor (the first match wins).
     {"group": "cctv-supervisors", "role": "supervisor", "scope": ["*"]},
     {"group": "cctv-operators", "role": "operator", "scope": ["quai-nord"]},
     {"group": "dpo-office", "role": "auditor", "scope": ["*"]},
+    {"group": "cctv-exports", "role": "export_officer", "scope": ["*"]},
 ]
 
 
@@ -355,6 +357,22 @@ def test_roles_follow_the_directory(console: Console) -> None:
         assert [cam["id"] for cam in r.json()] == ["quai-nord"]  # the mapped scope only
     finally:
         c.provider.move("sam", ["cctv-operators", "cctv-supervisors"])
+
+
+def test_an_export_officer_comes_from_the_directory(console: Console) -> None:
+    """AC-03: a directory group maps to the export officer's role, held to the watchers' door
+    (records and a second factor), and let into the recordings but not the alerts."""
+    c = console
+    r = c.sign_in("lea", otp=OTP)
+    assert r.status_code == 403
+    assert r.json()["detail"].startswith("export_officers log in with valid records: no habilitation")
+    c.clear_for_video("lea.exports", ["*"])
+    r = c.sign_in("lea", otp=OTP)
+    assert r.status_code == 200, r.text
+    assert r.json()["user"]["role"] == "export_officer"
+    assert c.records(Action.LOGIN)[-1].details == {"method": "oidc", "second_factor": "provider"}
+    assert c.client.get("/console/recordings").status_code == 200
+    assert c.client.get("/api/alerts").status_code == 403
 
 
 def test_no_mapped_group_is_refused_and_recorded(console: Console) -> None:

@@ -20,7 +20,7 @@ from lanterne.config.schema import Mode
 from lanterne.video.export import verify_export
 from lanterne.video.recording import segments
 from tests.api.test_recorded_clip import record
-from tests.support.console import NOW, Clock, Console, add_event, open_console, site_config
+from tests.support.console import NOW, Clock, Console, add_account, add_event, open_console, site_config
 from tests.support.video import VIDEO, excerpt
 
 PURPOSE = "incident report 2026-041"
@@ -54,6 +54,7 @@ def site(sqlite_url: str, tmp_path: Path, clock: Clock, camera_clip: Path) -> It
     cameras = [c.model_copy(update={"record": "off"}) if c.id == "depot" else c for c in cfg.cameras]
     cfg = cfg.model_copy(update={"cameras": cameras})
     for console in _open(cfg, clock):
+        add_account(console, "expo", "export_officer")
         record(cfg, console.store, console.audit, "quai-nord", FIRST, camera_clip)
         record(cfg, console.store, console.audit, "quai-nord", SECOND, camera_clip)
         add_event(console.store, "r1", "quai-nord")  # NOW .. NOW + 5 s
@@ -114,6 +115,25 @@ def test_a_stretch_plays_and_its_view_is_recorded_with_its_segments(site: Consol
     rows = segments(site.store, "quai-nord", NOW, NOW + timedelta(seconds=3))
     assert view.details["recording"]["segments"] == [s.id for s in rows]
     assert view.details["fps"] == 5
+
+
+def test_an_export_officer_sees_the_recording_and_cameras_but_no_alert(site: Console) -> None:
+    """AC-03: the export officer finds and checks the stretch to hand over; alerts stay the
+    watchers' work, so neither the timeline nor the camera list carries one."""
+    site.as_user("expo")
+    r = timeline(site)
+    assert r.status_code == 200, r.text
+    assert [s["kind"] for s in r.json()["spans"]].count("recorded") == 4
+    assert r.json()["alerts"] == []
+    played = video(site, NOW, 1.0)
+    assert played.status_code == 200, played.text
+    assert site.audit_entries(Action.VIEW_RECORDING)[-1].user_id == site.ids["expo"]
+    cameras = site.client.get("/api/cameras")
+    assert cameras.status_code == 200
+    assert [c["recent_alerts"] for c in cameras.json()] == [[], [], []]
+    site.as_user("oper")
+    assert [a["id"] for a in timeline(site).json()["alerts"]] == ["r1"]
+    assert any(c["recent_alerts"] for c in site.client.get("/api/cameras").json())
 
 
 @pytest.mark.parametrize("route", ["timeline", "video"])
@@ -240,8 +260,8 @@ def export(site: Console, seconds: float = 3, **body: object) -> object:
     return site.client.post("/api/cameras/quai-nord/recording/export", json=payload, headers=site.csrf)
 
 
-def test_a_supervisor_gets_a_verifiable_export_and_it_is_recorded(site: Console, tmp_path: Path) -> None:
-    site.as_user("sup")
+def test_an_export_officer_gets_a_verifiable_export_and_it_is_recorded(site: Console, tmp_path: Path) -> None:
+    site.as_user("expo")
     r = export(site)
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "application/zip"
@@ -252,26 +272,29 @@ def test_a_supervisor_gets_a_verifiable_export_and_it_is_recorded(site: Console,
     assert names == [mp4, mp4 + ".manifest.json"]
     assert verify_export(tmp_path / mp4) == []
     [record] = site.audit_entries(Action.EXPORT)
-    assert record.user_id == site.ids["sup"] and record.recipient == "OPJ Martin"
+    assert record.user_id == site.ids["expo"] and record.recipient == "OPJ Martin"
     assert not list(Path(site.cfg.recording.dir).rglob("*.mp4")), "no copy stays on the server"  # type: ignore[attr-defined]
 
 
-def test_operators_may_not_export_and_the_refusal_is_recorded(site: Console) -> None:
-    site.as_user("oper")
+@pytest.mark.parametrize("login", ["oper", "sup"])
+def test_watchers_may_not_export_and_the_refusal_is_recorded(site: Console, login: str) -> None:
+    """AC-03: the people who watch the cameras, supervisors included, do not copy footage out."""
+    site.as_user(login)
     assert export(site).status_code == 403
     assert not site.audit_entries(Action.EXPORT)
-    assert site.audit_entries(Action.ACCESS_DENIED)
+    (denied,) = site.audit_entries(Action.ACCESS_DENIED)
+    assert denied.user_id == site.ids[login] and denied.details["denied"] == "export"
 
 
 def test_an_unmasked_export_without_permission_is_refused(site: Console) -> None:
-    site.as_user("sup")
+    site.as_user("expo")
     r = export(site, unmasked_reference="réquisition 2026-77")
     assert r.status_code == 403 and "holds no permission to remove privacy protection" in r.json()["detail"]
     assert not site.audit_entries(Action.EXPORT)
 
 
 def test_console_exports_are_short_and_need_their_fields(site: Console) -> None:
-    site.as_user("sup")
+    site.as_user("expo")
     assert export(site, seconds=11 * 60).status_code == 422
     assert export(site, recipient="").status_code == 422
     assert export(site, extra="x").status_code == 422

@@ -1,7 +1,8 @@
-"""Access requests in the console (GDPR art. 15, TR-03): supervisors list them (open first, overdue
-flagged and counted), record them, refuse them with a reason, and answer them with an export of a
-range inside the request's window where only the marked person is visible; every other role is
-refused and the refusal recorded; each step is on the audit log under the request's number."""
+"""Access requests in the console (GDPR art. 15, TR-03): export officers, the only role that exports
+(AC-03), list them (open first, overdue flagged and counted), record them, refuse them with a
+reason, and answer them with an export of a range inside the request's window where only the
+marked person is visible; every other role is refused and the refusal recorded; each step is on
+the audit log under the request's number."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from lanterne.audit import Action
 from lanterne.config.schema import Mode
 from lanterne.video.export import read_manifest, verify_export
 from tests.api.test_recorded_clip import record
-from tests.support.console import NOW, Clock, Console, open_console, site_config
+from tests.support.console import NOW, Clock, Console, add_account, open_console, site_config
 from tests.support.recording import camera_clip
 
 FIRST = NOW - timedelta(seconds=5)
@@ -41,6 +42,8 @@ def site(sqlite_url: str, tmp_path: Path, clock: Clock, clip: Path) -> Iterator[
     cfg = site_config(sqlite_url, tmp_path).model_copy(update={"mode": Mode.ALERTS})
     gen = open_console(cfg, clock)
     console = next(gen)
+    add_account(console, "expo", "export_officer")
+    add_account(console, "expo-nord", "export_officer", ["quai-nord"])
     record(cfg, console.store, console.audit, "quai-nord", FIRST, clip)
     console.cfg = cfg  # type: ignore[attr-defined]
     yield console
@@ -73,7 +76,7 @@ def steps(site: Console) -> list[tuple[str | None, str]]:
 
 
 def test_the_list_puts_open_requests_first_and_flags_the_overdue(site: Console) -> None:
-    site.as_user("sup")
+    site.as_user("expo")
     late = add(site, received_at=(NOW - timedelta(days=40)).isoformat())
     assert late.status_code == 201, late.text
     recent = add(site, requester="Paul Durand", received_at=(NOW - timedelta(days=2)).isoformat()).json()
@@ -96,18 +99,19 @@ def test_the_list_puts_open_requests_first_and_flags_the_overdue(site: Console) 
     first = body["items"][0]
     assert first["deadline"] == "2026-04-25T12:00:00Z"  # received 25 March: one month later
     assert first["requester"] == "Jeanne Martin" and first["contact"] == "jeanne.martin@example.org"
-    # Recorded when received, by the supervisor, under its number: never the person's name.
+    # Recorded when received, by the export officer, under its number: never the person's name.
     received = [e for e in site.audit_entries(Action.ACCESS_REQUEST) if e.details["step"] == "received"]
-    assert [e.user_id for e in received] == [site.ids["sup"]] * 3
+    assert [e.user_id for e in received] == [site.ids["expo"]] * 3
     text = json.dumps([str(e) for e in site.audit.entries()])
     for personal in ("Jeanne", "Durand", "Lopez", "example.org", "manteau"):
         assert personal not in text
 
 
-def test_roles_other_than_supervisor_are_refused_and_recorded(site: Console) -> None:
-    site.as_user("sup")
+def test_roles_other_than_export_officer_are_refused_and_recorded(site: Console) -> None:
+    """Every role but the export officer's, supervisors included, is refused and recorded."""
+    site.as_user("expo")
     request_id = add(site).json()["id"]
-    for login, role in (("oper", "operator"), ("audi", "auditor")):
+    for login, role in (("oper", "operator"), ("sup", "supervisor"), ("audi", "auditor")):
         site.as_user(login)
         before = len(site.audit_entries(Action.ACCESS_DENIED))
         assert site.client.get("/api/requests").status_code == 403
@@ -122,8 +126,8 @@ def test_roles_other_than_supervisor_are_refused_and_recorded(site: Console) -> 
         denied = site.audit_entries(Action.ACCESS_DENIED)[before:]
         assert len(denied) == 4 and {e.user_id for e in denied} == {site.ids[login]}
         assert {e.details["role"] for e in denied} == {role}
-    # A supervisor of another camera cannot answer from quai-nord's neighbour either.
-    site.as_user("sup-nord")
+    # An export officer of another camera cannot answer from quai-nord's neighbour either.
+    site.as_user("expo-nord")
     r = answer(site, request_id, camera="parvis")
     assert r.status_code == 403
     assert site.audit_entries(Action.ACCESS_DENIED)[-1].object_id == "parvis"
@@ -134,7 +138,7 @@ def test_roles_other_than_supervisor_are_refused_and_recorded(site: Console) -> 
 
 
 def test_a_refusal_needs_its_reason(site: Console) -> None:
-    site.as_user("sup")
+    site.as_user("expo")
     request_id = add(site).json()["id"]
     for reason in ("", "   "):
         r = site.client.post(f"/api/requests/{request_id}/refuse", json={"reason": reason}, headers=site.csrf)
@@ -150,7 +154,7 @@ def test_a_refusal_needs_its_reason(site: Console) -> None:
     assert r.status_code == 200, r.text
     assert r.json()["state"] == "refused" and r.json()["refusal_reason"] == "footage deleted after 30 days"
     [refused] = [e for e in site.audit_entries(Action.ACCESS_REQUEST) if e.details["step"] == "refused"]
-    assert refused.purpose == "footage deleted after 30 days" and refused.user_id == site.ids["sup"]
+    assert refused.purpose == "footage deleted after 30 days" and refused.user_id == site.ids["expo"]
     again = site.client.post(f"/api/requests/{request_id}/refuse", json={"reason": "x"}, headers=site.csrf)
     assert again.status_code == 409 and "already refused" in again.json()["detail"]
     assert answer(site, request_id).status_code == 409
@@ -161,7 +165,7 @@ def test_a_refusal_needs_its_reason(site: Console) -> None:
 
 
 def test_an_answer_outside_the_window_is_refused(site: Console) -> None:
-    site.as_user("sup")
+    site.as_user("expo")
     request_id = add(
         site, window_start=NOW.isoformat(), window_end=(NOW + timedelta(minutes=5)).isoformat()
     ).json()["id"]
@@ -176,7 +180,7 @@ def test_an_answer_outside_the_window_is_refused(site: Console) -> None:
 
 
 def test_a_request_window_is_bounded_and_fields_are_required(site: Console) -> None:
-    site.as_user("sup")
+    site.as_user("expo")
     r = add(site, window_end=(NOW - timedelta(minutes=20) + timedelta(hours=7)).isoformat())
     assert r.status_code == 422 and "at most 6:00:00" in r.json()["detail"]
     assert add(site, contact="  ").status_code == 422
@@ -186,7 +190,7 @@ def test_a_request_window_is_bounded_and_fields_are_required(site: Console) -> N
 
 
 def test_an_answer_is_a_verifiable_export_and_every_step_is_recorded(site: Console, tmp_path: Path) -> None:
-    site.as_user("sup")
+    site.as_user("expo")
     request_id = add(site).json()["id"]
     r = answer(site, request_id)
     assert r.status_code == 200, r.text
@@ -200,7 +204,7 @@ def test_an_answer_is_a_verifiable_export_and_every_step_is_recorded(site: Conso
     manifest = read_manifest(tmp_path / mp4)
     assert manifest.recipient == f"requester of access request {request_id}"
     [exported] = site.audit_entries(Action.EXPORT)
-    assert exported.user_id == site.ids["sup"] and exported.details["access_request"] == request_id
+    assert exported.user_id == site.ids["expo"] and exported.details["access_request"] == request_id
     assert exported.details["sha256"] == manifest.video_sha256
     assert steps(site) == [(str(request_id), "received"), (str(request_id), "answered")]
     item = site.client.get("/api/requests").json()["items"][0]
@@ -210,7 +214,7 @@ def test_an_answer_is_a_verifiable_export_and_every_step_is_recorded(site: Conso
 
 
 def test_nothing_recorded_in_the_range_says_so(site: Console) -> None:
-    site.as_user("sup")
+    site.as_user("expo")
     request_id = add(site).json()["id"]
     r = answer(site, request_id, start=NOW + timedelta(minutes=2))
     assert r.status_code == 404 and "nothing was recorded" in r.json()["detail"]
@@ -218,15 +222,18 @@ def test_nothing_recorded_in_the_range_says_so(site: Console) -> None:
     assert site.client.get("/api/requests").json()["items"][0]["state"] == "open"
 
 
-def test_the_page_is_for_roles_that_see_footage(site: Console) -> None:
+def test_the_page_is_for_export_officers(site: Console) -> None:
     r = site.client.get("/console/requests", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/login"
-    site.as_user("sup")
+    site.as_user("expo")
     page = site.client.get("/console/requests")
     assert page.status_code == 200 and "/static/console/requests.js" in page.text
     for asset in ("requests.js", "requests.css", "requests_link.js"):
         assert site.client.get(f"/static/console/{asset}").status_code == 200
-    assert '<a href="/console/requests">' in site.client.get("/console").text
-    site.as_user("audi")
-    assert site.client.get("/console/requests").status_code == 403
-    assert site.audit_entries(Action.ACCESS_DENIED)[-1].details["path"] == "/console/requests"
+    # The export officer starts on the recordings page, whose link counts the overdue requests.
+    recordings = site.client.get("/console/recordings").text
+    assert '<a href="/console/requests">' in recordings and "requests_link.js" in recordings
+    for login in ("audi", "sup"):
+        site.as_user(login)
+        assert site.client.get("/console/requests").status_code == 403
+        assert site.audit_entries(Action.ACCESS_DENIED)[-1].details["path"] == "/console/requests"

@@ -125,8 +125,9 @@ def test_an_operator_plays_a_recording_with_a_stated_purpose(tmp_path: Path, cam
     assert views[0].time_from == alert_at - timedelta(seconds=5)
 
 
-def test_a_supervisor_exports_a_stretch_that_verifies(tmp_path: Path, camera_clip: Path) -> None:
-    """From the playback page: the export form (supervisors only) renders the stretch, the browser
+def test_an_export_officer_exports_a_stretch_that_verifies(tmp_path: Path, camera_clip: Path) -> None:
+    """From the playback page, where an export officer lands after login: the export form (export
+    officers only, AC-03) renders the stretch, the browser
     downloads a zip whose MP4 and signed manifest `verify_export` accepts, and the export is on the
     record with its recipient."""
     import zipfile
@@ -137,8 +138,8 @@ def test_a_supervisor_exports_a_stretch_that_verifies(tmp_path: Path, camera_cli
     store = Store.open(f"sqlite:///{tmp_path / 'lanterne.db'}")
     hasher, accounts.HASHER = accounts.HASHER, PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     try:
-        sup = cleared_account(
-            store.engine, AuditLog(store.engine), "sup-1", "supervisor", ["*"], PASSWORD, "t"
+        expo = cleared_account(
+            store.engine, AuditLog(store.engine), "expo-1", "export_officer", ["*"], PASSWORD, "t"
         ).id
     finally:
         accounts.HASHER = hasher
@@ -147,7 +148,8 @@ def test_a_supervisor_exports_a_stretch_that_verifies(tmp_path: Path, camera_cli
     with lanterne_serve(config, probe="/login") as base, chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1300}, accept_downloads=True)
         watch(page, [], problems)
-        log_in(page, base, "sup-1", PASSWORD)
+        log_in(page, base, "expo-1", PASSWORD)
+        expect(page).to_have_url(f"{base}/console/recordings")
         problems.clear()
         page.goto(
             f"{base}/console/recordings?camera=quai-nord&at={alert_at.isoformat().replace('+00:00', 'Z')}"
@@ -182,4 +184,4 @@ def test_a_supervisor_exports_a_stretch_that_verifies(tmp_path: Path, camera_cli
         [exported] = [e for e in AuditLog(store.engine).entries() if e.action == Action.EXPORT]
     finally:
         store.close()
-    assert exported.user_id == sup and exported.recipient == "OPJ Martin, commissariat central"
+    assert exported.user_id == expo and exported.recipient == "OPJ Martin, commissariat central"

@@ -1,8 +1,9 @@
 """The access-request page in a real browser (GDPR art. 15, TR-03): Debian's chromium through
 Playwright against a real `lanterne serve`. A camera recorded for 20 s ten minutes ago, and a
-request received forty days ago and still open. A supervisor logs in; the queue's link says one
-request is overdue; the page flags it; the supervisor records a new request for the recorded time,
-shows a moment of the recording, drags a rectangle around one person, and answers. The downloaded
+request received forty days ago and still open. An export officer (the role that answers them,
+AC-03) logs in; the recordings page's link says one request is overdue; the page flags it; the
+officer records a new request for the recorded time, shows a moment of the recording, drags a
+rectangle around one person, and answers. The downloaded
 export verifies, and in its first frame that person is as recorded while every other person is
 hidden whole, far more than the usual anonymisation hides them. The audit log holds each step.
 A screenshot is left in `test-output/requests.png`."""
@@ -42,7 +43,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _site(tmp_path: Path, clip: Path) -> tuple[Path, datetime, str]:
-    """quai-nord recorded for 20 s from `first`; a supervisor; an overdue open request."""
+    """quai-nord recorded for 20 s from `first`; an export officer; an overdue open request."""
     path, db = recorded_site(
         tmp_path,
         [
@@ -62,17 +63,17 @@ def _site(tmp_path: Path, clip: Path) -> tuple[Path, datetime, str]:
     audit = AuditLog(store.engine)
     hasher, accounts.HASHER = accounts.HASHER, PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     try:
-        sup = cleared_account(store.engine, audit, "sup-1", "supervisor", ["*"], PASSWORD, "t").id
+        expo = cleared_account(store.engine, audit, "expo-1", "export_officer", ["*"], PASSWORD, "t").id
     finally:
         accounts.HASHER = hasher
     record(cfg, store, audit, "quai-nord", first, clip)
     register(
         store.engine, audit, requester="Paul Durand", contact="12 rue des Lilas",
         window_start=now - timedelta(days=41, hours=2), window_end=now - timedelta(days=41),
-        place="parvis de la gare", description="", received_at=now - timedelta(days=40), recorded_by=sup,
+        place="parvis de la gare", description="", received_at=now - timedelta(days=40), recorded_by=expo,
     )  # fmt: skip
     store.close()
-    return path, first, sup
+    return path, first, expo
 
 
 def _local(at: datetime) -> str:
@@ -116,8 +117,10 @@ def _recorded(clip: Path, seconds: float) -> np.ndarray:
     raise AssertionError(f"the clip is shorter than {seconds} s")
 
 
-def test_a_supervisor_answers_an_access_request_with_the_requester_alone(tmp_path: Path, clip: Path) -> None:
-    config, first, sup = _site(tmp_path, clip)
+def test_an_export_officer_answers_an_access_request_with_the_requester_alone(
+    tmp_path: Path, clip: Path
+) -> None:
+    config, first, expo = _site(tmp_path, clip)
     cfg = load_config(config)
     at = first + timedelta(seconds=5)
     # Where the people are at that moment, as the read path's detector sees them: the test plays
@@ -138,11 +141,12 @@ def test_a_supervisor_answers_an_access_request_with_the_requester_alone(tmp_pat
     with lanterne_serve(config, probe="/login") as base, chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1400}, accept_downloads=True)
         watch(page, requests, problems)
-        log_in(page, base, "sup-1", PASSWORD)
+        log_in(page, base, "expo-1", PASSWORD)
         problems.clear()  # the login page asks /api/me first (401 when logged out): its own test's
 
-        # The queue's navigation says a request is overdue.
-        page.goto(f"{base}/console")
+        # The recordings page, where an export officer lands, says in its navigation that a request
+        # is overdue.
+        expect(page).to_have_url(f"{base}/console/recordings")
         expect(page.locator('nav a[href="/console/requests"]')).to_have_text("Access requests (1 overdue)")
         page.click('nav a[href="/console/requests"]')
 
@@ -233,11 +237,11 @@ def test_a_supervisor_answers_an_access_request_with_the_requester_alone(tmp_pat
     steps = [
         (e.object_id, e.details["step"], e.user_id) for e in entries if e.action == Action.ACCESS_REQUEST
     ]
-    assert steps[-2:] == [(str(request_id), "received", sup), (str(request_id), "answered", sup)]
+    assert steps[-2:] == [(str(request_id), "received", expo), (str(request_id), "answered", expo)]
     views = [e for e in entries if e.action == Action.VIEW_RECORDING]
     assert views and all(e.purpose == f"access request {request_id} (GDPR art. 15)" for e in views)
-    assert views[0].time_from == at and views[0].user_id == sup
+    assert views[0].time_from == at and views[0].user_id == expo
     [exported] = [e for e in entries if e.action == Action.EXPORT]
-    assert exported.details["access_request"] == request_id and exported.user_id == sup
+    assert exported.details["access_request"] == request_id and exported.user_id == expo
     assert exported.time_from == at
     assert "Jeanne" not in str([str(e) for e in entries])

@@ -154,3 +154,19 @@ def test_totp_prints_the_secret_and_ten_codes_once(config: Path) -> None:
             e for e in site.audit.entries(action=Action.USER_CHANGE) if e.details["change"] == "second_factor"
         ]
         assert rec.user_id == "u-admin" and secret not in str(rec.details)
+
+
+def test_an_export_officer_account_is_made_and_an_unknown_role_is_named(config: Path) -> None:
+    """AC-03: `--role export_officer` is accepted; a misspelt role is one line naming the choices."""
+    add = ["users", "add", "e.dupont", "--scope", "*", "--password-stdin", "--config", str(config)]
+    made = runner.invoke(app, [*add, "--role", "export_officer", "--user", "u-admin"], input=PASSWORD + "\n")
+    assert made.exit_code == 0, made.output
+    assert "e.dupont, export_officer, *" in made.output
+    with open_site(load_config(config)) as site:
+        assert find_account(site.store.engine, "e.dupont").role == "export_officer"  # type: ignore[union-attr]
+    add[2] = "f.durand"
+    wrong = runner.invoke(app, [*add, "--role", "exporter", "--user", "u-admin"], input=PASSWORD + "\n")
+    assert wrong.exit_code == 2
+    assert wrong.output.strip().splitlines() == [
+        "error: unknown role 'exporter'; choose one of operator, supervisor, auditor, admin, analyst, export_officer"
+    ]

@@ -49,7 +49,7 @@ def test_migrations_create_the_schema(db_url: str) -> None:
     assert current_revision(engine) is None
     migrate(db_url)
     migrate(db_url)  # a second run at every start must be a no-op
-    assert current_revision(engine) == "0022"
+    assert current_revision(engine) == "0023"
     names = set(inspect(engine).get_table_names())
     assert {"events", "evidence", "zone_counts", "alembic_version"} <= names
     assert {"audit_records", "audit_checkpoints", "audit_settings", "authorisations", "legal_holds"} <= names
@@ -64,6 +64,46 @@ def test_migration_matches_the_models(db_url: str) -> None:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
     engine.dispose()
     assert diff == []
+
+
+def _add_account(engine: object, account_id: str, role: str) -> None:
+    with engine.begin() as conn:  # type: ignore[attr-defined]
+        conn.execute(
+            text(
+                "INSERT INTO accounts (id, login, role, scope, password_hash, created_at, created_by) "
+                "VALUES (:id, :id, :role, '[\"*\"]', 'x', :at, 'test')"
+            ),
+            {"id": account_id, "role": role, "at": ORIGIN},
+        )
+
+
+def test_0023_admits_export_officers_and_keeps_every_session_and_second_factor(db_url: str) -> None:
+    """AC-03: the widened role check keeps existing accounts' rows and what hangs on them (SQLite
+    would cascade-delete them in a table rebuild), and still refuses a role that does not exist."""
+    migrate(db_url, "0022")
+    engine = create_engine_for(db_url)
+    _add_account(engine, "u-1", "operator")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO sessions (token_sha256, account_id, csrf_token, created_at, last_seen, expires_at) "
+                "VALUES ('t', 'u-1', 'c', :at, :at, :at)"
+            ),
+            {"at": ORIGIN},
+        )
+    with pytest.raises(IntegrityError):
+        _add_account(engine, "u-2", "export_officer")
+    engine.dispose()
+    migrate(db_url)
+    engine = create_engine_for(db_url)
+    _add_account(engine, "u-2", "export_officer")
+    with pytest.raises(IntegrityError):
+        _add_account(engine, "u-3", "root")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT account_id FROM sessions")).scalars().all() == ["u-1"]
+        if engine.dialect.name == "sqlite":
+            assert conn.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+    engine.dispose()
 
 
 FORBIDDEN = re.compile(r"face|embed|ident|name|age|gender|track|biometr|attribute|plate|person|colou?r")

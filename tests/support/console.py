@@ -23,7 +23,7 @@ from lanterne.accountability.accounts import (
 )
 from lanterne.accountability.habilitation import habilitate, train
 from lanterne.api.app import create_app
-from lanterne.api.deps import FOOTAGE_ROLES
+from lanterne.api.deps import RECORDING_ROLES
 from lanterne.audit import Action, AuditLog
 from lanterne.config import Config, parse_config
 from lanterne.core.types import Event, EventType
@@ -118,12 +118,12 @@ def cleared_account(
     now: datetime | None = None,
 ) -> Account:
     """`create_account` with an enrolled second factor, which every account logs in with and
-    `second_factor(login)` then answers; plus what an operator or supervisor needs before seeing
-    video: a habilitation for its scope and a training record (dated a month before `now`, a
-    year long)."""
+    `second_factor(login)` then answers; plus what a role that sees video (operator, supervisor,
+    export officer) needs before seeing it: a habilitation for its scope and a training record
+    (dated a month before `now`, a year long)."""
     account = create_account(engine, audit, login, role, scope, password, created_by, now=now)
     at = now or datetime.now(UTC)
-    if role in FOOTAGE_ROLES:
+    if role in RECORDING_ROLES:
         since = at - timedelta(days=30)
         habilitate(
             engine,
@@ -223,6 +223,16 @@ def open_console(cfg: Config, clock: Clock) -> Iterator[Console]:
     with TestClient(create_app(cfg, clock=clock), client=LOOPBACK) as client:
         yield Console(client, store, audit, ids, clock)
     store.close()
+
+
+def add_account(console: Console, login: str, role: str, scope: Sequence[str] = ("*",)) -> str:
+    """An account of a role the standard site has none of (export officer, admin, analyst), made
+    and cleared as `open_console` makes the others; its id is kept in `console.ids`."""
+    account = cleared_account(
+        console.store.engine, console.audit, login, role, list(scope), PASSWORD, "test", now=NOW
+    )
+    console.ids[login] = account.id
+    return account.id
 
 
 def add_event(

@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 LOGIN_PATTERN = re.compile(r"[a-z0-9._-]{3,64}")
 MIN_PASSWORD_LENGTH = 12
 ALL_CAMERAS = "*"
+EXPORT_ROLES: tuple[str, ...] = ("export_officer",)
+"""Who hands recorded footage out of the site, with a recipient and a purpose (AC-03): a job of
+its own, so that the people who watch the cameras are not the ones who copy what they saw."""
 THROTTLE_WINDOW = timedelta(minutes=15)
 """Failures older than this no longer count towards a lockout."""
 LOCKOUT = timedelta(minutes=15)

@@ -33,6 +33,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, StringConstrain
 from sqlalchemy import Engine
 
 from lanterne.accountability.accounts import (
+    EXPORT_ROLES,
     Account,
     LoginThrottle,
 )
@@ -308,18 +309,26 @@ def require_roles(*roles: str, action: Action | None = None) -> Callable[..., Cu
 
 
 FOOTAGE_ROLES = ("operator", "supervisor")
-"""Who sees alerts, snapshots, clips and the map; auditors and admins see no footage (AC-02)."""
+"""Who sees alerts, snapshots, clips, the live wall and the map; auditors and admins see no footage
+(AC-02), and export officers see recordings only (AC-03)."""
+RECORDING_ROLES = (*FOOTAGE_ROLES, *EXPORT_ROLES)
+"""Who looks into recorded footage (a camera's timeline, a stretch played back): the watchers, and
+the export officer, who checks a stretch before handing it over (the copy shows it anyway; a
+playback is at least recorded with its purpose). Each needs a habilitation at login and at every
+request, as any role that sees pixels (AC-01, AC-05)."""
 
 Viewer = Annotated[CurrentUser, Depends(require_roles(*FOOTAGE_ROLES))]
 """Operators and supervisors; anyone else is refused (403, recorded)."""
+RecordingReader = Annotated[CurrentUser, Depends(require_roles(*RECORDING_ROLES))]
+"""Operators, supervisors and export officers; anyone else is refused (403, recorded)."""
 
 
-def video_viewer(request: Request, user: Viewer) -> CurrentUser:
-    """An operator or supervisor who, at this moment, holds a habilitation covering the camera and
-    a training record (AC-01, AC-05, HO-06); else 403 with the one-line reason, recorded as
-    `access_denied`. Asked at every request that serves pixels, not once at login: a record
-    revoked or lapsed mid-shift stops the next snapshot. The camera is the route's `{camera}`, or
-    the camera of its `{alert_id}` (an unknown alert checks any camera, and the route answers 404)."""
+def _cleared(request: Request, user: CurrentUser) -> CurrentUser:
+    """`user`, if at this moment they hold a habilitation covering the camera and a training
+    record (AC-01, AC-05, HO-06); else 403 with the one-line reason, recorded as `access_denied`.
+    Asked at every request that serves pixels, not once at login: a record revoked or lapsed
+    mid-shift stops the next snapshot. The camera is the route's `{camera}`, or the camera of its
+    `{alert_id}` (an unknown alert checks any camera, and the route answers 404)."""
     camera = request.path_params.get("camera")
     if camera is None and "alert_id" in request.path_params:
         alert = find_alert(engine(request), request.path_params["alert_id"])
@@ -332,9 +341,24 @@ def video_viewer(request: Request, user: Viewer) -> CurrentUser:
     return user
 
 
+def video_viewer(request: Request, user: Viewer) -> CurrentUser:
+    """An operator or supervisor cleared to see video now (`_cleared`)."""
+    return _cleared(request, user)
+
+
+def recording_viewer(request: Request, user: RecordingReader) -> CurrentUser:
+    """An operator, supervisor or export officer cleared to see video now (`_cleared`)."""
+    return _cleared(request, user)
+
+
 VideoViewer = Annotated[CurrentUser, Depends(video_viewer)]
-"""A `Viewer` cleared to see video now: every route that serves a snapshot, a clip or a recording.
+"""A `Viewer` cleared to see video now: every route that serves a snapshot, a clip or live video.
 The alert list, an alert's details and its history show no pixels and stay `Viewer`."""
+RecordingViewer = Annotated[CurrentUser, Depends(recording_viewer)]
+"""A `RecordingReader` cleared to see video now: the routes that serve recorded footage."""
 Supervisor = Annotated[CurrentUser, Depends(require_roles("supervisor"))]
+ExportOfficer = Annotated[CurrentUser, Depends(require_roles(*EXPORT_ROLES))]
+"""The role that hands footage out (exports, answers to access requests); anyone else is refused
+(403, recorded)."""
 Writer = Annotated[CurrentUser, Depends(csrf_protect)]
 """A write: the session's CSRF token must come with it."""

@@ -73,7 +73,9 @@ def _password(from_stdin: bool) -> str:
 def add_command(
     login: Login,
     config: ConfigOpt,
-    role: Annotated[str, typer.Option("--role", help="operator, supervisor, auditor, admin or analyst.")],
+    role: Annotated[
+        str, typer.Option("--role", help="operator, supervisor, export_officer, auditor, admin or analyst.")
+    ],
     scope: Annotated[
         str, typer.Option("--scope", help="Camera ids the account may see, comma-separated, or '*' for all.")
     ],

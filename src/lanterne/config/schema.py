@@ -567,7 +567,7 @@ class OidcRole(Strict):
         title="Group",
         description="A value of the groups claim (a directory group, an Azure AD app role, a Keycloak role), compared exactly.",
     )
-    role: Literal["operator", "supervisor", "auditor", "admin", "analyst"] = Field(
+    role: Literal["operator", "supervisor", "auditor", "admin", "analyst", "export_officer"] = Field(
         ..., title="Role", description="The Lanterne role of the directory's members of this group."
     )
     scope: list[str] = Field(
@@ -1012,7 +1012,9 @@ class ReviewSettings(Strict):
         title="Privacy removal left open (min)",
         description="A removal of privacy protection (`privacy_removed`) with no `privacy_restored` this long after it is flagged: the rendering that needed it has ended or failed without its record.",
     )
-    shift_hours: dict[Literal["operator", "supervisor", "auditor", "admin", "analyst"], str] = Field(
+    shift_hours: dict[
+        Literal["operator", "supervisor", "auditor", "admin", "analyst", "export_officer"], str
+    ] = Field(
         default_factory=dict,
         title="Shift hours",
         description='Local working hours per role, `"HH:MM-HH:MM"` (may run past midnight, e.g. `"22:00-06:00"`); a view or export outside them is flagged. A role left out, as every role by default (a supervision centre often works round the clock), is never flagged for its hours.',

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from lanterne.accountability.accounts import find_account, get_account
+from lanterne.accountability.accounts import EXPORT_ROLES, find_account, get_account
 from lanterne.accountability.authorisation import Authorisations
 from lanterne.accountability.habilitation import HabilitationError, may_view_video
 from lanterne.accountability.privacy import end_use, start_use
@@ -50,14 +50,18 @@ def renderer_for(cfg: Config, store: Store) -> Renderer:
 
 
 def _check_habilitation(site: Site, requester: str, camera_id: str, now: datetime) -> None:
-    """A requester who is a console account (by id or login) needs what the console asks before
-    showing video: a habilitation covering the camera and a training record (AC-01, HO-06). A
-    requester who is not one (the site's system user) acts under the machine's own access rules."""
+    """A requester who is a console account (by id or login) needs the export officer's role
+    (AC-03: those who watch or administer do not copy footage out) and what the console asks
+    before showing video: a habilitation covering the camera and a training record (AC-01, HO-06).
+    A requester who is not one (the site's system user) acts under the machine's own access rules."""
     engine = site.store.engine
     account = get_account(engine, requester) or find_account(engine, requester)
     if account is None:
         return
-    why = may_view_video(engine, account.id, camera_id, now)
+    if account.role not in EXPORT_ROLES:
+        why = f"exports are made by an export officer, not a {account.role} (AC-03); ask one to make it"
+    else:
+        why = may_view_video(engine, account.id, camera_id, now)
     if why is not None:
         site.audit.append(
             account.id,
@@ -190,12 +194,14 @@ def answer_access_request(
     inside the request's window, where the person whose box is centred in `keep` (the region the
     agent marked, frame fractions) is shown as recorded and everyone else is hidden whole; faces
     and plates elsewhere are blurred as always. The export and the request's closing are
-    recorded under the request's number, never the requester's name."""
+    recorded under the request's number, never the requester's name. An agent who is a console
+    account is held to what any export asks of it (`_check_habilitation`)."""
     request = get_request(site.store.engine, request_id)
     check_range(request, start, end)
     camera = next((c for c in site.cfg.cameras if c.id == camera_id), None)
     if camera is None:
         raise ConfigError(f"camera {camera_id!r} is not in the configuration; check its id")
+    _check_habilitation(site, agent, camera_id, now)
     if not (0 <= keep[0] < keep[2] <= 1 and 0 <= keep[1] < keep[3] <= 1):
         raise ConfigError("the requester's region is x0,y0,x1,y1 in fractions of the frame, x0 < x1, y0 < y1")
     recipient = f"requester of access request {request_id}"

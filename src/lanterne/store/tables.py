@@ -387,10 +387,11 @@ class NoticeRecord(Base):
     """Where the notice was published (a directory or URL)."""
 
 
-ROLES: tuple[str, ...] = ("operator", "supervisor", "auditor", "admin", "analyst")
+ROLES: tuple[str, ...] = ("operator", "supervisor", "auditor", "admin", "analyst", "export_officer")
 """operator: alerts of their scope; supervisor: plus stop controls and suspensions; auditor: audit
 log and statistics, no footage; admin: configuration and users, no footage; analyst: observatory
-rows (aggregates only for everyone else)."""
+rows (aggregates only for everyone else); export_officer: extractions of recorded footage with a
+recipient and a purpose, and the recordings they are cut from, no live view and no alerts (AC-03)."""
 
 
 class AccountRecord(Base):

@@ -4,10 +4,11 @@ keeps for its writes. Failed logins are throttled per login and per address, and
 Every account sends a second factor with the password (AC-04): the 6-digit TOTP code, or one
 of its recovery codes, which is then spent. An account with none enrolled cannot log in.
 
-Operators and supervisors log in only while they hold a valid habilitation and training record
-(AC-05, HO-06): the console exists to show them footage, so an agent whose designation lapsed is
-stopped at the door with the reason, not at the first snapshot. The records are checked again at
-every video request, so one that lapses or is revoked mid-shift stops the next picture.
+Operators, supervisors and export officers log in only while they hold a valid habilitation and
+training record (AC-05, HO-06): the console exists to show them footage, so an agent whose
+designation lapsed is stopped at the door with the reason, not at the first snapshot. The records
+are checked again at every video request, so one that lapses or is revoked mid-shift stops the
+next picture.
 
 City sign-in (OpenID Connect, `lanterne.accountability.oidc`) ends in the same place: the same
 session cookie and CSRF token, the same `login`/`login_failed` records (with `"method": "oidc"`),
@@ -50,7 +51,7 @@ from lanterne.accountability.oidc import (
     second_factor_asserted,
     sync_account,
 )
-from lanterne.api.deps import COOKIE, FOOTAGE_ROLES, EngineDep, LoggedIn, Writer, audit_log, now, user_of
+from lanterne.api.deps import COOKIE, RECORDING_ROLES, EngineDep, LoggedIn, Writer, audit_log, now, user_of
 from lanterne.api.schemas.auth import SessionOut, UserOut
 from lanterne.api.schemas.common import ERRORS, Message
 from lanterne.audit import Action
@@ -104,7 +105,7 @@ def _login(
     refused = _second_factor(request, account.id, code, keys)
     if refused is not None:
         return refused
-    if account.role in FOOTAGE_ROLES:
+    if account.role in RECORDING_ROLES:
         lapsed = may_view_video(engine, account.id, None, when)
         if lapsed is not None:
             # Not counted by the throttle: the password and code were right, nothing was guessed.
@@ -331,7 +332,7 @@ def _admit(request: Request, account_id: str, second_factor: str) -> tuple[int, 
     account = get_account(engine, account_id)
     if account is None or not account.active:
         return 403, {"detail": "this account is disabled in Lanterne; ask the administrator"}, None
-    if account.role in FOOTAGE_ROLES:
+    if account.role in RECORDING_ROLES:
         lapsed = may_view_video(engine, account.id, None, when)
         if lapsed is not None:
             audit_log(request).append(

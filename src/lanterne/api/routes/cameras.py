@@ -16,7 +16,17 @@ from fastapi.responses import Response
 
 from lanterne.accountability.cameras import camera_status
 from lanterne.accountability.suspension import Suspensions
-from lanterne.api.deps import AuditDep, ClockDep, ConfigDep, EngineDep, LoggedIn, Now, StopsDep, Viewer
+from lanterne.api.deps import (
+    FOOTAGE_ROLES,
+    AuditDep,
+    ClockDep,
+    ConfigDep,
+    EngineDep,
+    LoggedIn,
+    Now,
+    RecordingReader,
+    StopsDep,
+)
 from lanterne.api.schemas.cameras import CameraHealthOut, CameraOut, MapSettings, RecentAlert
 from lanterne.api.schemas.common import ERRORS, FeatureCollection, GeoJSONResponse
 
@@ -28,7 +38,7 @@ router = APIRouter(tags=["map"], responses=ERRORS)
 
 @router.get("/api/cameras", summary="Cameras in your scope with their state and latest alerts")
 def cameras(
-    user: Viewer,
+    user: RecordingReader,
     cfg: ConfigDep,
     engine: EngineDep,
     audit: AuditDep,
@@ -37,6 +47,8 @@ def cameras(
     now: Now,
 ) -> list[CameraOut]:
     suspensions = Suspensions(engine, audit, cfg.suspension, clock)
+    # An export officer picks a camera to export from, and sees no alerts (AC-03).
+    alerts_shown = user.role in FOOTAGE_ROLES
     out: list[CameraOut] = []
     for cam in cfg.cameras:
         if not user.sees(cam.id):
@@ -56,6 +68,7 @@ def cameras(
                 recent_alerts=[
                     RecentAlert(id=a.id, type=str(a.type), start=a.start, state=str(a.state))
                     for a in status.recent_alerts
+                    if alerts_shown
                 ],
                 lag_seconds=None if h is None else h.lag_seconds,
                 analysis_fps=None if h is None else h.analysis_fps,

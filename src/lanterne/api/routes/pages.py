@@ -9,10 +9,11 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from lanterne.accountability.accounts import EXPORT_ROLES
 from lanterne.accountability.incidents import INCIDENT_ROLES
 from lanterne.accountability.log_review import REVIEWER_ROLES
 from lanterne.accountability.oversight import OVERSIGHT_ROLES
-from lanterne.api.deps import FOOTAGE_ROLES, current_user, forbid
+from lanterne.api.deps import FOOTAGE_ROLES, RECORDING_ROLES, current_user, forbid
 
 STATIC = Path(__file__).resolve().parents[1] / "static" / "console"
 """The pages and their scripts (also served under `/static/console/`)."""
@@ -26,15 +27,15 @@ def _page(path: Path) -> Response:
     return Response(path.read_bytes(), media_type=HTML)
 
 
-def _alert_page(request: Request, name: str) -> Response:
+def _alert_page(request: Request, name: str, roles: tuple[str, ...] = FOOTAGE_ROLES) -> Response:
     try:
         user = current_user(request)
     except HTTPException as exc:
         if exc.status_code != 401:
             raise
         return RedirectResponse("/login", status_code=303)
-    if user.role not in FOOTAGE_ROLES:
-        forbid(request, user, "alert queue")
+    if user.role not in roles:
+        forbid(request, user, "alert queue" if name == "queue.html" else f"page {name.removesuffix('.html')}")
     return _page(STATIC / name)
 
 
@@ -50,14 +51,15 @@ def alert_page(request: Request, alert_id: str) -> Response:
 
 @router.get("/console/recordings")
 def playback_page(request: Request) -> Response:
-    # Like the alert pages: it exists to show footage, so a role that sees none is refused here.
-    return _alert_page(request, "playback.html")
+    # Like the alert pages: it exists to show footage, so a role that sees none is refused here;
+    # export officers work here too (exports are made from it).
+    return _alert_page(request, "playback.html", RECORDING_ROLES)
 
 
 @router.get("/console/requests")
 def requests_page(request: Request) -> Response:
-    # People's requests for their own images are answered with footage: refused like the others.
-    return _alert_page(request, "requests.html")
+    # People's requests for their own images are answered with an export: the export officer's.
+    return _alert_page(request, "requests.html", EXPORT_ROLES)
 
 
 @router.get("/console/wall")

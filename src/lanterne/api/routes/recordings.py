@@ -1,9 +1,12 @@
 """A camera's continuous recording in the console (issue 11, item 4): its timeline over a window,
 and a stretch of it rendered as video through the one read path (`lanterne.video.playback`).
 
-Who sees what: as for alerts, operators and supervisors only, and only the cameras in their scope;
-anyone else is refused (403) and the refusal recorded. Both routes are looks into recorded footage,
-so both need a stated purpose (CSI L255-1, LG-02): the timeline is recorded as a `search` of the
+Who sees what: operators, supervisors and export officers (`RECORDING_ROLES`), and only the cameras
+in their scope; anyone else is refused (403) and the refusal recorded. An export officer's timeline
+carries no alert markers: alerts are the watchers' work (AC-03). Only export officers export
+(`EXPORT_ROLES`): the people who watch the cameras are not the ones who copy footage out of the
+site, and a supervisor or operator who tries is refused and recorded. Both views are looks into
+recorded footage, so both need a stated purpose (CSI L255-1, LG-02): the timeline is recorded as a `search` of the
 recordings, a stretch played as `view_recording` naming the camera, the range and the segments,
 written before the first byte is sent. A refusal is recorded as `search` with what was denied,
 as an alert's refused clip is: the purpose belongs to a view that happened.
@@ -28,16 +31,18 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
+from lanterne.accountability.accounts import EXPORT_ROLES
 from lanterne.accountability.habilitation import HabilitationError
 from lanterne.accountability.privacy import PrivacyError, Use, end_use, start_use
 from lanterne.accountability.search import EventFilters, Sort, search_events
 from lanterne.api.deps import (
+    FOOTAGE_ROLES,
     AuditDep,
     ConfigDep,
     CurrentUser,
     EngineDep,
     Now,
-    VideoViewer,
+    RecordingViewer,
     Writer,
     forbid,
     renderer,
@@ -111,7 +116,7 @@ def _store(request: Request) -> Store:
 def get_timeline(
     request: Request,
     camera: str,
-    user: VideoViewer,
+    user: RecordingViewer,
     query: Annotated[TimelineQuery, Query()],
     cfg: ConfigDep,
     engine: EngineDep,
@@ -133,12 +138,17 @@ def get_timeline(
         details={"camera": camera, "from": iso_utc(q.start), "to": iso_utc(q.end)},
     )
     spans = timeline(_store(request), camera, q.start, q.end)
-    found = search_events(
-        engine,
-        user.scope,
-        EventFilters(since=q.start, until=q.end, camera=camera),
-        sort=Sort.START,
-        page_size=MAX_ALERTS,
+    # Alerts are the watchers' work: an export officer's timeline shows the recording only.
+    found = (
+        search_events(
+            engine,
+            user.scope,
+            EventFilters(since=q.start, until=q.end, camera=camera),
+            sort=Sort.START,
+            page_size=MAX_ALERTS,
+        ).items
+        if user.role in FOOTAGE_ROLES
+        else []
     )
     return TimelineOut(
         camera=camera,
@@ -148,7 +158,7 @@ def get_timeline(
         spans=[SpanOut(kind=s.kind, start=s.start, end=s.end) for s in spans],  # type: ignore[arg-type]
         alerts=[
             RecordingAlertOut(id=e.id, type=e.type, start=e.start, end=e.end, state=e.state)
-            for e in found.items
+            for e in found
             if e.mode == "alerts"
         ],
         max_video_seconds=int(MAX_VIDEO.total_seconds()),
@@ -164,7 +174,7 @@ def get_timeline(
 def get_video(
     request: Request,
     camera: str,
-    user: VideoViewer,
+    user: RecordingViewer,
     query: Annotated[VideoQuery, Query()],
     cfg: ConfigDep,
     audit: AuditDep,
@@ -241,13 +251,13 @@ def _closing(view: View, use: Use | None, audit: AuditLog, fps: float) -> Iterat
 
 
 MAX_CONSOLE_EXPORT = timedelta(minutes=10)
-"""From the console an export is rendered while the supervisor waits; longer ones go through
+"""From the console an export is rendered while the export officer waits; longer ones go through
 `lanterne export clip` (up to two hours)."""
 
 
 @router.post(
     "/api/cameras/{camera}/recording/export",
-    summary="Export a stretch of a camera's recording: watermarked MP4 and its signed manifest, as a zip (supervisors; audited)",
+    summary="Export a stretch of a camera's recording: watermarked MP4 and its signed manifest, as a zip (export officers; audited)",
     response_class=Response,
     responses={200: {"content": {"application/zip": {}}}},
 )
@@ -255,13 +265,13 @@ def post_export(
     body: ExportIn,
     request: Request,
     camera: str,
-    user: VideoViewer,
+    user: RecordingViewer,
     _csrf: Writer,
     cfg: ConfigDep,
     audit: AuditDep,
     now: Now,
 ) -> Response:
-    if user.role != "supervisor":
+    if user.role not in EXPORT_ROLES:
         forbid(request, user, "export", camera, action=Action.ACCESS_DENIED, object_type="camera")
     _window(body.start, body.end, MAX_CONSOLE_EXPORT, "console export")
     cam = _recorded_camera(request, user, cfg, camera)

@@ -1,8 +1,9 @@
 """Access requests in the console (GDPR art. 15, TR-03): a person asks for the images of themselves.
 
-Who: supervisors, the role that may export (`recordings.post_export`); anyone else is refused
-(403) and the refusal recorded. The list carries the requesters' names and contacts, which the
-agent needs to answer them; the audit log never does (it names a request by its number).
+Who: export officers, the only role that exports (`recordings.post_export`, AC-03): an answer is
+footage handed out of the site; anyone else is refused (403) and the refusal recorded. The list
+carries the requesters' names and contacts, which the agent needs to answer them; the audit log
+never does (it names a request by its number).
 
 How the agent finds the person: by camera and time only, never by face. The page shows a frame of
 the chosen instant through the recordings' own video route (purpose: the request's number, so the
@@ -14,7 +15,7 @@ as the console's exports are (`recordings.export_download`), never kept on the s
 What is recorded: each step by the service itself (`accountability.requests`: received, refused
 with its reason, answered with its export; `runtime.exports`: the export with its segments).
 Reading the list is not: like the alert queue, and like `lanterne requests list`, it is the
-supervisors' work list, not a look into footage; every look into footage on the way to an
+export officers' work list, not a look into footage; every look into footage on the way to an
 answer is a recorded view of the recording, with its purpose.
 """
 
@@ -30,6 +31,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import Response
 from sqlalchemy import Engine
 
+from lanterne.accountability.accounts import EXPORT_ROLES
 from lanterne.accountability.habilitation import may_view_video
 from lanterne.accountability.requests import (
     AccessRequest,
@@ -40,7 +42,16 @@ from lanterne.accountability.requests import (
     requests,
 )
 from lanterne.accountability.requests import get as get_request
-from lanterne.api.deps import AuditDep, ConfigDep, EngineDep, Now, Supervisor, VideoViewer, Writer, forbid
+from lanterne.api.deps import (
+    AuditDep,
+    ConfigDep,
+    EngineDep,
+    ExportOfficer,
+    Now,
+    RecordingViewer,
+    Writer,
+    forbid,
+)
 from lanterne.api.routes.recordings import EXPORT_DIR_PREFIX, MAX_CONSOLE_EXPORT, export_download
 from lanterne.api.schemas.common import ERRORS
 from lanterne.api.schemas.requests import AnswerIn, RefusalIn, RequestIn, RequestOut, RequestsOut
@@ -72,9 +83,9 @@ def _open_request(engine: Engine, request_id: int) -> AccessRequest:
 
 @router.get(
     "/api/requests",
-    summary="Access requests: open ones first (overdue flagged, with their count), then the latest closed (supervisors)",
+    summary="Access requests: open ones first (overdue flagged, with their count), then the latest closed (export officers)",
 )
-def get_requests(user: Supervisor, engine: EngineDep, now: Now) -> RequestsOut:
+def get_requests(user: ExportOfficer, engine: EngineDep, now: Now) -> RequestsOut:
     rows = requests(engine)
     open_ = [r for r in rows if r.state == "open"]
     closed = sorted(
@@ -91,10 +102,10 @@ def get_requests(user: Supervisor, engine: EngineDep, now: Now) -> RequestsOut:
 @router.post(
     "/api/requests",
     status_code=201,
-    summary="Record an access request as received; it is due one month later (supervisors; audited)",
+    summary="Record an access request as received; it is due one month later (export officers; audited)",
 )
 def post_request(
-    body: RequestIn, user: Supervisor, _csrf: Writer, engine: EngineDep, audit: AuditDep, now: Now
+    body: RequestIn, user: ExportOfficer, _csrf: Writer, engine: EngineDep, audit: AuditDep, now: Now
 ) -> RequestOut:
     received = body.received_at or now
     if received > now:
@@ -124,12 +135,12 @@ def post_request(
 
 @router.post(
     "/api/requests/{request_id}/refuse",
-    summary="Refuse an open access request with the reason the requester is told (supervisors; audited)",
+    summary="Refuse an open access request with the reason the requester is told (export officers; audited)",
 )
 def post_refusal(
     request_id: RequestId,
     body: RefusalIn,
-    user: Supervisor,
+    user: ExportOfficer,
     _csrf: Writer,
     engine: EngineDep,
     audit: AuditDep,
@@ -147,7 +158,7 @@ def post_refusal(
     "/api/requests/{request_id}/answer",
     summary=(
         "Answer an access request: the range with only the person in the marked region visible, "
-        "watermarked MP4 and its signed manifest, as a zip (supervisors; audited)"
+        "watermarked MP4 and its signed manifest, as a zip (export officers; audited)"
     ),
     response_class=Response,
     responses={200: {"content": {"application/zip": {}}}},
@@ -156,14 +167,14 @@ def post_answer(
     request_id: RequestId,
     body: AnswerIn,
     request: Request,
-    user: VideoViewer,
+    user: RecordingViewer,
     _csrf: Writer,
     cfg: ConfigDep,
     engine: EngineDep,
     audit: AuditDep,
     now: Now,
 ) -> Response:
-    if user.role != "supervisor":
+    if user.role not in EXPORT_ROLES:
         forbid(
             request,
             user,

@@ -7,10 +7,12 @@
 // No inline script: the page's Content-Security-Policy forbids it.
 import { remember } from "./console/common.js";
 
-// Where each role starts: the alert queue is for operators and supervisors only; the other roles
-// (analyst, auditor, admin) would meet a refusal there, and every role may open the observatory.
+// Where each role starts: the alert queue is for operators and supervisors only; an export
+// officer works from the recordings (where exports are made); the other roles (analyst, auditor,
+// admin) would meet a refusal at either, and every role may open the observatory.
 function home(user) {
-  return user && (user.role === "operator" || user.role === "supervisor") ? "/console" : "/console/observatory";
+  if (user && (user.role === "operator" || user.role === "supervisor")) return "/console";
+  return user && user.role === "export_officer" ? "/console/recordings" : "/console/observatory";
 }
 
 // The server's own sentence, as a sentence.

@@ -28,7 +28,7 @@ const exportForm = document.getElementById("export-form");
 const exportFrom = document.getElementById("export-from");
 const exportTo = document.getElementById("export-to");
 const exportLink = document.getElementById("export-link");
-let supervisor = false;
+let exporter = false; // only export officers export (AC-03)
 
 let words = null;
 let win = null; // {camera, start, end, purpose, runs, spans, alerts} (times in ms)
@@ -215,7 +215,7 @@ form.addEventListener("submit", async (e) => {
     video.removeAttribute("src");
     video.load();
     player.hidden = false;
-    exportForm.hidden = !supervisor;
+    exportForm.hidden = !exporter;
     const from = new URLSearchParams(location.search).get("at");
     const exportStart = from ? new Date(ms(from) - ALERT_LEAD_MS) : start;
     exportFrom.value = localInput(exportStart);
@@ -229,7 +229,7 @@ form.addEventListener("submit", async (e) => {
   }
 });
 
-// An export is rendered while the supervisor waits, then handed over as a download: nothing of it
+// An export is rendered while the export officer waits, then handed over as a download: nothing of it
 // stays on the server, and the server records it before answering.
 exportForm.addEventListener("submit", async (e) => {
   e.preventDefault();
@@ -259,7 +259,7 @@ exportForm.addEventListener("submit", async (e) => {
 
 async function init() {
   const me = await whoami();
-  supervisor = me.user.role === "supervisor";
+  exporter = me.user.role === "export_officer";
   words = await vocabulary();
   const cameras = await getJSON("/api/cameras");
   for (const c of cameras) cameraSel.append(el("option", c.name === c.id ? c.id : `${c.name} (${c.id})`, { value: c.id }));

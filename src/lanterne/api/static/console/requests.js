@@ -3,7 +3,7 @@
 // recording at that time (from the recordings' own video route, anonymised, its viewing recorded
 // with the request's number as purpose), a rectangle dragged around the requester, then the answer
 // (an export where only that person is visible, downloaded as the console's exports are) or a
-// refusal with its reason. Supervisors only; the page says so to anyone else without asking.
+// refusal with its reason. Export officers only; the page says so to anyone else without asking.
 import { time } from "./alert_card.js";
 import { el, getJSON, post, postForBlob, say, whoami } from "./common.js";
 
@@ -194,7 +194,7 @@ draw.addEventListener("pointerup", (e) => {
   answerBtn.disabled = false;
 });
 
-// The answer is rendered while the supervisor waits and handed over as a download; the server
+// The answer is rendered while the export officer waits and handed over as a download; the server
 // records the export and closes the request before answering, and keeps no copy.
 answerBtn.addEventListener("click", async () => {
   say("");
@@ -264,9 +264,9 @@ document.getElementById("new-request").addEventListener("submit", async (e) => {
 
 async function init() {
   const me = await whoami();
-  if (me.user.role !== "supervisor") {
+  if (me.user.role !== "export_officer") {
     // Asking would be a refused (and recorded) request: say it instead.
-    document.getElementById("not-supervisor").hidden = false;
+    document.getElementById("not-exporter").hidden = false;
     return;
   }
   document.getElementById("list-section").hidden = false;

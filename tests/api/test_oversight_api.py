@@ -14,17 +14,16 @@ import pytest
 from fastapi.routing import APIRoute
 from starlette.websockets import WebSocketDisconnect
 
-from lanterne.accountability.accounts import create_account
 from lanterne.accountability.alerts import acknowledge, confirm
 from lanterne.accountability.authorisation import Authorisations
 from lanterne.accountability.complaints import Complaints
 from lanterne.accountability.incidents import Incidents
 from lanterne.api import routes as routes_package
-from lanterne.api.deps import Viewer
+from lanterne.api.deps import ExportOfficer, RecordingReader, Viewer
 from lanterne.api.routes.live import GATEWAY_PATH
 from lanterne.audit import Action
 from tests.audit.test_audit import bypass_triggers, sql
-from tests.support.console import NOW, PASSWORD, Console, add_event
+from tests.support.console import NOW, Console, add_account, add_event
 
 pytestmark = pytest.mark.usefixtures("cheap_hashes")
 
@@ -128,12 +127,13 @@ def test_the_auditor_reads_the_oversight_view_and_each_read_is_recorded(console:
 
 def _footage_routes() -> list[APIRoute]:
     """Every API route that only the roles seeing footage may call: those depending on `Viewer`
-    (`VideoViewer` does too), found in every route module the app includes, so a footage route
-    added later is checked without editing this test."""
-    viewer = Viewer.__metadata__[0].dependency
+    (`VideoViewer` does too), `RecordingReader` (recorded footage, export officers included) or
+    `ExportOfficer`, found in every route module the app includes, so a footage route added later
+    is checked without editing this test."""
+    guards = {dep.__metadata__[0].dependency for dep in (Viewer, RecordingReader, ExportOfficer)}
 
     def depends(dependant: Any) -> bool:
-        return any(d.call is viewer or depends(d) for d in dependant.dependencies)
+        return any(d.call in guards or depends(d) for d in dependant.dependencies)
 
     found = []
     for info in pkgutil.iter_modules(routes_package.__path__):
@@ -185,9 +185,7 @@ def test_the_auditor_is_still_refused_every_footage_route_and_each_refusal_recor
 @pytest.mark.parametrize("login", ["oper", "sup", "admin"])
 def test_every_other_role_is_refused_the_oversight_view_and_recorded(console: Console, login: str) -> None:
     if login == "admin":
-        console.ids["admin"] = create_account(
-            console.store.engine, console.audit, "admin", "admin", ["*"], PASSWORD, "test", now=NOW
-        ).id
+        add_account(console, "admin", "admin")
     anonymous = console.client.get("/console/oversight", follow_redirects=False)
     assert anonymous.status_code == 303 and anonymous.headers["location"] == "/login"
     assert console.client.get("/api/oversight").status_code == 401

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import yaml
 
-from lanterne.accountability.accounts import create_account
 from lanterne.accountability.authorisation import Authorisations
 from lanterne.accountability.complaints import Complaints
 from lanterne.audit import AuditLog
 from lanterne.store import Store
 from tests.support.browser import OUTPUT, chromium, lanterne_serve, log_in, wait_until, watch
+from tests.support.console import cleared_account
 
 PASSWORD = "lanterns carry light slowly"
 SUMMARY = "A resident says camera quai-nord films the windows of a building"
@@ -35,7 +35,7 @@ def _site(tmp_path: Path) -> Path:
     now = datetime.now(UTC)
     store = Store.open(db)
     audit = AuditLog(store.engine, key_path=tmp_path / "audit.key")
-    create_account(store.engine, audit, "comite", "auditor", ["*"], PASSWORD, "u-admin")
+    cleared_account(store.engine, audit, "comite", "auditor", ["*"], PASSWORD, "u-admin")
     Authorisations(store.engine, audit).add(
         "AP-75-2026-0042",
         legal_basis="Loi 2023-380 art. 10",

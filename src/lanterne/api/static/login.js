@@ -8,11 +8,19 @@
 import { remember } from "./console/common.js";
 
 // Where each role starts: the alert queue is for operators and supervisors only; an export
-// officer works from the recordings (where exports are made); the other roles (analyst, auditor,
-// admin) would meet a refusal at either, and every role may open the observatory.
+// officer works from the recordings (where exports are made); an auditor (the DPO, an oversight
+// body) from the oversight page, which works on every site, where the observatory may not be set
+// up; the other roles (analyst, admin) would meet a refusal at those, and every role may open the
+// observatory.
+const HOMES = {
+  operator: "/console",
+  supervisor: "/console",
+  export_officer: "/console/recordings",
+  auditor: "/console/oversight",
+};
+
 function home(user) {
-  if (user && (user.role === "operator" || user.role === "supervisor")) return "/console";
-  return user && user.role === "export_officer" ? "/console/recordings" : "/console/observatory";
+  return (user && HOMES[user.role]) || "/console/observatory";
 }
 
 // The server's own sentence, as a sentence.

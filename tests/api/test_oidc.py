@@ -690,7 +690,7 @@ def test_sync_account_binds_the_subject_not_the_login(tmp_path: Path, provider: 
 def test_sign_in_from_the_login_page_in_chromium(tmp_path: Path) -> None:
     """Debian's chromium, from the console's login page to the provider (on another site:
     `localhost`, while the console is `127.0.0.1`, so SameSite applies as in a city) and back:
-    an auditor lands on the observatory; an operator whose directory asserted no second factor
+    an auditor lands on the oversight page; an operator whose directory asserted no second factor
     types the Lanterne code on the login page and lands on the alert queue."""
     from playwright.sync_api import sync_playwright
 
@@ -787,7 +787,7 @@ def test_sign_in_from_the_login_page_in_chromium(tmp_path: Path) -> None:
                     page.fill("#idp-otp", otp)
                     page.click("#idp-submit")
                     if login == "alex":
-                        page.wait_for_url(lambda url: url.endswith("/console/observatory"), timeout=15000)
+                        page.wait_for_url(lambda url: url.endswith("/console/oversight"), timeout=15000)
                     else:
                         page.wait_for_url(lambda url: "/login" in url and url.startswith(base))
                         wait_until(page, "document.getElementById('password-fields').hidden", 10)

@@ -1,4 +1,4 @@
-"""`lanterne worker` and `lanterne ingest`: a city's cameras over many machines (docs/scale-out.md).
+"""`lanterne worker` and `lanterne ingest`: a city's cameras over many machines (docs/scaling.md).
 
 Top-level commands beside `lanterne run`, which stays the one-process way for a small site.
 Exit codes: 0 stopped by SIGTERM or Ctrl-C; 2 a user's mistake (no NATS URL, NATS unreachable,
@@ -29,7 +29,7 @@ MetricsOpt = Annotated[
         "--metrics-port",
         min=0,
         max=65535,
-        help="Serve /metrics, /healthz and /readyz of this process on 127.0.0.1:PORT (docs/scale-out.md).",
+        help="Serve /metrics, /healthz and /readyz of this process on 127.0.0.1:PORT (docs/scaling.md).",
     ),
 ]
 

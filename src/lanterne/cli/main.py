@@ -45,7 +45,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(run_app)  # analyze, run, anonymize, demo: top-level commands, no group name
-app.add_typer(cluster_app)  # worker, ingest: top-level too, beside run (docs/scale-out.md)
+app.add_typer(cluster_app)  # worker, ingest: top-level too, beside run (docs/scaling.md)
 app.add_typer(config_app, name="config")
 app.add_typer(audit_app, name="audit")
 app.add_typer(authorisation_app, name="authorisation")

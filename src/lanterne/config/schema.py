@@ -701,7 +701,7 @@ class ClusterSettings(Strict):
     nats_url: str | None = Field(
         None,
         title="NATS URL",
-        description="The NATS server (with JetStream) of a city deployment, e.g. `nats://10.0.0.5:4222`; `lanterne worker` and `lanterne ingest` need it (their `--nats` overrides it), `lanterne run` ignores it. docs/scale-out.md.",
+        description="The NATS server (with JetStream) of a city deployment, e.g. `nats://10.0.0.5:4222`; `lanterne worker` and `lanterne ingest` need it (their `--nats` overrides it), `lanterne run` ignores it. docs/scaling.md.",
     )
     shards: int = Field(
         256,
@@ -1153,7 +1153,7 @@ class Config(Strict):
     cluster: ClusterSettings = Field(
         default_factory=ClusterSettings,
         title="Cluster",
-        description="City scale: cameras spread over `lanterne worker` processes through NATS JetStream (docs/scale-out.md).",
+        description="City scale: cameras spread over `lanterne worker` processes through NATS JetStream (docs/scaling.md).",
     )
     live: LiveSettings = Field(
         default_factory=LiveSettings,

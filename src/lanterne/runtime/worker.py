@@ -10,7 +10,7 @@ stream into that store, and runs the site's retention: one place purges, not eve
 
 The keeper's callbacks run on its own thread and must return at once, so they only stop a
 camera's analysis (a flag) and queue the slow part (joining the thread, sealing the recording
-segment, starting a camera) for the worker's main loop. docs/scale-out.md tells the whole story.
+segment, starting a camera) for the worker's main loop. docs/scaling.md tells the whole story.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Revision ID: 0013
 Revises: 0012
 Create Date: 2026-12-05
 
-With many workers (`lanterne worker`, docs/scale-out.md) a camera moves between machines; the
+With many workers (`lanterne worker`, docs/scaling.md) a camera moves between machines; the
 console and `/metrics` say which one holds it now, and a worker that hands a camera over must not
 overwrite the new owner's row with its own last "stopped". NULL for rows written before, and by
 no particular process.

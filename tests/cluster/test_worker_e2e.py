@@ -182,7 +182,7 @@ def consumer_done(url: str) -> bool:
 def stop(proc: subprocess.Popen[bytes], seconds: float = 60.0) -> int:
     # A worker's stop joins its threads and writes the evidence still queued before it exits:
     # 30 s was exceeded once on the 2-core machine with the whole suite beside it (its log ended
-    # at the leases' release); a slow evidence drain is now logged by the runner.
+    # at the leases' release); a slow evidence drain is now logged by the runner ("the evidence still queued took …").
     proc.send_signal(signal.SIGTERM)
     return proc.wait(timeout=seconds)
 

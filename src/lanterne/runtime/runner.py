@@ -627,7 +627,7 @@ class Runner:
             if (took := time.monotonic() - began) > 2.0:
                 # The evidence still queued is written before the process ends (nothing recorded
                 # is lost); say where a slow stop went, for whoever waits on it (systemd, a test).
-                log.info("evidence writer drained in %.1f s before stopping", took)
+                log.info("stopping: the evidence still queued took %.1f s to write", took)
         if self.retention is not None:
             self.retention.stop()
         if self._heads is not None:

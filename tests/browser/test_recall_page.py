@@ -113,6 +113,9 @@ def test_a_supervisor_reviews_windows_blind_and_reads_the_score(tmp_path: Path, 
     assert problems == [], problems
     assert requests and all(u.startswith(base) for u in requests), requests
     asked = [u.removeprefix(base) for u in requests]
+    # From the recall page on: the alert queue a supervisor lands on may still send its first
+    # requests after the login returned (seen in CI), and those are the queue's, not the review's.
+    asked = asked[asked.index("/console/recall") :]
     assert not any(u.startswith(("/api/alerts", "/api/cameras")) for u in asked), asked
     # Every answer before the score kept the alerts to itself; the score names them.
     scored = next(i for i, b in enumerate(bodies) if '"state":"closed"' in b)

@@ -27,7 +27,11 @@ def _page(path: Path) -> Response:
     return Response(path.read_bytes(), media_type=HTML)
 
 
-def _alert_page(request: Request, name: str, roles: tuple[str, ...] = FOOTAGE_ROLES) -> Response:
+def _role_page(
+    request: Request, name: str, roles: tuple[str, ...] = FOOTAGE_ROLES, label: str | None = None
+) -> Response:
+    """A page only `roles` open: the login for a visitor, a recorded refusal (under `label`) for
+    any other role."""
     try:
         user = current_user(request)
     except HTTPException as exc:
@@ -35,88 +39,64 @@ def _alert_page(request: Request, name: str, roles: tuple[str, ...] = FOOTAGE_RO
             raise
         return RedirectResponse("/login", status_code=303)
     if user.role not in roles:
-        forbid(request, user, "alert queue" if name == "queue.html" else f"page {name.removesuffix('.html')}")
+        forbid(request, user, label or f"page {name.removesuffix('.html')}")
     return _page(STATIC / name)
 
 
 @router.get("/console")
 def queue_page(request: Request) -> Response:
-    return _alert_page(request, "queue.html")
+    return _role_page(request, "queue.html", label="alert queue")
 
 
 @router.get("/console/alerts/{alert_id}")
 def alert_page(request: Request, alert_id: str) -> Response:
-    return _alert_page(request, "alert.html")
+    return _role_page(request, "alert.html")
 
 
 @router.get("/console/recordings")
 def playback_page(request: Request) -> Response:
     # Like the alert pages: it exists to show footage, so a role that sees none is refused here;
     # export officers work here too (exports are made from it).
-    return _alert_page(request, "playback.html", RECORDING_ROLES)
+    return _role_page(request, "playback.html", RECORDING_ROLES)
 
 
 @router.get("/console/requests")
 def requests_page(request: Request) -> Response:
     # People's requests for their own images are answered with an export: the export officer's.
-    return _alert_page(request, "requests.html", EXPORT_ROLES)
+    return _role_page(request, "requests.html", EXPORT_ROLES)
 
 
 @router.get("/console/wall")
 def wall_page(request: Request) -> Response:
     # Live footage: refused to a role that sees none, like the alert pages.
-    return _alert_page(request, "wall.html")
+    return _role_page(request, "wall.html")
 
 
 @router.get("/console/recall")
 def recall_page(request: Request) -> Response:
     # Blinded recall audits play footage: refused to a role that sees none, like the alert pages.
-    return _alert_page(request, "recall.html")
+    return _role_page(request, "recall.html")
 
 
 @router.get("/console/review")
 def review_page(request: Request) -> Response:
     # The DPO's queue of findings over the audit log: only the role that audits opens it; anyone
     # else is refused and recorded, since the findings are about the people who watch.
-    try:
-        user = current_user(request)
-    except HTTPException as exc:
-        if exc.status_code != 401:
-            raise
-        return RedirectResponse("/login", status_code=303)
-    if user.role not in REVIEWER_ROLES:
-        forbid(request, user, "log review")
-    return _page(STATIC / "review.html")
+    return _role_page(request, "review.html", REVIEWER_ROLES, "log review")
 
 
 @router.get("/console/incidents")
 def incidents_page(request: Request) -> Response:
     # Incidents and breaches: supervisors and the DPO handle them; anyone else is refused and
     # recorded, as for the log review.
-    try:
-        user = current_user(request)
-    except HTTPException as exc:
-        if exc.status_code != 401:
-            raise
-        return RedirectResponse("/login", status_code=303)
-    if user.role not in INCIDENT_ROLES:
-        forbid(request, user, "incidents")
-    return _page(STATIC / "incidents.html")
+    return _role_page(request, "incidents.html", INCIDENT_ROLES, "incidents")
 
 
 @router.get("/console/oversight")
 def oversight_page(request: Request) -> Response:
     # The independent oversight view: the role that audits reads it; anyone else is refused and
     # recorded, as for the log review. The page shows no footage and links to none.
-    try:
-        user = current_user(request)
-    except HTTPException as exc:
-        if exc.status_code != 401:
-            raise
-        return RedirectResponse("/login", status_code=303)
-    if user.role not in OVERSIGHT_ROLES:
-        forbid(request, user, "oversight")
-    return _page(STATIC / "oversight.html")
+    return _role_page(request, "oversight.html", OVERSIGHT_ROLES, "oversight")
 
 
 @router.get("/console/map", response_class=HTMLResponse)

@@ -72,6 +72,15 @@ def test_a_camera_is_encoded_only_while_somebody_watches_it(tmp_path: Path, clip
             time.sleep(1.0)
             wait_for(lambda: (wall.janus.media_age(mp) or 99) < 0.5, 10)
 
+            # The camera is analysed at 5 fps (the default) and sends 10: the tile plays at its
+            # own 10 fps, the frames in between shown with the boxes of the analysed one before.
+            [feed] = runner.live._feeds["quai"]
+            worker = runner.workers["quai"]
+            sent, analysed = feed.encoder.stats.frames_sent, worker.state.frames
+            time.sleep(3.0)
+            sent, analysed = feed.encoder.stats.frames_sent - sent, worker.state.frames - analysed
+            assert analysed >= 10 and sent >= 1.7 * analysed, (sent, analysed)
+
             # A second viewer shares the stream: still one encoder.
             second = wall.watch(user="oper2", camera="quai", purpose="test", now=now)
             time.sleep(0.5)

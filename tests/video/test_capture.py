@@ -13,6 +13,7 @@ import pytest
 
 import lanterne.video.capture.source as source_mod
 from lanterne.core.errors import SourceError
+from lanterne.core.masks import MASK_VALUE
 from lanterne.video.capture.source import FileSource, LiveSource
 
 VIDEO = Path(__file__).resolve().parents[3] / "shared" / "data" / "video"
@@ -68,6 +69,37 @@ def test_variable_rate_selects_by_time(tmp_path: Path) -> None:
     gaps = np.diff(got)
     assert gaps.min() > 0.15 and max(gaps) > 1.9
     assert len(got) == 20
+
+
+class _Taker:
+    """Takes the frames analysis skips, from a given time on, noting when each arrived."""
+
+    def __init__(self, after: float) -> None:
+        self.after = after
+        self.origin = time.monotonic()
+        self.got: list[tuple[float, float, int]] = []
+
+    def wanted(self) -> bool:
+        return time.monotonic() - self.origin >= self.after
+
+    def push(self, frame) -> None:  # type: ignore[no-untyped-def]
+        self.got.append((frame.pts, time.monotonic() - self.origin, int(frame.image[0, 0, 0])))
+
+
+def test_frames_analysis_skips_go_to_a_taker_only_while_it_wants_them_paced(tmp_path: Path) -> None:
+    """The live wall shows a 10 fps camera analysed at 5 fps at 10 fps: the skipped frames go to
+    the source's `between` taker, each held to its time like the analysed ones, with the privacy
+    masks painted; none before it wants them, and the analysed frames are the same either way."""
+    clip = tmp_path / "ten.mp4"
+    write_clip(clip, [i / 10 for i in range(20)], size=(64, 48))
+    src = FileSource("c", str(clip), fps=5, pace=True, masks=[[(0, 0), (0.5, 0), (0.5, 0.5), (0, 0.5)]])
+    taker = _Taker(after=0.95)
+    src.between = taker
+    analysed = [f.pts for f in src.frames()]
+    assert analysed == pytest.approx([i / 5 for i in range(10)])
+    assert [round(t, 1) for t, _, _ in taker.got] == [1.1, 1.3, 1.5, 1.7, 1.9]
+    assert all(arrived >= t - 0.02 for t, arrived, _ in taker.got), taker.got  # paced
+    assert {masked for _, _, masked in taker.got} == {MASK_VALUE}  # the mask's corner is painted
 
 
 def test_audio_is_never_decoded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,7 +3,9 @@
 The process that decodes and analyses a camera (`lanterne run`, or a `lanterne worker` holding
 its lease) is the only one that has its frames and its detections, so it makes the live picture:
 each analysed frame goes to the camera's encoders, which pixelate the heads of the people it just
-tracked and the plates of its vehicles, scale, encode once and send RTP to the gateway. The
+tracked and the plates of its vehicles, scale, encode once and send RTP to the gateway. A camera
+analysed more slowly than the tile's rate also sends the frames in between, with the last
+analysed frame's boxes grown by how far their objects may have moved (`LiveEncoder.push`). The
 console says which cameras to feed by writing `live_streams` rows when a first viewer arrives and
 deleting them after the last leaves; this class reads them every `POLL_SECONDS`, so no viewer
 means no encoding, and one stream serves every viewer of the camera.
@@ -51,6 +53,21 @@ class _Feed:
     lock: threading.Lock
 
 
+@dataclass(frozen=True, slots=True)
+class _Between:
+    """Frames analysis skipped, for a camera's tiles: wanted only while someone watches it."""
+
+    feeds: LiveFeeds
+    camera: str
+    analyser: CameraAnalyser
+
+    def wanted(self) -> bool:
+        return bool(self.feeds._feeds.get(self.camera))
+
+    def push(self, frame: Frame) -> None:
+        self.feeds.push(self.camera, frame, self.analyser, analysed=False)
+
+
 class LiveFeeds:
     """The live encoders of the cameras this process runs, kept in step with `live_streams`.
 
@@ -95,15 +112,22 @@ class LiveFeeds:
 
     # --- camera threads ----------------------------------------------------------------------
 
-    def push(self, camera: str, frame: Frame, analyser: CameraAnalyser) -> None:
-        """Send the analysed frame to the camera's live streams, if anybody watches it."""
+    def push(self, camera: str, frame: Frame, analyser: CameraAnalyser, *, analysed: bool = True) -> None:
+        """Send the frame to the camera's live streams, if anybody watches it: an analysed one, or
+        (`analysed=False`) one that analysis skipped, shown with the last analysed frame's boxes."""
         feeds = self._feeds.get(camera)
         if not feeds:
             return
         persons, vehicles = analyser.pixel_boxes
         for feed in feeds:
             with feed.lock:
-                feed.encoder.push(frame, persons, vehicles, analyser.objects_at, now=frame.pts)
+                feed.encoder.push(
+                    frame, persons, vehicles, analyser.objects_at, now=frame.pts, analysed=analysed
+                )
+
+    def between(self, camera: str, analyser: CameraAnalyser) -> _Between:
+        """The camera source's taker of the frames its analysis skips (`FileSource.between`)."""
+        return _Between(self, camera, analyser)
 
     def watched(self) -> dict[str, int]:
         """Streams fed now, per camera."""

@@ -246,6 +246,8 @@ class CameraWorker:
                 record=r.recording_for(self.camera.id),
             )
             self.source = source
+            if r.live is not None:
+                source.between = r.live.between(self.camera.id, analyser)
             self.state.status = "running"
             try:
                 for frame in source.frames():

@@ -80,6 +80,17 @@ Recording = Callable[[av.video.stream.VideoStream, float], PacketSink]
 """Opens the recording of one connection: given its video stream and stream-time offset."""
 
 
+class Between(Protocol):
+    """Where the frames that analysis skips go, when something wants them: the live wall shows a
+    camera at its tile's rate (10 fps) while the camera is analysed at its own (5 fps by default),
+    so the frames in between are shown with the last analysed frame's boxes
+    (`lanterne.runtime.live_feed`). Asked on every skipped frame: nothing watched, nothing done."""
+
+    def wanted(self) -> bool: ...
+
+    def push(self, frame: Frame) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class SourceInfo:
     width: int
@@ -218,6 +229,9 @@ class FileSource:
         self.wall_origin: float | None = None
         """`time.monotonic()` of stream time 0 for a paced or live source (None for an unpaced
         file, which has no real time to fall behind): lag = now - wall_origin - frame.pts."""
+        self.between: Between | None = None
+        """Takes the decoded frames that analysis skips while it wants them (paced like the
+        others); None when nothing does."""
         self.skip_until: float | None = None
         """Set by a consumer that even its lowest rate cannot keep up: packets are dropped
         undecoded (counted in `stats.frames_dropped`) up to the first keyframe at or after this
@@ -300,7 +314,16 @@ class FileSource:
                         t = last_t + 1e-3
                     last_t = t
                     period = 1.0 / self.fps if self.fps else 0.0  # shed load lowers `fps` mid-stream
+                    if masks is None or masks[0] != (vf.width, vf.height):
+                        masks = ((vf.width, vf.height), pixel_polygons(self.masks, (vf.width, vf.height)))
                     if period and t + 1e-6 < next_due:
+                        between = self.between
+                        if between is not None and between.wanted():
+                            if self.pace:
+                                self._pace(t_offset + t)
+                            between.push(
+                                Frame(self.camera_id, t_offset + t, index=idx, picture=vf, masks=masks[1])
+                            )
                         continue
                     if period:
                         # Keep a regular grid, but restart it after a hole in the stream so
@@ -312,8 +335,6 @@ class FileSource:
                         self._pace(t_offset + t)
                     self.stats.frames_selected += 1
                     # Pixels stay in the decoder's format until a step asks for them (Frame).
-                    if masks is None or masks[0] != (vf.width, vf.height):
-                        masks = ((vf.width, vf.height), pixel_polygons(self.masks, (vf.width, vf.height)))
                     yield Frame(self.camera_id, t_offset + t, index=idx, picture=vf, masks=masks[1])
         except av.error.EOFError:
             pass

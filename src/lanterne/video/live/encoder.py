@@ -55,6 +55,17 @@ quarter of the picture, which no street camera sees; people stay visible as movi
 SLACK = 0.1
 """Share of a frame interval forgiven on the tile's frame grid: a 10 fps camera's frames jitter
 by a few milliseconds over RTSP, and one arriving a little early must not be dropped."""
+CARRY_FRAMES = 1.5
+"""Tile frames of age up to which a frame that analysis skipped is shown with the boxes of the
+last analysed one: one tile frame, plus jitter. A camera analysed at 5 fps thus plays at the
+tile's 10 fps; one analysed more sparsely (shedding load) plays at its analysis rate, since boxes
+further behind than that would need a margin that hides the scene."""
+PERSON_HEIGHTS_PER_SECOND = 1.5
+"""How far a person may move, in their own box heights a second, between the frame their box
+comes from and the frame it hides a head on: a jogger (2.5 m/s for a 1.7 m person), with margin.
+A brisk walk is 0.8. The head band grows by this times its age on every side."""
+VEHICLE_LENGTHS_PER_SECOND = 3.0
+"""The same for a vehicle, in its box's longer side a second: a 4.5 m car at 50 km/h."""
 LOG_EVERY = 60.0
 """Seconds between two log lines about the same failing stream: a dead Janus must not flood the
 camera's log at ten lines a second."""
@@ -203,8 +214,19 @@ def shrink(image: np.ndarray, size: tuple[int, int], scaler: str = "linear") -> 
     return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
 
 
+def reach(box: PixelBox, extent: float) -> PixelBox:
+    """`box` grown by `extent` pixels on every side (not clamped: `pixelate` clamps)."""
+    x0, y0, x1, y1 = box
+    e = math.ceil(extent)
+    return x0 - e, y0 - e, x1 + e, y1 + e
+
+
 def anonymise_tile(
-    tile: np.ndarray, fit: Fit, persons: Sequence[PixelBox], vehicles: Sequence[PixelBox]
+    tile: np.ndarray,
+    fit: Fit,
+    persons: Sequence[PixelBox],
+    vehicles: Sequence[PixelBox],
+    age: float = 0.0,
 ) -> None:
     """Pixelate, in place on the tile, each person's head band and each vehicle's whole box.
 
@@ -213,12 +235,23 @@ def anonymise_tile(
     a car seen from a high mast at an angle, a box carried a frame behind a moving car); the faces
     of its driver and passengers are behind the windscreen, in no person box. The box widened as
     the plate search widens it (`vehicle_region`) covers all of them; a vehicle stays a vehicle,
-    four blocks across."""
+    four blocks across.
+
+    `age`: seconds between the frame the boxes come from and this one (a frame analysis skipped):
+    each region grows by how far its person or vehicle may have moved meanwhile."""
     size = (tile.shape[1], tile.shape[0])
     for person in persons:
-        pixelate(tile, head_region(fit.box(person)), margin=HEAD_MARGIN)
+        box = fit.box(person)
+        band = head_region(box)
+        if age > 0:
+            band = reach(band, age * PERSON_HEIGHTS_PER_SECOND * (box[3] - box[1]))
+        pixelate(tile, band, margin=HEAD_MARGIN)
     for vehicle in vehicles:
-        pixelate(tile, vehicle_region(fit.box(vehicle), size), margin=0.0)
+        box = fit.box(vehicle)
+        region = vehicle_region(box, size)
+        if age > 0:
+            region = reach(region, age * VEHICLE_LENGTHS_PER_SECOND * max(box[2] - box[0], box[3] - box[1]))
+        pixelate(tile, region, margin=0.0)
 
 
 def pixelate_whole(tile: np.ndarray) -> None:
@@ -395,20 +428,35 @@ class LiveEncoder:
         vehicles: Sequence[PixelBox],
         detected_at: float | None,
         now: float | None = None,
+        *,
+        analysed: bool = True,
     ) -> None:
         """Send `frame` to the live stream if it is due on the tile's frame grid.
 
         `persons` and `vehicles`: this frame's boxes in the pixels of `frame.image`.
         `detected_at`: when a detector last refreshed them, on the same clock as `now`
         (`time.monotonic()` when None); None when nothing detects on this camera. Boxes older
-        than `stale_after`, or none, and the frame is pixelated whole."""
+        than `stale_after`, or none, and the frame is pixelated whole.
+
+        `analysed=False`: a frame analysis skipped, the boxes being the last analysed frame's
+        (`now` is then the frame's stream time). It is shown only when they are at most
+        `CARRY_FRAMES` tile frames old, each region grown by how far its object may have moved
+        since; further behind, it is left out (the next analysed frame comes) unless the boxes
+        are stale anyway, when it is pixelated whole like any other."""
         with self._lock:
-            if self._closed or not self._due_now(frame.pts):
+            if self._closed:
+                return
+            now = time.monotonic() if now is None else now
+            age = 0.0
+            if not analysed and detected_at is not None:
+                age = max(0.0, now - detected_at)
+                if CARRY_FRAMES / self.settings.fps < age <= self.settings.stale_after:
+                    return
+            if not self._due_now(frame.pts):
                 return
             started = time.thread_time()
-            now = time.monotonic() if now is None else now
             try:
-                tile = self._picture(frame, persons, vehicles, detected_at, now)
+                tile = self._picture(frame, persons, vehicles, detected_at, now, age)
                 self._send(tile, now)
                 self.stats.frames_sent += 1
             except Exception as exc:  # nothing is sent for this frame, and the camera goes on
@@ -471,6 +519,7 @@ class LiveEncoder:
         vehicles: Sequence[PixelBox],
         detected_at: float | None,
         now: float,
+        age: float = 0.0,
     ) -> np.ndarray:
         """The tile as it will be seen: scaled, anonymised (or pixelated whole), banner burned."""
         image = frame.image
@@ -487,7 +536,7 @@ class LiveEncoder:
         if self.anonymise:
             fresh = detected_at is not None and abs(now - detected_at) <= self.settings.stale_after
             if fresh:
-                anonymise_tile(tile, fit, persons, vehicles)
+                anonymise_tile(tile, fit, persons, vehicles, age)
             else:
                 pixelate_whole(tile)
                 self.stats.fail_closed_frames += 1

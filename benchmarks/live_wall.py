@@ -642,7 +642,9 @@ def report(args: argparse.Namespace, n: int, r: Results) -> None:
     sent = sum(int(e["frames"]) for e in r.encoders)
     whole = sum(int(e["whole"]) for e in r.encoders)
     per_frame = [float(e["ms"]) for e in r.encoders if e.get("ms") and int(e["frames"]) > 0]
-    tile_fps = min(args.fps, 10.0)
+    # A tile plays at the live rate (10 fps, the clock camera's) when the analysis gives it a box
+    # at least every other frame (`LiveEncoder.push`), else at the analysis rate.
+    tile_fps = 10.0 if args.fps >= 5.0 else args.fps
     rows: list[tuple[str, str, str, str]] = []
 
     def row(what: str, figure: str, goal: str = "", met: bool | None = None) -> None:

@@ -174,10 +174,13 @@ def test_the_auditor_is_still_refused_every_footage_route_and_each_refusal_recor
         if e.user_id == console.ids["audi"]
     ]
     assert sorted(refused) == sorted(tried)
-    # The live gateway relays Janus' signalling, never pixels without a recorded view: it closes.
+    # The live gateway relays Janus' signalling, never pixels without a recorded view: it closes,
+    # and the refusal is on the record like the others.
     with pytest.raises(WebSocketDisconnect) as closed, console.client.websocket_connect(GATEWAY_PATH):
         pass
     assert closed.value.code == 1008
+    [gateway] = [e for e in console.audit_entries(Action.ACCESS_DENIED) if e.details["path"] == GATEWAY_PATH]
+    assert gateway.user_id == console.ids["audi"] and gateway.details["role"] == "auditor"
     viewed = {Action.VIEW_SNAPSHOT, Action.VIEW_CLIP, Action.VIEW_RECORDING, Action.VIEW_LIVE}
     assert not [e for e in console.audit.entries() if e.action in viewed]
 

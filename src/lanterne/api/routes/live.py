@@ -352,8 +352,18 @@ async def gateway(websocket: WebSocket) -> None:
     except HTTPException:
         await websocket.close(code=1008)
         return
+    if user.role not in FOOTAGE_ROLES:
+        # Refused and recorded, as the same account's request for a view token is (AC-02).
+        await run_in_threadpool(
+            websocket.app.state.audit.append,
+            user.id,
+            Action.ACCESS_DENIED,
+            details={"denied": f"WEBSOCKET {GATEWAY_PATH}", "role": user.role, "path": GATEWAY_PATH},
+        )
+        await websocket.close(code=1008)
+        return
     w: LiveWall | None = getattr(websocket.app.state, "live_wall", None)
-    if user.role not in FOOTAGE_ROLES or w is None or w.janus is None:
+    if w is None or w.janus is None:
         await websocket.close(code=1008)
         return
     try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -264,6 +265,14 @@ def test_a_camera_is_watched_live_anonymised_and_unmasked_only_under_a_permissio
             page.screenshot(path=str(OUTPUT / "wall-anonymised.png"))
             print(f"anonymised: heads keep {heads:.2f} of their detail (median of {n}), the lawn {lawn:.2f}")
             assert heads < 0.45 and lawn > 0.6
+            # The tile says how far behind the camera it is: the process's lag from the camera's
+            # health row plus the browser's share from WebRTC's statistics, both measured.
+            wait_until(
+                page, "document.querySelector('.tile[data-camera] .badge.delay').dataset.browserMs > 0", 15
+            )
+            delay = page.inner_text(".tile[data-camera] .badge.delay")
+            print(f"the tile shows its delay: {delay}")
+            assert re.fullmatch(r"≈ \d+ ms", delay) and 0 < int(delay.split()[1]) < 3000, delay
 
             # The camera hangs: the tile says so, and plays again by itself once it is back.
             camera.hang()

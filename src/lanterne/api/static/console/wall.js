@@ -18,6 +18,8 @@ const FROZEN_MS = 3000; // a tile without a new frame for this long says "reconn
 const LAYOUT_KEY = "lanterne.wall.tiles";
 const WEBRTC_DEADLINE_MS = 10000; // a page whose first tile's ICE has not connected by then plays the fallback
 const FALLBACK_RETRY_MS = 1000;
+const DELAY_MS = 2000; // how often each tile's delay behind its camera is estimated
+const DELAY_TITLE = "How far behind the camera this picture is: the analysing process's lag plus this browser's network, buffering and decoding";
 let webrtc = false; // set from /api/live, the browser and ?transport=
 let webrtcWorked = false; // once a tile connected over WebRTC, a later stall is a camera or gateway fault, not a blocked network
 const grid = document.getElementById("grid");
@@ -92,6 +94,9 @@ class Tile {
     caption.append(el("span", cam ? cam.name : this.camera, { class: "name" }));
     this.stateBadge = el("span", "starting", { class: "badge state st-starting" });
     caption.append(this.stateBadge);
+    this.delayBadge = el("span", "", { class: "badge delay", title: DELAY_TITLE });
+    this.lastStats = null;
+    if (this.view) caption.append(this.delayBadge);
     if (!this.view || this.view.kind !== "raw") caption.append(el("span", "anonymised", { class: "badge anon" }));
     if (this.view && this.transport === "fallback") {
       caption.append(el("span", "fallback", { class: "badge fallback", title: "WebRTC unavailable: pictures relayed by the console (MJPEG)" }));
@@ -311,6 +316,49 @@ class Tile {
       video.requestVideoFrameCallback(seen);
     };
     video.requestVideoFrameCallback(seen);
+  }
+
+  // How far behind the camera the picture is, shown on the tile: the camera process's lag (from
+  // a frame's arrival to its analysis and encoding: the camera's health row) plus this browser's
+  // share (half the round trip to the gateway, then the jitter buffer and decoding: WebRTC's
+  // statistics over the last interval). A fallback tile shows the process's share, as a floor.
+  async measureDelay() {
+    const badge = this.delayBadge;
+    if (!badge || !this.view || this.node.dataset.state !== "live") {
+      if (badge) badge.textContent = "";
+      return;
+    }
+    const cam = cameras.get(this.camera);
+    const lag = cam && typeof cam.lag_seconds === "number" ? Math.max(0, cam.lag_seconds) * 1000 : null;
+    const pc = this.transport === "webrtc" && this.handle && this.handle.webrtcStuff && this.handle.webrtcStuff.pc;
+    let here = null;
+    if (pc) {
+      let rtp = null;
+      let rtt = 0;
+      (await pc.getStats()).forEach((r) => {
+        if (r.type === "inbound-rtp" && r.kind === "video") rtp = r;
+        if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded" && r.currentRoundTripTime) rtt = r.currentRoundTripTime;
+      });
+      const prev = this.lastStats;
+      this.lastStats = rtp;
+      if (rtp && prev && rtp.framesDecoded > prev.framesDecoded) {
+        const frames = rtp.framesDecoded - prev.framesDecoded;
+        // From a frame's first packet to its decoded picture; Chromium's own sum where it has it.
+        const processing = rtp.totalProcessingDelay !== undefined
+          ? rtp.totalProcessingDelay - prev.totalProcessingDelay
+          : (rtp.jitterBufferDelay - prev.jitterBufferDelay) + (rtp.totalDecodeTime - prev.totalDecodeTime);
+        here = 1000 * (processing / frames + rtt / 2);
+      }
+    }
+    if (lag === null && here === null) {
+      badge.textContent = "";
+    } else if (here === null) {
+      badge.textContent = "≥ " + Math.round(lag) + " ms";
+    } else {
+      badge.textContent = "≈ " + Math.round((lag || 0) + here) + " ms";
+    }
+    badge.dataset.lagMs = lag === null ? "" : String(Math.round(lag));
+    badge.dataset.browserMs = here === null ? "" : String(Math.round(here));
   }
 
   checkFrozen() {
@@ -680,6 +728,7 @@ async function start() {
   setInterval(() => loadCameras().catch(() => {}), 5000);
   setInterval(() => watching().catch(() => {}), 5000);
   setInterval(() => { for (const t of tiles) t.checkFrozen(); }, 500);
+  setInterval(() => { for (const t of tiles) t.measureDelay().catch(() => {}); }, DELAY_MS);
 }
 
 start().catch((err) => say(err.message));

@@ -24,6 +24,7 @@ from lanterne.accountability.governance import (
     Governance,
     GovernanceError,
     change_sha256,
+    model_in_use,
     record_message,
 )
 from lanterne.accountability.masks import validate_masks
@@ -433,6 +434,7 @@ MOVED = {
 CHANGES = [
         (parse_config({**DEMO_CONFIG, "site": "Another name"}), []),
         (parse_config({**DEMO_CONFIG, "detector": {"input_size": 320}}), ["model"]),
+        (parse_config({**DEMO_CONFIG, "detector": {"input_shape": "frame"}}), ["model"]),
         (parse_config({**DEMO_CONFIG, "detector": {"default_threshold": 0.2}}), ["thresholds"]),
         (_with(DEMO_CONFIG, crowd_density={"max_people": 4, "min_seconds": 2}), ["thresholds"]),
         (parse_config(MOVED), ["zones"]),
@@ -443,6 +445,21 @@ CHANGES = [
         ),
 ]  # fmt: skip
 """A change of each kind, and the records it needs (none for a new site name)."""
+
+
+@pytest.mark.parametrize(
+    ("detector", "name"),
+    [
+        ({}, "yolox_nano"),
+        ({"input_size": 320}, "yolox_nano_dynamic"),
+        ({"input_shape": "frame"}, "yolox_nano_dynamic"),
+        ({"input_size": 320, "input_shape": "frame"}, "yolox_nano_dynamic"),
+    ],
+)
+def test_the_model_approved_is_the_file_loaded(detector: dict[str, Any], name: str) -> None:
+    """GV-05 approves a file by its sha256: the frame-shaped input loads the open-dims copy at
+    416 as well, so it needs that file's record, not the published file's."""
+    assert model_in_use(parse_config({**DEMO_CONFIG, "detector": detector})) == (name, MODELS[name].sha256)
 
 
 @pytest.mark.parametrize(("changed", "pending"), CHANGES)

@@ -38,6 +38,7 @@ from lanterne.api.app import create_app
 from lanterne.audit import Action, AuditLog
 from lanterne.cli.main import app
 from lanterne.config import Config, config_hash, parse_config
+from lanterne.core.assets import MODELS
 from lanterne.core.errors import ConfigError
 from lanterne.core.types import Event, EventType
 from lanterne.rules import EVENTS, RULES
@@ -269,6 +270,20 @@ def test_algorithms_list_models_and_limits_of_the_configured_types(site: Site) -
     models = {m.name: m for m in data.models}
     assert set(models) == {"yolox_nano", "yunet", "lpd_yunet"}
     assert re.fullmatch(r"[0-9a-f]{64}", models["yolox_nano"].sha256)
+
+
+@pytest.mark.parametrize("detector", [{"input_size": 320}, {"input_shape": "frame"}])
+def test_the_published_model_is_the_file_the_configuration_loads(
+    site: Site, tmp_path: Path, detector: dict[str, Any]
+) -> None:
+    """The frame-shaped input runs the open-dims copy at 416 too: the page names that file and
+    its own sha256, not the published one's."""
+    cfg = parse_config(config_dict(site.cfg.store.url, detector=detector), base_dir=tmp_path)
+    data = public_data(cfg, site.store.engine, NOW)
+    assert {a.model for a in data.algorithms} == {"yolox_nano_dynamic"}
+    published = {m.name: m.sha256 for m in data.models}
+    assert published["yolox_nano_dynamic"] == MODELS["yolox_nano_dynamic"].sha256
+    assert "yolox_nano" not in published
 
 
 # Key terms each curated summary shares with its docs/events/<type>.md "Known limits" (under "Known

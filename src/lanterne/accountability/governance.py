@@ -124,7 +124,7 @@ def _digest(value: Any) -> str:
 
 def model_in_use(cfg: Config) -> tuple[str, str]:
     """The registry name and sha256 of the detector file the configuration loads."""
-    name = detector_file(cfg.detector.model, cfg.detector.input_size)
+    name = detector_file(cfg.detector.model, cfg.detector.input_size, cfg.detector.input_shape)
     return name, MODELS[name].sha256
 
 

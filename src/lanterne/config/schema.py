@@ -227,7 +227,12 @@ class DetectorSettings(Strict):
     input_size: Literal[320, 416] = Field(
         416,
         title="Input size",
-        description="Square network input in pixels. 416 runs the published YOLOX-Nano file; 320 runs the same network from a copy whose input size is left open (`yolox_nano_dynamic`, derived from it and checked by sha256), 1.6 times cheaper per call, with person recall 0.90 instead of 0.91 and fewer false boxes (precision 0.87 instead of 0.78) on PETS 2009. Motion gating crops and zooms moving regions so that small objects still reach the network at a useful size.",
+        description="Network input in pixels: the square's side, or the long side with `input_shape: frame`. 416 runs the published YOLOX-Nano file; 320 runs the same network from a copy whose input size is left open (`yolox_nano_dynamic`, derived from it and checked by sha256), 1.6 times cheaper per call, with person recall 0.90 instead of 0.91 and fewer false boxes (precision 0.87 instead of 0.78) on PETS 2009. Motion gating crops and zooms moving regions so that small objects still reach the network at a useful size.",
+    )
+    input_shape: Literal["square", "frame"] = Field(
+        "square",
+        title="Input shape",
+        description="`square` letterboxes every frame into an input_size x input_size square; `frame` cuts the input to the frame's aspect: the long side at input_size, the short side padded only up to the next multiple of 32 (the network's largest stride), at the same scale, so the same pixels reach the network without most of the padding (a 640x360 camera runs at 416x256 instead of 416x416, where 44 % of the square is padding). It runs the open-dims copy (`yolox_nano_dynamic`) at either size. Motion-gated crops stay square.",
     )
     threads: int = Field(
         1, ge=1, le=64, title="Threads", description="onnxruntime intra-op threads per camera worker."

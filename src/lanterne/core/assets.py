@@ -141,26 +141,34 @@ DEMO_CLIP = Asset(
 )
 
 
-DETECTOR_FILES: dict[tuple[str, int], str] = {
-    ("yolox_nano", 416): "yolox_nano",
-    ("yolox_nano", 320): "yolox_nano_dynamic",
+DETECTOR_FILES: dict[tuple[str, int, str], str] = {
+    ("yolox_nano", 416, "square"): "yolox_nano",
+    ("yolox_nano", 320, "square"): "yolox_nano_dynamic",
+    ("yolox_nano", 416, "frame"): "yolox_nano_dynamic",
+    ("yolox_nano", 320, "frame"): "yolox_nano_dynamic",
 }
-"""Registered file for each `detector.model` and `detector.input_size`. The published YOLOX-Nano
-declares a fixed 416 input, which onnxruntime enforces; the same graph with open dims runs at 320."""
+"""Registered file for each `detector.model`, `detector.input_size` and `detector.input_shape`.
+The published YOLOX-Nano declares a fixed 416x416 input, which onnxruntime enforces; the same
+graph with open dims runs at 320 and at the frame's own aspect (416x256 for a 640x360 frame)."""
 
 
-def detector_file(model: str, input_size: int) -> str:
+def detector_file(model: str, input_size: int, input_shape: str) -> str:
     """The registry name of the file a detector configuration loads: the name in audit records
     and in the transparency page, since it is that file's sha256 that says what ran.
 
-    >>> detector_file("yolox_nano", 320)
+    >>> detector_file("yolox_nano", 320, "square")
+    'yolox_nano_dynamic'
+    >>> detector_file("yolox_nano", 416, "frame")
     'yolox_nano_dynamic'
     """
     try:
-        return DETECTOR_FILES[(model, input_size)]
+        return DETECTOR_FILES[(model, input_size, input_shape)]
     except KeyError:
-        sizes = sorted(size for m, size in DETECTOR_FILES if m == model)
-        raise ModelError(f"{model} has no model file for input size {input_size}; sizes: {sizes}") from None
+        known = sorted({(size, shape) for m, size, shape in DETECTOR_FILES if m == model})
+        raise ModelError(
+            f"{model} has no model file for input size {input_size}, shape {input_shape!r}; "
+            f"use one of (size, shape): {known}"
+        ) from None
 
 
 def cache_dir() -> Path:

@@ -26,11 +26,12 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from lanterne.accountability.equity import EquityReport, equity_report
+from lanterne.accountability.governance import model_in_use
 from lanterne.accountability.operations import PublicTypeFigures
 from lanterne.accountability.quarterly import Indicator, quarter_to_date
 from lanterne.config import Config, config_hash
 from lanterne.config.schema import Mode
-from lanterne.core.assets import MODELS, detector_file
+from lanterne.core.assets import MODELS
 from lanterne.core.types import EventType
 from lanterne.rules import DETECTOR_TYPES, EVENTS
 from lanterne.rules.envelope import ENVELOPES, Envelope
@@ -300,10 +301,9 @@ def _suspended(engine: Engine) -> dict[str, set[str]]:
 
 
 def _models(cfg: Config) -> tuple[ModelInfo, ...]:
+    detector, _ = model_in_use(cfg)
     roles = {
-        detector_file(
-            cfg.detector.model, cfg.detector.input_size
-        ): "Object detector (persons, vehicles, bags): boxes with a class and a score, nothing else.",
+        detector: "Object detector (persons, vehicles, bags): boxes with a class and a score, nothing else.",
         "yunet": "Finds faces only to pixelate them in saved snapshots and clips; never recognises anyone.",
         "lpd_yunet": "Finds licence plates only to pixelate them in saved snapshots and clips; never reads them.",
     }
@@ -320,7 +320,7 @@ def _algorithms(cfg: Config, types: set[EventType]) -> tuple[AlgorithmInfo, ...]
             event_type=str(t),
             title=EVENTS[t].title,
             method=EVENTS[t].method,
-            model=detector_file(cfg.detector.model, cfg.detector.input_size) if t in DETECTOR_TYPES else None,
+            model=model_in_use(cfg)[0] if t in DETECTOR_TYPES else None,
             known_limits=EVENTS[t].known_limits,
             doc=doc_path(t),
             envelope=_envelope_lines(ENVELOPES[t]) if t in ENVELOPES else (),

@@ -8,7 +8,13 @@ boxes are mapped back to full-frame pixels and de-duplicated across crops.
 `detector.input_size: 320` runs the same graph from `yolox_nano_dynamic` (open input dims): 1.6
 times cheaper per call on a 2-core AVX2 CPU, person recall 0.90 instead of 0.91 and precision
 0.87 instead of 0.78 on PETS09 at 5 fps (benchmarks/per_frame_costs.py). The output then has 2100
-anchors instead of 3549; the grid is built for the configured size.
+anchors instead of 3549; the grid is built for the input's shape.
+
+`detector.input_shape: frame` runs the `yolox_nano_dynamic` file at either size on an input cut
+to the frame's aspect: the long side at the configured size, the short side padded only up to
+the next multiple of 32 (the largest stride), at the scale of the square letterbox, so the same
+pixels reach the network without the padding rows: a 640x360 frame runs at 416x256 instead of
+416x416. Motion-gated crops are square and get the square input either way.
 """
 
 from __future__ import annotations
@@ -55,15 +61,52 @@ class _Raw:
     """int64, n: index of the crop the box came from (0 for a full frame)."""
 
 
-def _grids(size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Anchor-free grid offsets in the model's output order: stride 8 first, row-major y then x."""
+@dataclass(frozen=True, slots=True)
+class _Input:
+    """What one network input shape needs: its padded canvas and its anchor grid."""
+
+    canvas: np.ndarray
+    """uint8, h x w x 3, reused call after call (the padding is rewritten each time)."""
+    grid: np.ndarray
+    """float32, anchors x 2: the cell's (x, y)."""
+    stride: np.ndarray
+    """float32, anchors x 1."""
+
+
+def _grids(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Anchor-free grid offsets in the model's output order: stride 8 first, then row-major, y
+    then x (the head flattens its h x w maps), so a non-square input has h // s rows of w // s.
+
+    >>> grid, stride = _grids(64, 96)
+    >>> len(grid) == 8 * 12 + 4 * 6 + 2 * 3
+    True
+    >>> grid[:2].tolist(), grid[12].tolist(), stride[-1].tolist()
+    ([[0.0, 0.0], [1.0, 0.0]], [0.0, 1.0], [32.0])
+    """
     grids, strides = [], []
     for s in STRIDES:
-        n = size // s
-        ys, xs = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+        rows, cols = h // s, w // s
+        ys, xs = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
         grids.append(np.stack((xs.ravel(), ys.ravel()), axis=1))
-        strides.append(np.full((n * n, 1), s))
+        strides.append(np.full((rows * cols, 1), s))
     return np.concatenate(grids).astype(np.float32), np.concatenate(strides).astype(np.float32)
+
+
+def input_shape(h: int, w: int, size: int, shape: str) -> tuple[int, int]:
+    """The network input (height, width) for an h x w image. Both shapes scale the image alike,
+    its long side to `size`; `square` pads it to size x size, `frame` only up to the next
+    multiple of the largest stride, which the network needs to divide its input.
+
+    >>> input_shape(360, 640, 416, "square"), input_shape(360, 640, 416, "frame")
+    ((416, 416), (256, 416))
+    >>> input_shape(576, 768, 320, "frame"), input_shape(300, 300, 320, "frame")
+    ((256, 320), (320, 320))
+    """
+    if shape == "square":
+        return size, size
+    r = min(size / h, size / w)
+    step = STRIDES[-1]
+    return tuple(-(-max(round(n * r), 1) // step) * step for n in (h, w))  # type: ignore[return-value]
 
 
 def nms(xyxy: np.ndarray, order: np.ndarray, iou: float, containment: float | None = None) -> np.ndarray:
@@ -117,7 +160,7 @@ class YoloxOnnxDetector:
     def __init__(self, settings: DetectorSettings, models_dir: Path | None = None) -> None:
         # The name and sha256 of the file actually loaded (GV-05): at 320 that is the derived
         # file, whose bytes differ from the published one.
-        self.model_name = detector_file(settings.model, settings.input_size)
+        self.model_name = detector_file(settings.model, settings.input_size, settings.input_shape)
         self.model_sha256 = MODELS[self.model_name].sha256
         path = resolve_model(self.model_name, models_dir)
         opts = session_options(settings.threads)
@@ -135,6 +178,7 @@ class YoloxOnnxDetector:
         inp = self._session.get_inputs()[0]
         self._input_name = inp.name
         self.size = settings.input_size
+        self.shape = settings.input_shape
         # A symbolic dim (a str, or None) accepts any size; a fixed one must be the configured size.
         expected = [1, 3, self.size, self.size]
         shape = list(inp.shape)
@@ -145,15 +189,30 @@ class YoloxOnnxDetector:
                 f"{path}: input shape {inp.shape} does not match input_size {self.size}; "
                 f"set detector.input_size to the model's size"
             )
-        self._grid, self._stride = _grids(self.size)
+        if self.shape == "frame" and any(isinstance(d, int) for d in shape[2:]):
+            raise ModelError(
+                f"{path}: input shape {inp.shape} is fixed, but input_shape frame needs open height "
+                f"and width; set detector.input_shape: square"
+            )
+        # One canvas and grid per input shape: a few per camera (the frame's, the square crops'),
+        # at most (size / 32)^2 even with crops clipped by the frame edge.
+        self._inputs: dict[tuple[int, int], _Input] = {}
         thresholds = np.full(len(COCO_CLASSES), settings.default_threshold, dtype=np.float32)
         for name, value in settings.class_thresholds.items():
             thresholds[COCO_CLASSES.index(name)] = value
         self._thresholds = thresholds
         self._names = np.asarray(COCO_CLASSES)
-        self._canvas = np.full((self.size, self.size, 3), PAD_VALUE, dtype=np.uint8)
 
     # -- one network pass -------------------------------------------------------------------
+
+    def _input(self, h: int, w: int) -> _Input:
+        """The canvas and anchor grid of the network input for an h x w image, made once."""
+        key = input_shape(h, w, self.size, self.shape)
+        found = self._inputs.get(key)
+        if found is None:
+            grid, stride = _grids(*key)
+            found = self._inputs[key] = _Input(np.full((*key, 3), PAD_VALUE, np.uint8), grid, stride)
+        return found
 
     def _infer(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boxes (pixels of `image`), scores and class ids above the class thresholds, after
@@ -161,19 +220,22 @@ class YoloxOnnxDetector:
         h, w = image.shape[:2]
         r = min(self.size / h, self.size / w)
         nh, nw = max(round(h * r), 1), max(round(w * r), 1)
-        canvas = self._canvas
-        canvas[:] = PAD_VALUE
+        net = self._input(h, w)
+        canvas = net.canvas
+        # Only the padding is rewritten: the image covers the rest.
+        canvas[nh:] = PAD_VALUE
+        canvas[:nh, nw:] = PAD_VALUE
         # INTER_LINEAR, not INTER_AREA: at 768 -> 416 AREA costs ~2 ms (a seventh of the network)
         # and changed no measured recall; the accuracy figures in the research notes used LINEAR.
         canvas[:nh, :nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
         blob = canvas.transpose(2, 0, 1)[None].astype(np.float32)
         out = self._session.run(None, {self._input_name: blob})[0][0]
-        if out.shape != (len(self._grid), 85):
+        if out.shape != (len(net.grid), 85):
             # A model with other strides or classes would be decoded against the wrong anchors
             # and give boxes anywhere: refuse rather than signal on garbage.
             raise ModelError(
-                f"{self.model_name}: output shape {out.shape} at input {self.size} does not match "
-                f"the YOLOX grid ({len(self._grid)} anchors x 85)"
+                f"{self.model_name}: output shape {out.shape} at input {canvas.shape[0]}x{canvas.shape[1]} "
+                f"does not match the YOLOX grid ({len(net.grid)} anchors x 85)"
             )
 
         # Multi-label: every (anchor, class) pair above its own threshold is a candidate, so a
@@ -184,8 +246,8 @@ class YoloxOnnxDetector:
             empty = np.zeros((0, 4), np.float32)
             return empty, np.zeros(0, np.float32), np.zeros(0, np.int64)
         sel = out[anchor]
-        stride = self._stride[anchor]
-        cxcy = (sel[:, :2] + self._grid[anchor]) * stride
+        stride = net.stride[anchor]
+        cxcy = (sel[:, :2] + net.grid[anchor]) * stride
         wh = np.exp(sel[:, 2:4]) * stride
         xyxy = np.concatenate((cxcy - wh / 2, cxcy + wh / 2), axis=1) / r
         xyxy[:, 0::2] = xyxy[:, 0::2].clip(0, w)

@@ -1,14 +1,20 @@
-"""Per-call cost of the detector at 416 vs 320 and of the crowd flow, Farneback vs DIS, side by side;
-with `--clock`, where one camera's analysis CPU goes on the live wall's clock camera.
+"""Per-call cost of the detector at 416 vs 320, square vs frame-shaped input, and of the crowd
+flow, Farneback vs DIS, side by side; with `--clock`, where one camera's analysis CPU goes on the
+live wall's clock camera.
 
     .venv/bin/python benchmarks/per_frame_costs.py [--every 2] [--frames 795] [--threads 1]
+        [--shapes square,frame]
     .venv/bin/python benchmarks/per_frame_costs.py --clock [--fps 10] [--seconds 30]
 
 On `vtest.avi` (PETS09 S2.L1, 768x576) every `--every`-th decoded frame (2 = the 5 fps analysis
-rate) goes through every variant in turn, the order alternating frame by frame, so a machine
+rate) goes through every variant in turn, the order rotating frame by frame, so a machine
 shared with other jobs slows all variants alike: the ratios are the result, the absolute ms are
 not. The clock is the calling thread's CPU time (onnxruntime runs in the calling thread with one
-intra-op thread). Person recall and precision of each detector size use the matching of
+intra-op thread). Each detector variant (`detector.input_size` 416 and 320 for each
+`detector.input_shape` in `--shapes`) is timed twice per frame: on the PETS frame itself (4:3,
+416x320 with the frame shape) and on the same frame cut to 16:9 and resized to 640x360, the live
+wall's cameras, where the square input is mostly padding (416x256 with the frame shape). Person
+recall and precision of each variant, on the PETS frame, use the matching of
 `benchmarks/detector_accuracy.py` (greedy one-to-one at IoU >= 0.5 against the MOT ground truth;
 boxes on unannotated walkers count neither way). The flow rows give the whole
 `FlowEstimator.update` (resize to 160 px and grey conversion included) and the dense flow alone,
@@ -21,9 +27,9 @@ with the mean per-pixel difference between the two methods.
 and without the clock, with and without the bar, and with the clock as a motion mask drawn
 around its blocks as a user would. Process CPU per analysed frame, split into decoding (FFmpeg's
 threads included), motion gate, detector, tracker and the rest. Last, the detector's network
-alone at 416x416 (the letterboxed square it runs today) against 416x256 (the same 640x360 frame
-at the same scale without the padding rows; the open-input copy of the model, a prototype, not
-what the product runs).
+alone at 416x416 (the letterboxed square, `detector.input_shape: square`) against 416x256 (the
+same 640x360 frame at the same scale without the padding rows, what `detector.input_shape: frame`
+runs).
 """
 
 from __future__ import annotations
@@ -62,6 +68,8 @@ from lanterne.video.motion.flow import WIDTH, FlowEstimator  # noqa: E402
 
 WARMUP = 3
 """First frames not timed: onnxruntime and OpenCV allocate on their first calls."""
+WALL_SIZE = (640, 360)
+"""The live wall's cameras: the frame the square input pads most (44 % at 416)."""
 
 
 def timed(spent: list[float], fn: Callable[..., object], *args: object) -> object:
@@ -78,11 +86,32 @@ def small_grey(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
 
 
+def shapes_arg(value: str) -> str:
+    known = ("square", "frame")
+    if not value or any(v not in known for v in value.split(",")):
+        raise argparse.ArgumentTypeError(f"{value!r}: give square, frame or square,frame")
+    return value
+
+
+def wall_frame(image: np.ndarray) -> np.ndarray:
+    """The PETS frame as a live-wall camera sends it: cut to 16:9 around its middle, 640x360."""
+    h, w = image.shape[:2]
+    keep = round(w * 9 / 16)
+    top = (h - keep) // 2
+    return cv2.resize(image[top : top + keep], WALL_SIZE, interpolation=cv2.INTER_AREA)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--every", type=int, default=2, help="analyse every n-th decoded frame")
     parser.add_argument("--frames", type=int, default=795, help="decoded frames to read")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
+    parser.add_argument(
+        "--shapes",
+        default="square,frame",
+        type=shapes_arg,
+        help="detector.input_shape values to compare, each at 416 and 320 (square: the 416/320 table alone)",
+    )
     parser.add_argument("--clock", action="store_true", help="profile one live-wall clock camera instead")
     parser.add_argument("--fps", type=float, default=10.0, help="--clock: analysis rate")
     parser.add_argument("--seconds", type=float, default=30.0, help="--clock: length of each clip")
@@ -94,12 +123,15 @@ def main() -> None:
     video, gt_path = CLIPS["vtest"]
     assert gt_path is not None
     gt = load_gt(gt_path)
-    sizes = (416, 320)
+    shapes = args.shapes.split(",")
+    variants = [(s, shape) for shape in shapes for s in (416, 320)]
     detectors = {
-        s: create_detector(DetectorSettings(input_size=s, threads=args.threads), None) for s in sizes
+        v: create_detector(DetectorSettings(input_size=v[0], input_shape=v[1], threads=args.threads), None)
+        for v in variants
     }
-    tallies = {s: Tally() for s in sizes}
-    detect_s: dict[str, list[float]] = {f"YOLOX-Nano {s}": [] for s in sizes}
+    tallies = {v: Tally() for v in variants}
+    detect_s: dict[tuple[int, str], list[float]] = {v: [] for v in variants}
+    wide_s: dict[tuple[int, str], list[float]] = {v: [] for v in variants}
     methods = ("farneback", "dis")
     estimators = {m: FlowEstimator(method=m) for m in methods}  # type: ignore[arg-type]
     update_s: dict[str, list[float]] = {m: [] for m in methods}
@@ -114,14 +146,17 @@ def main() -> None:
             continue
         analysed += 1
         warm = analysed > WARMUP
-        order = list(sizes) if analysed % 2 else list(reversed(sizes))
-        for s in order:
+        wide = wall_frame(image)
+        turn = analysed % len(variants)
+        for v in variants[turn:] + variants[:turn]:
             spent: list[float] = []
-            det = timed(spent, detectors[s].detect, image)
+            det = timed(spent, detectors[v].detect, image)
+            timed(spent, detectors[v].detect, wide)
             if warm:
-                detect_s[f"YOLOX-Nano {s}"] += spent
+                detect_s[v].append(spent[0])
+                wide_s[v].append(spent[1])
             if i in gt:
-                score(tallies[s], gt[i], det)  # type: ignore[arg-type]
+                score(tallies[v], gt[i], det)  # type: ignore[arg-type]
         grey = small_grey(image)
         flows = {}
         for m in methods if analysed % 2 else reversed(methods):
@@ -147,23 +182,29 @@ def main() -> None:
         f"onnxruntime {args.threads} thread(s); CPU ms per call, median over frames."
     )
     print()
-    print("| step | variant | CPU ms/call | speed-up | person recall | person precision |")
-    print("|---|---|---|---|---|---|")
-    base = float(np.median(detect_s["YOLOX-Nano 416"]))
-    for s in sizes:
-        name, tally = f"YOLOX-Nano {s}", tallies[s]
+    print(
+        "| step | variant | CPU ms/call | speed-up | CPU ms/call at 640×360 | speed-up at 640×360 "
+        "| person recall | person precision |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    base, wide_base = (float(np.median(t[variants[0]])) for t in (detect_s, wide_s))
+    for v in variants:
+        size, shape = v
+        tally = tallies[v]
         recall = tally.tp / max(tally.tp + tally.fn, 1)
         precision = tally.tp / max(tally.tp + tally.fp, 1)
         print(
-            f"| detector | {name} (`detector.input_size: {s}`) | {ms(detect_s[name])} "
-            f"| {base / float(np.median(detect_s[name])):.2f}x | {recall:.3f} | {precision:.3f} |"
+            f"| detector | YOLOX-Nano {size} {shape} (`input_size: {size}`, `input_shape: {shape}`) "
+            f"| {ms(detect_s[v])} | {base / float(np.median(detect_s[v])):.2f}x "
+            f"| {ms(wide_s[v])} | {wide_base / float(np.median(wide_s[v])):.2f}x "
+            f"| {recall:.3f} | {precision:.3f} |"
         )
     for label, table in (("flow update (resize + flow + grid)", update_s), ("dense flow alone", dense_s)):
         ref = float(np.median(table["farneback"]))
         for m in methods:
             print(
                 f"| {label} | {m} (`motion.flow: {m}`) | {ms(table[m])} "
-                f"| {ref / float(np.median(table[m])):.2f}x | - | - |"
+                f"| {ref / float(np.median(table[m])):.2f}x | - | - | - | - |"
             )
     print()
     print(
@@ -376,7 +417,7 @@ def clock_profile(fps: float, seconds: float) -> None:
     print(
         f"Network alone (yolox_nano_dynamic, 1 thread): 416x416 letterboxed square {square:.1f} ms, "
         f"416x256 (the 640x360 frame at the same scale, padding rows left out) {tight:.1f} ms: "
-        f"{square / tight:.2f}x (prototype; the product letterboxes to the square)."
+        f"{square / tight:.2f}x (`detector.input_shape: frame`)."
     )
 
 

@@ -232,7 +232,7 @@ class DetectorSettings(Strict):
     input_shape: Literal["square", "frame"] = Field(
         "square",
         title="Input shape",
-        description="`square` letterboxes every frame into an input_size x input_size square; `frame` cuts the input to the frame's aspect: the long side at input_size, the short side padded only up to the next multiple of 32 (the network's largest stride), at the same scale, so the same pixels reach the network without most of the padding (a 640x360 camera runs at 416x256 instead of 416x416, where 44 % of the square is padding). It runs the open-dims copy (`yolox_nano_dynamic`) at either size. Motion-gated crops stay square.",
+        description="`square` letterboxes every frame into an input_size x input_size square; `frame` cuts the input to the frame's aspect: the long side at input_size, the short side padded only up to the next multiple of 32 (the network's largest stride), at the same scale, so the same pixels reach the network without most of the padding (a 640x360 camera runs at 416x256 instead of 416x416, where 44 % of the square is padding). It runs the open-dims copy (`yolox_nano_dynamic`) at either size. Motion-gated crops stay square. Measured on a 2-core CPU, one thread, PETS 2009 at 5 fps (`benchmarks/per_frame_costs.py`): at 416 a call costs 1.57 times less on a 640x360 frame and 1.29 times less on PETS's 768x576, with the same persons (recall 0.909 instead of 0.910, precision 0.777 instead of 0.778; boxes within a pixel, rarely 3); at 320 the call is 2.56 times cheaper than the 416 square on a 640x360 frame, recall 0.901, precision 0.883.",
     )
     threads: int = Field(
         1, ge=1, le=64, title="Threads", description="onnxruntime intra-op threads per camera worker."

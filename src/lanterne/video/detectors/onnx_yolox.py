@@ -14,7 +14,11 @@ anchors instead of 3549; the grid is built for the input's shape.
 to the frame's aspect: the long side at the configured size, the short side padded only up to
 the next multiple of 32 (the largest stride), at the scale of the square letterbox, so the same
 pixels reach the network without the padding rows: a 640x360 frame runs at 416x256 instead of
-416x416. Motion-gated crops are square and get the square input either way.
+416x416. Per call on one thread (benchmarks/per_frame_costs.py, loaded 2-core machine, ratios
+against the 416 square): 1.57 times cheaper on a 640x360 frame at 416, 2.56 times at 320; on
+PETS09's 768x576 (416x320 instead of 416x416) 1.29 and 1.96 times. Person recall/precision on
+PETS09: 0.909/0.777 against 0.910/0.778 at 416, 0.901/0.883 against
+0.902/0.874 at 320. Motion-gated crops are square and get the square input either way.
 """
 
 from __future__ import annotations

@@ -333,7 +333,19 @@ class LiveWall:
         relay = self._relays.pop(s.id, None)
         if relay is not None:
             relay.close()
-            log.info("live: fallback relay for camera %s stopped (%s)", s.camera, relay.stats)
+            r = relay.stats
+            # Its cost at its end, as a live encoder says its own: what a fallback camera costs here.
+            log.info(
+                "live: fallback relay for camera %s stopped after %d pictures (%d packets, %d lost, "
+                "%d decode errors; %.2f CPU s, %.1f ms a picture)",
+                s.camera,
+                r.frames,
+                r.packets,
+                r.lost,
+                r.decode_errors,
+                r.cpu_seconds,
+                1000 * r.cpu_seconds / max(1, r.frames),
+            )
         if s.kind == "relay":
             return
         if self.janus is not None:

@@ -53,6 +53,9 @@ class RelayStats:
     frames: int = 0
     """Pictures decoded and made JPEG."""
     decode_errors: int = 0
+    cpu_seconds: float = 0.0
+    """CPU seconds of the relay's thread (depacketise, decode, JPEG): what the fallback costs the
+    console per watched camera, whatever the number of its viewers."""
 
 
 class Depacketiser:
@@ -239,10 +242,12 @@ class JpegRelay:
                 if self._stop.is_set():
                     return
                 raise
+            started = time.thread_time()
             self.stats.packets += 1
             for unit in depacketiser.push(packet):
                 self._decode(decoder, unit)
             self.stats.lost = depacketiser.lost
+            self.stats.cpu_seconds += time.thread_time() - started
 
     def _decode(self, decoder: av.CodecContext, unit: bytes) -> None:
         try:

@@ -111,6 +111,7 @@ class Tile {
     if (this.view && this.transport === "fallback") {
       this.video = null;
       this.canvas = el("canvas", null, { width: "640", height: "360" });
+      this.watchFrames(this.canvas);
       this.node.append(this.canvas, caption);
     } else {
       this.canvas = null;
@@ -291,7 +292,7 @@ class Tile {
         if (!canvas) { bitmap.close(); return; }
         canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
         bitmap.close();
-        this.lastFrame = performance.now();
+        canvas.dispatchEvent(new Event("frame"));
         if (this.node.dataset.state !== "live") this.setState("live");
       }
     } catch (err) {
@@ -307,15 +308,23 @@ class Tile {
     }, FALLBACK_RETRY_MS);
   }
 
-  // Every presented frame is noted: a camera that drops leaves the tile frozen, which `frozen()`
-  // turns into "reconnecting" until frames come again, without reloading anything.
-  watchFrames(video) {
+  // Every presented frame is noted: a camera that drops leaves the tile frozen, which
+  // `checkFrozen()` turns into "reconnecting" until frames come again, without reloading anything.
+  // A <video> tells its frames through requestVideoFrameCallback; the fallback's canvas has nothing
+  // of the kind, so the tile dispatches a "frame" event on it after each picture it draws, which
+  // anything else reading the tile's pictures hears too (the clock camera's reader,
+  // tests/support/clock.py, times the fallback's pictures with it).
+  watchFrames(source) {
+    if (source instanceof HTMLCanvasElement) {
+      source.addEventListener("frame", () => { this.lastFrame = performance.now(); });
+      return;
+    }
     const seen = () => {
-      if (this.video !== video) return;
+      if (this.video !== source) return;
       this.lastFrame = performance.now();
-      video.requestVideoFrameCallback(seen);
+      source.requestVideoFrameCallback(seen);
     };
-    video.requestVideoFrameCallback(seen);
+    source.requestVideoFrameCallback(seen);
   }
 
   // How far behind the camera the picture is, shown on the tile: the camera process's lag (from

@@ -1,6 +1,7 @@
 """Read back the wall clock that the clock camera (`rtsp_clock_server.py`) draws into its frames:
 in Python from a decoded picture (`read_clock`), and in the browser from a `<video>` element, frame
-by frame as it is presented (`CLOCK_JS`, `latencies`). The difference between the reader's clock
+by frame as it is presented, or from the live wall's fallback `<canvas>`, picture by picture as it
+is drawn (`CLOCK_JS`, `latencies`). The difference between the reader's clock
 and the frame's is the latency from the camera to the reader; both run on this machine, so they
 share one clock.
 
@@ -151,41 +152,72 @@ CLOCK_JS = (
     return decode(levels(pixels, cw, left, top, w, h));
   }
 
+  // Calls back(value, now, shown, presented) for each picture `source` shows: a <video>'s frames
+  // as they are presented (requestVideoFrameCallback), or the pictures the wall's fallback draws
+  // on a tile's <canvas>, which dispatches a "frame" event after each draw. `value` is the
+  // picture's clock (null when it does not read), `now` Date.now() as the picture goes to the
+  // screen, `shown` a count of the pictures presented, `presented` when the browser says it was.
+  // A canvas's picture is read as the event fires (the next draw replaces it) and timed at the
+  // next animation frame, the rendering step in which video frame callbacks run too: both
+  // paths stop the clock at the same point, the picture's first paint. Returns what stops it.
+  function follow(source, back) {
+    let on = true;
+    if (source instanceof HTMLCanvasElement) {
+      let shown = 0;
+      const onDraw = () => {
+        const value = read(source, source.width, source.height);
+        const n = ++shown;
+        requestAnimationFrame(() => {
+          if (!on) return;
+          const now = Date.now();
+          back(value, now, n, now);
+        });
+      };
+      source.addEventListener("frame", onDraw);
+      return () => { on = false; source.removeEventListener("frame", onDraw); };
+    }
+    const onFrame = (_now, meta) => {
+      if (!on) return;
+      // Date.now() as the callback runs: the frame has just been handed to the compositor.
+      const now = Date.now();
+      const presented = performance.timeOrigin + (meta.presentationTime ?? meta.expectedDisplayTime);
+      back(read(source, source.videoWidth, source.videoHeight), now, meta.presentedFrames, presented);
+      source.requestVideoFrameCallback(onFrame);
+    };
+    source.requestVideoFrameCallback(onFrame);
+    return () => { on = false; };
+  }
+
   const clock = {
     samples: [],   // Date.now() - clock, ms, one per presented frame that reads
     frames: [],    // {clock, now, presented}: now and presented in ms since the epoch
     misses: 0,     // presented frames whose clock did not read
-    running: false,
+    halt: null,
     read,
+    follow,
     elapsed(value, now) {
       const diff = (((now % MODULO) - value) % MODULO + MODULO) % MODULO;
       return diff >= MODULO / 2 ? diff - MODULO : diff;
     },
     start(selector) {
-      const video = document.querySelector(selector);
-      if (!video) throw new Error("no <video> matches " + selector);
+      const source = document.querySelector(selector);
+      if (!source) throw new Error("no <video> or <canvas> matches " + selector);
+      this.stop();
       this.samples = [];
       this.frames = [];
       this.misses = 0;
-      this.running = true;
-      const onFrame = (_now, meta) => {
-        if (!this.running) return;
-        // Date.now() as the callback runs: the frame has just been handed to the compositor.
-        const now = Date.now();
-        const value = read(video, video.videoWidth, video.videoHeight);
+      this.halt = follow(source, (value, now, _shown, presented) => {
         if (value === null) {
           this.misses++;
         } else {
-          const presented = performance.timeOrigin + (meta.presentationTime ?? meta.expectedDisplayTime);
           this.samples.push(this.elapsed(value, now));
           this.frames.push({ clock: value, now, presented });
         }
-        video.requestVideoFrameCallback(onFrame);
-      };
-      video.requestVideoFrameCallback(onFrame);
+      });
     },
     stop() {
-      this.running = false;
+      if (this.halt) this.halt();
+      this.halt = null;
       return this.samples;
     },
   };
@@ -196,13 +228,16 @@ CLOCK_JS = (
 )
 """Injected into a page (`page.evaluate(CLOCK_JS)`: the DevTools protocol, which the console's CSP
 does not govern), it defines `window.__lanterneClock`: `start(selector)` reads the clock of every
-frame the `<video>` presents (`requestVideoFrameCallback`) and keeps `Date.now() - clock` in
-`samples`; `stop()` returns them; `read(source, w, h)` reads one picture."""
+frame the `<video>` presents (`requestVideoFrameCallback`), or of every picture the wall's
+fallback draws on the `<canvas>` (its "frame" event), and keeps `Date.now() - clock` in `samples`;
+`stop()` returns them; `read(source, w, h)` reads one picture; `follow(source, back)` is the loop
+both use, for a caller that keeps its own account (`benchmarks/live_wall.py`)."""
 
 
 def latencies(page: Page, selector: str, seconds: float) -> list[float]:
-    """Camera-to-page latency in ms of every frame the `<video>` at `selector` presents during
-    `seconds`: when the frame is current in the page minus when the camera pushed it."""
+    """Camera-to-page latency in ms of every frame the `<video>` (or the fallback's `<canvas>`) at
+    `selector` presents during `seconds`: when the frame is current in the page minus when the
+    camera pushed it."""
     page.evaluate(CLOCK_JS)
     page.evaluate("(selector) => window.__lanterneClock.start(selector)", selector)
     time.sleep(seconds)

@@ -22,6 +22,14 @@ In the page, every frame a tile's `<video>` presents (`requestVideoFrameCallback
 read (`tests/support/clock.py CLOCK_JS`); `Date.now()` minus the clock is the camera-to-screen
 latency, anonymisation included. A frame whose blocks do not read counts as not decoded.
 
+`--transport mjpeg` measures the same over the wall's fallback: the console has no gateway (its
+Janus program is missing), so the page plays every tile as MJPEG relayed by `lanterne serve` (one
+relay per camera: depacketise, decode, JPEG) and draws each picture on the tile's `<canvas>`; the
+clock of each picture is read as the tile's "frame" event says it was drawn, and timed at the
+next animation frame, where a `<video>`'s frame callbacks run too. The console's CPU
+(`lanterne serve`, every window) and its relays' own (their closing lines in its log) are printed
+in both transports, so the two runs read side by side.
+
 Phases, one run (`lanterne run` has warmed up: every camera within 1 s of real time):
   0. no tile watched: the `lanterne run` process's CPU (`/proc/PID/stat`, every thread);
   1. camera 1 on tile 1: time to first frame with the gateway cold (Janus starts), then latency
@@ -44,6 +52,7 @@ beside the logs.
 
     .venv/bin/python benchmarks/live_wall.py [--quick] [--cameras 16] [--servers 4] [--seconds 30]
         [--fps 10] [--compare-source] [--no-motion-mask] [--detector-interval 0] [--input-size 416]
+        [--transport webrtc|mjpeg]
 """
 
 from __future__ import annotations
@@ -107,19 +116,16 @@ METER_JS = r"""
   const meter = { tiles: {}, recording: false };
   function tile(k) {
     if (!meter.tiles[k]) {
-      meter.tiles[k] = { video: null, stale: null, gen: 0, armed: null, first: null, firstLatency: null,
+      meter.tiles[k] = { source: null, stale: null, halt: null, armed: null, first: null, firstLatency: null,
                          samples: [], at: [], misses: 0, calls: 0, p0: null, p1: null, t0: null, t1: null };
     }
     return meter.tiles[k];
   }
-  function follow(k, video) {
+  function follow(k, source) {
     const st = tile(k);
-    const gen = ++st.gen;
-    st.video = video;
-    const onFrame = (_now, meta) => {
-      if (st.gen !== gen) return;
-      const now = Date.now();
-      const value = clock.read(video, video.videoWidth, video.videoHeight);
+    if (st.halt) st.halt();
+    st.source = source;
+    st.halt = clock.follow(source, (value, now, shown) => {
       if (st.armed !== null && st.first === null) {
         st.first = now;
         st.firstLatency = value === null ? null : clock.elapsed(value, now);
@@ -128,23 +134,25 @@ METER_JS = r"""
         st.calls++;
         if (value === null) st.misses++;
         else { st.samples.push(clock.elapsed(value, now)); st.at.push(now); }
-        if (st.p0 === null) { st.p0 = meta.presentedFrames; st.t0 = now; }
-        st.p1 = meta.presentedFrames; st.t1 = now;
+        if (st.p0 === null) { st.p0 = shown; st.t0 = now; }
+        st.p1 = shown; st.t1 = now;
       }
-      video.requestVideoFrameCallback(onFrame);
-    };
-    video.requestVideoFrameCallback(onFrame);
+    });
   }
-  // A tile's <video> is replaced each time it shows a camera: follow the one that plays.
+  // A tile's <video> (WebRTC) or <canvas> (the fallback) is replaced each time it shows a camera:
+  // follow the one that plays.
   setInterval(() => {
     for (const node of document.querySelectorAll(".tile[data-tile]")) {
-      const k = node.dataset.tile, video = node.querySelector("video"), st = tile(k);
-      if (video && video.srcObject && video !== st.video && video !== st.stale) follow(k, video);
+      const k = node.dataset.tile, st = tile(k);
+      const video = node.querySelector("video"), canvas = node.querySelector("canvas");
+      const source = video && video.srcObject ? video : canvas;
+      if (source && source !== st.source && source !== st.stale) follow(k, source);
     }
   }, 10);
   meter.arm = (k) => {
     const st = tile(k);
-    st.stale = st.video; st.video = null; st.gen++;
+    if (st.halt) st.halt();
+    st.stale = st.source; st.source = null; st.halt = null;
     st.armed = Date.now(); st.first = null; st.firstLatency = null;
   };
   meter.first = (k) => { const st = tile(k); return st.first === null ? null : [st.first, st.firstLatency]; };
@@ -226,9 +234,18 @@ def lanterne_run(config: Path, log: Path, patch: str | None = None) -> Any:
 
 @contextmanager
 def lanterne_serve(config: Path, log: Path) -> Iterator[tuple[str, int]]:
+    """`lanterne serve`, with its own modules' INFO lines kept (it leaves logging at Python's
+    default, warnings only): the fallback relays' closing lines, with their CPU, come from there."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    args = [sys.executable, "-m", "lanterne.cli.main", "serve", "--config", str(config), "--port", str(port)]
+    code = (
+        "import logging, sys\n"
+        "logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')\n"
+        "from lanterne.cli.main import app\n"
+        f"sys.argv = ['lanterne', 'serve', '--config', {str(config)!r}, '--port', '{port}']\n"
+        "app()\n"
+    )
+    args = [sys.executable, "-c", code]
     with process(args, log) as proc:
         deadline = time.monotonic() + 180  # a loaded 2-core machine imports slowly
         while True:
@@ -266,10 +283,15 @@ def site(
     motion_mask: bool = True,
     detector_interval: float = 0.0,
     input_size: int = 416,
+    transport: str = "webrtc",
 ) -> tuple[Path, str]:
     db = f"sqlite:///{work / 'lanterne.db'}"
     masks = [clock_mask()] if motion_mask else []
+    # The fallback alone: a console whose gateway program is missing (as on a host without Janus),
+    # so the page plays MJPEG from the start and nothing of the WebRTC path runs beside it.
+    live = {"janus_binary": str(work / "no-janus")} if transport == "mjpeg" else {}
     config = {
+        **({"live": live} if live else {}),
         "mode": "statistics",
         "detector": {"interval_seconds": detector_interval, "input_size": input_size},
         "site": "live wall benchmark",
@@ -305,6 +327,9 @@ class Window:
     run_cpu: float
     janus_cpu: float | None
     tiles: dict[str, dict[str, Any]]
+    console_cpu: float = 0.0
+    """`lanterne serve`'s CPU: the fallback's relays (decode + JPEG per camera) and its HTTP
+    streams, or the WebRTC signalling it relays to Janus."""
     lags: dict[str, list[float]] = field(default_factory=dict)
     states: dict[str, set[str]] = field(default_factory=dict)
     rates: dict[str, float] = field(default_factory=dict)
@@ -312,6 +337,10 @@ class Window:
     @property
     def cores(self) -> float:
         return self.run_cpu / self.seconds
+
+    @property
+    def console_cores(self) -> float:
+        return self.console_cpu / self.seconds
 
     def latencies(self, only: str | None = None) -> list[float]:
         return sorted(
@@ -324,10 +353,16 @@ class Window:
 
 
 def measure(
-    page: Any, seconds: float, run_pid: int, janus: int | None, db: str | None = None, cameras: int = 0
+    page: Any,
+    seconds: float,
+    run_pid: int,
+    janus: int | None,
+    db: str | None = None,
+    cameras: int = 0,
+    console: int | None = None,
 ) -> Window:
-    """CPU of `lanterne run` (and Janus) over `seconds`, the page's clock readings meanwhile, and
-    every camera's health row every 2.5 s when `db` is given."""
+    """CPU of `lanterne run` (and Janus, and the `console` process) over `seconds`, the page's
+    clock readings meanwhile, and every camera's health row every 2.5 s when `db` is given."""
     lags: dict[str, list[float]] = {}
     states: dict[str, set[str]] = {}
     rates: dict[str, float] = {}
@@ -335,6 +370,7 @@ def measure(
     page.evaluate("window.__meter.reset()")
     t0, c0 = time.monotonic(), cpu_seconds(run_pid)
     j0 = cpu_seconds(janus) if janus else 0.0
+    s0 = cpu_seconds(console) if console else 0.0
     try:
         while (left := seconds - (time.monotonic() - t0)) > 0:
             time.sleep(min(2.5, left))
@@ -349,11 +385,12 @@ def measure(
                     rates[health.camera] = min(rates.get(health.camera, 1e9), health.analysis_fps)
         c1, t1 = cpu_seconds(run_pid), time.monotonic()
         j1 = cpu_seconds(janus) if janus else 0.0
+        s1 = cpu_seconds(console) if console else 0.0
         tiles = page.evaluate("window.__meter.collect()")
     finally:
         if store is not None:
             store.close()
-    return Window(t1 - t0, c1 - c0, (j1 - j0) if janus else None, tiles, lags, states, rates)
+    return Window(t1 - t0, c1 - c0, (j1 - j0) if janus else None, tiles, s1 - s0, lags, states, rates)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -382,10 +419,12 @@ def open_wall(page: Any, base: str, codes: tuple[str, ...], layout: int) -> None
 
 
 def first_frame(
-    page: Any, tile: int, camera: str, pick: bool, timeout: float = 30.0
+    page: Any, tile: int, camera: str, pick: bool, timeout: float = 30.0, transport: str | None = None
 ) -> tuple[float, float | None]:
     """Click `camera` onto `tile` (picking the tile first, as an operator replaces a camera) and
-    return the seconds from the click to the tile's first presented frame, and that frame's age."""
+    return the seconds from the click to the tile's first presented frame, and that frame's age.
+    With `transport`, the tile must play that way: a WebRTC tile that gave way to the fallback
+    would otherwise be measured as WebRTC."""
     page.evaluate(f"window.__meter.arm('{tile}')")
     if pick:
         page.dispatch_event(f".tile[data-tile='{tile}']", "click")
@@ -396,6 +435,10 @@ def first_frame(
         if time.monotonic() > deadline:
             raise SystemExit(f"tile {tile} showed no frame of {camera} within {timeout:.0f} s")
         time.sleep(0.02)
+    if transport is not None:
+        fallback = page.query_selector(f".tile[data-tile='{tile}'] .badge.fallback") is not None
+        if fallback != (transport == "mjpeg"):
+            raise SystemExit(f"tile {tile} plays {'the fallback' if fallback else 'WebRTC'}, not {transport}")
     return (got[0] - clicked) / 1000, got[1]
 
 
@@ -433,6 +476,20 @@ STOPPED = re.compile(
     r"live (?P<camera>\S+): stopped after (?P<frames>\d+) frames \((?P<whole>\d+) pixelated whole"
 )
 COST = re.compile(r"; (?P<cpu>[\d.]+) CPU s, (?P<ms>[\d.]+) ms a frame\)")
+
+
+RELAY = re.compile(
+    r"fallback relay for camera (?P<camera>\S+) stopped after (?P<frames>\d+) pictures .*; "
+    r"(?P<cpu>[\d.]+) CPU s, (?P<ms>[\d.]+) ms a picture\)"
+)
+
+
+def relay_lines(log: Path) -> list[dict[str, str]]:
+    """What each fallback relay said when it stopped (`LiveWall._destroy`, the console's log):
+    pictures made and its thread's CPU (depacketise, decode, JPEG)."""
+    return [
+        m.groupdict() for line in log.read_text(errors="replace").splitlines() if (m := RELAY.search(line))
+    ]
 
 
 def encoder_lines(log: Path) -> list[dict[str, str]]:
@@ -487,6 +544,8 @@ class Results:
     readers: dict[str, Window] = field(default_factory=dict)
     """With `--compare-source`: one tile of camera 1 analysed alone, per RTSP reader."""
     encoders: list[dict[str, str]] = field(default_factory=list)
+    relays: list[dict[str, str]] = field(default_factory=list)
+    """With `--transport mjpeg`: the console's fallback relays' closing lines."""
     started: int = 0
     """Live encoders `lanterne run` started (its log), against the 2N - 1 views the page opened."""
 
@@ -522,6 +581,12 @@ def main(argv: list[str] | None = None) -> int:
         default=416,
         help="detector.input_size (320: the same network 1.6 times cheaper per call, docs/config.md)",
     )
+    ap.add_argument(
+        "--transport",
+        choices=("webrtc", "mjpeg"),
+        default="webrtc",
+        help="how the tiles play: WebRTC through Janus, or the fallback (MJPEG relayed by the console)",
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.cameras, args.seconds = min(args.cameras, 4), min(args.seconds, 10.0)
@@ -533,13 +598,16 @@ def main(argv: list[str] | None = None) -> int:
         f"set-up: {n} clock cameras 640x360 @ 10 fps (x264 zerolatency, keyframe every second) from "
         f"{servers} RTSP server(s), analysed at {args.fps:g} fps (statistics mode, YOLOX-Nano, motion "
         f"gate, clock {'masked' if args.motion_mask else 'not masked'}, detector interval "
-        f"{args.detector_interval:g} s, input {args.input_size}); lanterne run + lanterne serve + Janus + headless chromium on "
-        f"this machine; {args.seconds:g} s windows\n",
+        f"{args.detector_interval:g} s, input {args.input_size}); lanterne run + lanterne serve + "
+        f"{'Janus' if args.transport == 'webrtc' else 'no gateway (the MJPEG fallback)'} + headless "
+        f"chromium on this machine; {args.seconds:g} s windows\n",
         flush=True,
     )
     work = Path(tempfile.mkdtemp(prefix="lanterne-live-wall-"))
     run_log = work / "run.log"
+    serve_log = work / "serve.log"
     window = args.seconds
+    via = args.transport
     with ExitStack() as stack:
         urls = [stack.enter_context(clock_camera()).url for _ in range(servers)]
         config, db = site(
@@ -550,43 +618,60 @@ def main(argv: list[str] | None = None) -> int:
             args.motion_mask,
             args.detector_interval,
             args.input_size,
+            args.transport,
         )
         store = Store.open(db)
         codes = cleared_operator(store, "op-bench", PASSWORD, ["*"])
         store.close()
         run = stack.enter_context(lanterne_run(config, run_log))
-        base, serve_pid = stack.enter_context(lanterne_serve(config, work / "serve.log"))
+        base, serve_pid = stack.enter_context(lanterne_serve(config, serve_log))
         print(f"cameras in real time {warm_up(db, n):.0f} s after lanterne serve answered", flush=True)
         browser = stack.enter_context(chromium())
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         open_wall(page, base, codes, layout)
 
-        idle = measure(page, window, run.pid, None, db, n)
-        print(f"0 tiles: lanterne run {idle.cores:.3f} cores", flush=True)
+        idle = measure(page, window, run.pid, None, db, n, serve_pid)
+        print(f"0 tiles: lanterne run {idle.cores:.3f} cores, console {idle.console_cores:.3f}", flush=True)
 
-        cold = first_frame(page, 1, camera_id(0), pick=False)
+        cold = first_frame(page, 1, camera_id(0), pick=False, transport=via)
         janus = janus_pid(serve_pid)
         time.sleep(2.0)
-        one = measure(page, window, run.pid, janus, db, n)
+        one = measure(page, window, run.pid, janus, db, n, serve_pid)
         print(
-            f"1 tile: first frame {cold[0]:.2f} s, {ms(one.latencies())}, {one.cores:.3f} cores", flush=True
+            f"1 tile ({via}): first frame {cold[0]:.2f} s, {ms(one.latencies())}, {one.cores:.3f} cores, "
+            f"console {one.console_cores:.3f}",
+            flush=True,
         )
 
-        shared_starts = [first_frame(page, k, camera_id(0), pick=True)[0] for k in range(2, n + 1)]
+        shared_starts = [
+            first_frame(page, k, camera_id(0), pick=True, transport=via)[0] for k in range(2, n + 1)
+        ]
         time.sleep(2.0)
-        shared = measure(page, window, run.pid, janus, db, n)
-        print(f"{n} viewers of camera 1: {shared.cores:.3f} cores", flush=True)
+        shared = measure(page, window, run.pid, janus, db, n, serve_pid)
+        print(
+            f"{n} viewers of camera 1: {shared.cores:.3f} cores, console {shared.console_cores:.3f}",
+            flush=True,
+        )
 
-        warm_starts = [first_frame(page, k, camera_id(k - 1), pick=True)[0] for k in range(2, n + 1)]
+        warm_starts = [
+            first_frame(page, k, camera_id(k - 1), pick=True, transport=via)[0] for k in range(2, n + 1)
+        ]
         time.sleep(3.0)
-        full = measure(page, window if args.quick else 2 * window, run.pid, janus, db, n)
-        print(f"{n} tiles of {n} cameras: {full.cores:.3f} cores, {ms(full.latencies())}", flush=True)
+        full = measure(page, window if args.quick else 2 * window, run.pid, janus, db, n, serve_pid)
+        print(
+            f"{n} tiles of {n} cameras: {full.cores:.3f} cores, console {full.console_cores:.3f}, "
+            f"{ms(full.latencies())}",
+            flush=True,
+        )
 
         for k in range(n, 0, -1):
             close_tile(page, k)
         time.sleep(LINGER_S + 2)  # the streams stop once unwatched for `LINGER`
-        idle_after = measure(page, window, run.pid, janus, db, n)
-        print(f"0 tiles again: lanterne run {idle_after.cores:.3f} cores", flush=True)
+        idle_after = measure(page, window, run.pid, janus, db, n, serve_pid)
+        print(
+            f"0 tiles again: lanterne run {idle_after.cores:.3f} cores, console {idle_after.console_cores:.3f}",
+            flush=True,
+        )
         results = Results(idle, one, shared, full, idle_after, cold, shared_starts, warm_starts)
 
         if args.compare_source:
@@ -608,14 +693,15 @@ def main(argv: list[str] | None = None) -> int:
             for name, patch in (("current", None), ("previous", PREVIOUS_SOURCE)):
                 with lanterne_run(single, work / f"run-{name}-reader.log", patch) as reader:
                     time.sleep(20.0)
-                    first_frame(page, 1, camera_id(0), pick=True)
+                    first_frame(page, 1, camera_id(0), pick=True, transport=via)
                     time.sleep(2.0)
-                    results.readers[name] = measure(page, window, reader.pid, None, db, 1)
+                    results.readers[name] = measure(page, window, reader.pid, None, db, 1, serve_pid)
                     close_tile(page, 1)
                 print(f"{name} RTSP reader, 1 camera: {ms(results.readers[name].latencies())}", flush=True)
         page.close()
     # Every lanterne run has stopped: their encoders logged what they did.
     results.encoders = encoder_lines(run_log)
+    results.relays = relay_lines(serve_log)
     results.started = sum(": streaming " in line for line in run_log.read_text(errors="replace").splitlines())
     windows = {"one": results.one, "shared": results.shared, "full": results.full, **results.readers}
     raw = {name: {"seconds": w.seconds, "tiles": w.tiles, "lags": w.lags} for name, w in windows.items()}
@@ -651,9 +737,11 @@ def report(args: argparse.Namespace, n: int, r: Results) -> None:
         rows.append((what, figure, goal, "" if met is None else "yes" if met else "**no**"))
 
     p95 = f"p95 ≤ {GOAL_P95_MS:.0f} ms"
-    row("camera → screen latency, 1 tile, p50 / p95", ms(lat1), p95, pct(lat1, 95) <= GOAL_P95_MS)
+    fallback = args.transport == "mjpeg"
+    via = "MJPEG fallback" if fallback else "WebRTC"
+    row(f"camera → screen latency ({via}), 1 tile, p50 / p95", ms(lat1), p95, pct(lat1, 95) <= GOAL_P95_MS)
     row(
-        f"camera → screen latency, {n} tiles of {n} cameras, p50 / p95",
+        f"camera → screen latency ({via}), {n} tiles of {n} cameras, p50 / p95",
         ms(latn),
         p95,
         pct(latn, 95) <= GOAL_P95_MS,
@@ -672,14 +760,15 @@ def report(args: argparse.Namespace, n: int, r: Results) -> None:
     cold, age = r.cold
     aged = f"; that frame {age:.0f} ms old" if age is not None else "; its clock did not read"
     goal = f"≤ {GOAL_FIRST_FRAME_S} s"
+    started_by_click = "the camera's stream and the console's relay" if fallback else "Janus"
     row(
-        "first frame of a tile, cold (Janus started by the click)",
+        f"first frame of a tile, cold ({started_by_click} started by the click)",
         f"{cold:.2f} s{aged}",
         goal,
         cold <= GOAL_FIRST_FRAME_S,
     )
     for what, starts in (
-        ("warm (another camera: a new encoder)", r.warm_starts),
+        (f"warm (another camera: a new encoder{' and relay' if fallback else ''})", r.warm_starts),
         ("a camera already watched (shared stream)", r.shared_starts),
     ):
         if starts:
@@ -730,6 +819,32 @@ def report(args: argparse.Namespace, n: int, r: Results) -> None:
     if None not in (r.one.janus_cpu, r.shared.janus_cpu, r.full.janus_cpu):
         janus = " / ".join(f"{(w.janus_cpu or 0) / w.seconds:.3f}" for w in (r.one, r.shared, r.full))
         row(f"Janus: 1 tile / {n} viewers of 1 camera / {n} cameras", f"{janus} cores")
+    console = " / ".join(f"{w.console_cores:.3f}" for w in (r.idle, r.one, r.shared, r.full, r.idle_after))
+    row(
+        f"lanterne serve (console): no tile / 1 tile / {n} viewers of 1 camera / {n} cameras / no tile again",
+        f"{console} cores",
+    )
+    if fallback:
+        # The console's share of the fallback: one relay (decode + JPEG) per camera, one HTTP
+        # stream per viewer; the camera's own encoder is in `lanterne run`'s rows above.
+        quiet = (r.idle.console_cores + r.idle_after.console_cores) / 2
+        row(
+            f"console CPU per fallback camera ({n} cameras minus no tile, / {n})",
+            f"{(r.full.console_cores - quiet) / n:+.4f} core",
+        )
+        if n > 1:
+            row(
+                f"console CPU per further viewer of one camera ({n} viewers minus 1, / {n - 1})",
+                f"{(r.shared.console_cores - r.one.console_cores) / (n - 1):+.4f} core",
+            )
+        relayed = [float(e["ms"]) for e in r.relays if int(e["frames"]) > 0]
+        if relayed:
+            each = statistics.median(relayed)
+            row(
+                f"fallback relay's own thread (depacketise, decode, JPEG), median of {len(relayed)} relays "
+                f"for {n} cameras",
+                f"{each:.1f} ms a picture = {each * tile_fps / 1000:.4f} core at {tile_fps:g} fps",
+            )
     if fps:
         figure = f"{min(fps):.1f} / {statistics.median(fps):.1f}"
         row(

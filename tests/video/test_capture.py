@@ -20,11 +20,16 @@ VIDEO = Path(__file__).resolve().parents[3] / "shared" / "data" / "video"
 
 
 def write_clip(
-    path: Path, times: list[float], audio: bool = False, size: tuple[int, int] = (160, 120)
+    path: Path,
+    times: list[float],
+    audio: bool = False,
+    size: tuple[int, int] = (160, 120),
+    rate: int = 25,
 ) -> None:
-    """A small real encoded clip whose frames sit at the given times (seconds)."""
+    """A small real encoded clip whose frames sit at the given times (seconds), rounded to
+    1/`rate` s by the codec's clock."""
     with av.open(str(path), "w") as out:
-        v = out.add_stream("mpeg4", rate=25)
+        v = out.add_stream("mpeg4", rate=rate)
         v.width, v.height = size
         v.pix_fmt = "yuv420p"
         v.time_base = Fraction(1, 1000)
@@ -69,6 +74,16 @@ def test_variable_rate_selects_by_time(tmp_path: Path) -> None:
     gaps = np.diff(got)
     assert gaps.min() > 0.15 and max(gaps) > 1.9
     assert len(got) == 20
+
+
+def test_a_jittered_camera_is_analysed_on_a_regular_grid(tmp_path: Path) -> None:
+    """A 10 fps camera whose frames come a few milliseconds early or late is analysed at 5 fps
+    every other frame, never slipping a frame because its due one came 3 ms early."""
+    clip = tmp_path / "jitter.mp4"
+    times = [i / 10 + (-0.003 if i % 4 == 2 else 0.002 * (i % 2)) for i in range(40)]
+    write_clip(clip, times, size=(64, 48), rate=1000)
+    got = [f.index for f in FileSource("c", str(clip), fps=5).frames()]
+    assert got == list(range(0, 40, 2)), got
 
 
 class _Taker:

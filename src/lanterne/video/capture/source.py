@@ -59,6 +59,12 @@ OPEN_TIMEOUT = 10.0
 READ_TIMEOUT = 5.0
 """Seconds without a packet after which a live camera is declared lost and reopened: a hung
 camera keeps its session open, so only the read timeout notices it."""
+EARLY = 0.1
+"""Share of the analysis period by which a frame may come before its due time and still be
+analysed. A live camera's timestamps jitter by milliseconds: a 10 fps camera analysed at 5 fps
+whose due frame came 1 ms early would wait for the next one, the analysis would slip a frame, and
+the live tile, which shows the frames in between with the boxes of the analysed one just before
+(`lanterne.video.live.encoder.CARRY_FRAMES`), would lose one."""
 MAX_BAD_PACKETS = 50
 """Consecutive undecodable packets after which a source is declared corrupt. A few bad packets
 are normal on a damaged file or a lossy stream; fifty in a row means nothing useful follows."""
@@ -316,7 +322,7 @@ class FileSource:
                     period = 1.0 / self.fps if self.fps else 0.0  # shed load lowers `fps` mid-stream
                     if masks is None or masks[0] != (vf.width, vf.height):
                         masks = ((vf.width, vf.height), pixel_polygons(self.masks, (vf.width, vf.height)))
-                    if period and t + 1e-6 < next_due:
+                    if period and t + EARLY * period < next_due:
                         between = self.between
                         if between is not None and between.wanted():
                             if self.pace:

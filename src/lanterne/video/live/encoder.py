@@ -441,16 +441,17 @@ class LiveEncoder:
         `analysed=False`: a frame analysis skipped, the boxes being the last analysed frame's
         (`now` is then the frame's stream time). It is shown only when they are at most
         `CARRY_FRAMES` tile frames old, each region grown by how far its object may have moved
-        since; further behind, it is left out (the next analysed frame comes) unless the boxes
-        are stale anyway, when it is pixelated whole like any other."""
+        since; further behind, or with no boxes, it is left out: the tile then plays the analysed
+        frames (pixelated whole when their boxes are stale), never alternating between a clear
+        picture and a whole pixelated one."""
         with self._lock:
             if self._closed:
                 return
             now = time.monotonic() if now is None else now
             age = 0.0
-            if not analysed and detected_at is not None:
-                age = max(0.0, now - detected_at)
-                if CARRY_FRAMES / self.settings.fps < age <= self.settings.stale_after:
+            if not analysed:
+                age = math.inf if detected_at is None else max(0.0, now - detected_at)
+                if age > CARRY_FRAMES / self.settings.fps:
                     return
             if not self._due_now(frame.pts):
                 return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -115,10 +116,14 @@ def models_names() -> tuple[str, ...]:
     return COCO_CLASSES
 
 
-def test_region_mode_finds_the_walkers_the_full_frame_finds(detector: YoloxOnnxDetector) -> None:
+@pytest.mark.parametrize("which", ["detector", "detector_frame"])
+def test_region_mode_finds_the_walkers_the_full_frame_finds(
+    request: pytest.FixtureRequest, which: str
+) -> None:
     """Motion regions from the gate (no tracker boxes) on the first seconds of PETS: every
     ground-truth walker that the full frame finds and that lies inside a region is found in
-    region mode too."""
+    region mode too, whether the crop is squared or is the region itself (frame shape)."""
+    detector: YoloxOnnxDetector = request.getfixturevalue(which)
     gt = ground_truth(VTEST_GT)
     gate = MotionGate(MotionSettings(max_regions=4), (768, 576))
     checked = found = 0
@@ -393,7 +398,7 @@ def test_the_frame_shape_runs_the_dynamic_file_on_a_cut_input(detector_frame: Yo
     assert detector_frame.model_sha256 == models.MODELS["yolox_nano_dynamic"].sha256
     assert detector_frame.detect(np.full((432, 768, 3), 114, np.uint8)).xyxy.shape == (0, 4)
     assert detector_frame.detect(np.full((576, 768, 3), 114, np.uint8)).xyxy.shape == (0, 4)
-    assert set(detector_frame._inputs) >= {(256, 416), (320, 416)}
+    assert set(detector_frame._local.inputs) >= {(256, 416), (320, 416)}
 
 
 @pytest.mark.parametrize(("clip", "wanted"), [(VTEST, range(0, 400, 50)), (WIDE, range(80, 400, 40))])
@@ -418,12 +423,18 @@ def test_the_frame_shape_finds_the_people_the_square_finds(
     assert np.mean(np.asarray(best) > 0.95) >= 0.9, best
 
 
-def test_motion_crops_stay_square_in_the_frame_shape(detector_frame: YoloxOnnxDetector) -> None:
-    """A square crop gets the square input (no padding to cut), and the walkers in it are found."""
+def test_motion_crops_in_the_frame_shape_are_the_regions_themselves(
+    detector_frame: YoloxOnnxDetector,
+) -> None:
+    """A square region gets the square input, a tall one a tall input at the same scale (no
+    context columns to pay for); the walkers in each are found as in a square crop."""
     (_, image), *_ = frames(VTEST, {100})
-    detector_frame.detect(image, [(200, 100, 500, 400)])
-    assert (416, 416) in detector_frame._inputs
     assert len(persons(detector_frame.detect(image, [(200, 100, 500, 400)]))) >= 1
+    assert (416, 416) in detector_frame._local.inputs
+    tall = persons(detector_frame.detect(image, [(250, 100, 400, 400)]))
+    assert (416, 224) in detector_frame._local.inputs  # 150x300 at 416/300: 208 wide, padded to 224
+    inside = [b for b in tall if b[0] >= 250 and b[2] <= 400]
+    assert len(inside) >= 1 and len(inside) == len(tall)
 
 
 def test_a_static_file_cannot_run_the_frame_shape(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -439,3 +450,31 @@ def test_other_input_shapes_are_refused_by_the_configuration(shape: object) -> N
     camera = {"id": "a", "source": "x.mp4", "location": {"lat": 45.0, "lon": 4.0}}
     with pytest.raises(ConfigError, match=r"detector\.input_shape: Input should be 'square' or 'frame'"):
         parse_config({"cameras": [camera], "detector": {"input_shape": shape}})
+
+
+def test_camera_threads_sharing_one_detector_each_get_their_own_picture_examined(
+    detector: YoloxOnnxDetector,
+) -> None:
+    """`lanterne run` shares one detector between its camera threads. Two threads, one with a
+    crowded PETS frame and one with an empty picture, calling at once: each gets exactly the
+    boxes its own picture gives alone (a shared input buffer handed pictures across cameras)."""
+    _, crowded = next(frames(VTEST, {100}))
+    empty = np.full_like(crowded, 90)
+    alone = {k: detector.detect(img).xyxy for k, img in (("crowded", crowded), ("empty", empty))}
+    assert len(alone["crowded"]) >= 4 and len(alone["empty"]) == 0
+    wrong: list[str] = []
+    start = threading.Barrier(2)
+
+    def call(name: str, image: np.ndarray) -> None:
+        start.wait()
+        for _ in range(40):
+            got = detector.detect(image).xyxy
+            if got.shape != alone[name].shape or not np.allclose(got, alone[name], atol=1e-3):
+                wrong.append(name)
+
+    threads = [threading.Thread(target=call, args=a) for a in (("crowded", crowded), ("empty", empty))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == [], f"{len(wrong)} of 80 calls examined another thread's picture"

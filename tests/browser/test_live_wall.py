@@ -282,7 +282,7 @@ def test_a_camera_is_watched_live_anonymised_and_unmasked_only_under_a_permissio
             )
             delay = page.inner_text(".tile[data-camera] .badge.delay")
             print(f"the tile shows its delay: {delay}")
-            assert re.fullmatch(r"≈ \d+ ms", delay) and 0 < int(delay.split()[1]) < 3000, delay
+            assert re.fullmatch(r"≥ \d+ ms", delay) and 0 < int(delay.split()[1]) < 3000, delay
 
             # The camera hangs: the tile says so, and plays again by itself once it is back.
             camera.hang()

@@ -19,7 +19,7 @@ const LAYOUT_KEY = "lanterne.wall.tiles";
 const WEBRTC_DEADLINE_MS = 10000; // a page whose first tile's ICE has not connected by then plays the fallback
 const FALLBACK_RETRY_MS = 1000;
 const DELAY_MS = 2000; // how often each tile's delay behind its camera is estimated
-const DELAY_TITLE = "How far behind the camera this picture is: the analysing process's lag plus this browser's network, buffering and decoding";
+const DELAY_TITLE = "At least this far behind the camera: the analysing process's lag plus this browser's network, buffering and decoding (the camera's own encoding and network are not counted)";
 let webrtc = false; // set from /api/live, the browser and ?transport=
 let webrtcWorked = false; // once a tile connected over WebRTC, a later stall is a camera or gateway fault, not a blocked network
 const grid = document.getElementById("grid");
@@ -330,7 +330,7 @@ class Tile {
   // How far behind the camera the picture is, shown on the tile: the camera process's lag (from
   // a frame's arrival to its analysis and encoding: the camera's health row) plus this browser's
   // share (half the round trip to the gateway, then the jitter buffer and decoding: WebRTC's
-  // statistics over the last interval). A fallback tile shows the process's share, as a floor.
+  // statistics over the last interval; a fallback tile has only the process's share).
   async measureDelay() {
     const badge = this.delayBadge;
     if (!badge || !this.view || this.node.dataset.state !== "live") {
@@ -359,13 +359,9 @@ class Tile {
         here = 1000 * (processing / frames + rtt / 2);
       }
     }
-    if (lag === null && here === null) {
-      badge.textContent = "";
-    } else if (here === null) {
-      badge.textContent = "≥ " + Math.round(lag) + " ms";
-    } else {
-      badge.textContent = "≈ " + Math.round((lag || 0) + here) + " ms";
-    }
+    // A floor, not an estimate: the camera's own encoding and network before Lanterne, and the
+    // screen's refresh after the decoder, are not in it (about 130 ms more with the test camera).
+    badge.textContent = lag === null && here === null ? "" : "≥ " + Math.round((lag || 0) + (here || 0)) + " ms";
     badge.dataset.lagMs = lag === null ? "" : String(Math.round(lag));
     badge.dataset.browserMs = here === null ? "" : String(Math.round(here));
   }

@@ -52,7 +52,7 @@ beside the logs.
 
     .venv/bin/python benchmarks/live_wall.py [--quick] [--cameras 16] [--servers 4] [--seconds 30]
         [--fps 10] [--compare-source] [--no-motion-mask] [--detector-interval 0] [--input-size 416]
-        [--input-shape square] [--transport webrtc] [--nice-browser]
+        [--input-shape square] [--transport webrtc] [--nice-browser] [--analysis-only]
         [--transport webrtc|mjpeg]
 """
 
@@ -279,18 +279,11 @@ def lanterne_run(config: Path, log: Path, patch: str | None = None) -> Any:
 
 @contextmanager
 def lanterne_serve(config: Path, log: Path) -> Iterator[tuple[str, int]]:
-    """`lanterne serve`, with its own modules' INFO lines kept (it leaves logging at Python's
-    default, warnings only): the fallback relays' closing lines, with their CPU, come from there."""
+    """`lanterne serve`, as an operator starts it (its INFO lines on: the fallback relays'
+    closing lines, with their CPU, come from there)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    code = (
-        "import logging, sys\n"
-        "logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')\n"
-        "from lanterne.cli.main import app\n"
-        f"sys.argv = ['lanterne', 'serve', '--config', {str(config)!r}, '--port', '{port}']\n"
-        "app()\n"
-    )
-    args = [sys.executable, "-c", code]
+    args = [sys.executable, "-m", "lanterne.cli.main", "serve", "--config", str(config), "--port", str(port)]
     with process(args, log) as proc:
         deadline = time.monotonic() + 180  # a loaded 2-core machine imports slowly
         while True:
@@ -420,7 +413,8 @@ def measure(
     states: dict[str, set[str]] = {}
     rates: dict[str, float] = {}
     store = Store.open(db) if db else None
-    page.evaluate("window.__meter.reset()")
+    if page is not None:
+        page.evaluate("window.__meter.reset()")
     t0, c0 = time.monotonic(), cpu_seconds(run_pid)
     j0 = cpu_seconds(janus) if janus else 0.0
     s0 = cpu_seconds(console) if console else 0.0
@@ -441,7 +435,7 @@ def measure(
         j1 = cpu_seconds(janus) if janus else 0.0
         s1 = cpu_seconds(console) if console else 0.0
         b1 = browser_cpu()
-        tiles = page.evaluate("window.__meter.collect()")
+        tiles = page.evaluate("window.__meter.collect()") if page is not None else {}
     finally:
         if store is not None:
             store.close()
@@ -502,6 +496,21 @@ def first_frame(
 
 def close_tile(page: Any, tile: int) -> None:
     page.click(f".tile[data-tile='{tile}'] button.close")
+
+
+def analysis_only(db: str, n: int, run_pid: int, seconds: float, args: argparse.Namespace) -> None:
+    """`lanterne run`'s share alone: its CPU and its cameras' lag and rate, no console, no
+    browser, no tile, after the same warm-up."""
+    print(f"cameras in real time {warm_up(db, n):.0f} s after the start", flush=True)
+    w = measure(None, seconds, run_pid, None, db, n)
+    lags = [x for v in w.lags.values() for x in v]
+    worst = max(lags) if lags else float("nan")
+    print(
+        f"\nlanterne run alone, {n} cameras at {args.fps:g} fps, input {args.input_size} "
+        f"{args.input_shape}: {w.cores:.2f} cores, worst lag {worst:.2f} s, states "
+        f"{', '.join(sorted(set().union(*w.states.values())))}, analysis fps {rates_of(w)}; "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
 
 
 def warm_up(db: str, cameras: int, least: float = 15.0, timeout: float = 120.0) -> float:
@@ -646,6 +655,11 @@ def main(argv: list[str] | None = None) -> int:
         help="detector.input_shape (frame: the input cut to the camera's 16:9, 1.57 times cheaper at 416)",
     )
     ap.add_argument(
+        "--analysis-only",
+        action="store_true",
+        help="only the cameras and lanterne run: its CPU, lag and rate for one window, no console, no browser",
+    )
+    ap.add_argument(
         "--nice-browser",
         action="store_true",
         help="run chromium at the lowest priority: the operator's browser stands for a workstation "
@@ -695,6 +709,9 @@ def main(argv: list[str] | None = None) -> int:
         codes = cleared_operator(store, "op-bench", PASSWORD, ["*"])
         store.close()
         run = stack.enter_context(lanterne_run(config, run_log))
+        if args.analysis_only:
+            analysis_only(db, n, run.pid, window, args)
+            return 0
         base, serve_pid = stack.enter_context(lanterne_serve(config, serve_log))
         print(f"cameras in real time {warm_up(db, n):.0f} s after lanterne serve answered", flush=True)
         browser = stack.enter_context(chromium())

@@ -8,13 +8,12 @@ a bad configuration, a second ingester).
 from __future__ import annotations
 
 import contextlib
-import logging
 import signal
 from typing import Annotated
 
 import typer
 
-from lanterne.cli.common import ConfigOpt, user_errors
+from lanterne.cli.common import ConfigOpt, log_to_stderr, user_errors
 
 cluster_app = typer.Typer()
 
@@ -32,13 +31,6 @@ MetricsOpt = Annotated[
         help="Serve /metrics, /healthz and /readyz of this process on 127.0.0.1:PORT (docs/scaling.md).",
     ),
 ]
-
-
-def _logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
 
 
 @cluster_app.command()
@@ -73,7 +65,7 @@ def worker(
     from lanterne.config import load_config
     from lanterne.runtime.worker import Worker, cluster_options
 
-    _logging(verbose)
+    log_to_stderr(verbose)
     cfg = load_config(config)
     options = cluster_options(cfg, nats_url=nats, worker_id=worker_id, shards=shards, ttl=ttl)
     w = Worker(cfg, options, pace_files=pace, loop_files=loop)
@@ -95,7 +87,7 @@ def ingest(
     from lanterne.config import load_config
     from lanterne.runtime.worker import IngestService, cluster_options
 
-    _logging(verbose)
+    log_to_stderr(verbose)
     cfg = load_config(config)
     service = IngestService(cfg, cluster_options(cfg, nats_url=nats).nats_url)
     if metrics_port is not None:

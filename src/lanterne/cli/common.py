@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import getpass
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,16 @@ UserOpt = Annotated[
 class CliError(LanterneError):
     """A mistake in the command line itself (an unknown state, camera or event type, a bad
     `--now`): printed on one line like every other user error."""
+
+
+def log_to_stderr(verbose: bool) -> None:
+    """The long-running commands (`run`, `serve`, `worker`, `ingest`) say what they do, one line
+    each, on standard error: INFO with `--verbose` (their default), warnings and errors only
+    otherwise. Never an image or a person's data, by the rule every log line follows."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
 
 def err_console() -> Console:

@@ -8,7 +8,6 @@ clip could not be read to the end (the events found before are kept).
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 from pathlib import Path
@@ -18,16 +17,9 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from lanterne.cli.common import ConfigOpt, err_console, login_name, out_console, user_errors
+from lanterne.cli.common import ConfigOpt, err_console, log_to_stderr, login_name, out_console, user_errors
 
 run_app = typer.Typer()
-
-
-def _logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
 
 
 @run_app.command()
@@ -47,7 +39,7 @@ def analyze(
     from lanterne.config import load_config
     from lanterne.runtime.analyze import analyze as run_analysis
 
-    _logging(verbose)
+    log_to_stderr(verbose)
     cfg = load_config(config)
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:.0f} s"),
@@ -110,7 +102,7 @@ def run(
     from lanterne.config import load_config
     from lanterne.runtime.runner import Runner
 
-    _logging(verbose)
+    log_to_stderr(verbose)
     cfg = load_config(config)
     runner = Runner(cfg, pace_files=pace)
     signal.signal(signal.SIGTERM, lambda *_: runner._stop.set())

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from lanterne.cli.common import ConfigOpt, out_console, user_errors
+from lanterne.cli.common import ConfigOpt, log_to_stderr, out_console, user_errors
 
 serve_app = typer.Typer(help="Serve the console: the public page at /public, the API docs at /docs.")
 
@@ -21,8 +21,12 @@ def serve_command(
     config: ConfigOpt,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    verbose: Annotated[
+        bool, typer.Option(help="INFO lines (the gateway's start, live streams and relays) besides warnings.")
+    ] = True,
 ) -> None:
     """Serve the public transparency page (no login) and the console API."""
+    log_to_stderr(verbose)
     from lanterne.accountability.networks import NetworkGate
     from lanterne.accountability.outbound import check_destinations
     from lanterne.api.app import serve

@@ -275,7 +275,7 @@ def detector_320() -> YoloxOnnxDetector:
 def test_320_loads_the_dynamic_model_and_its_2100_anchors(detector_320: YoloxOnnxDetector) -> None:
     assert detector_320.model_name == "yolox_nano_dynamic"
     assert detector_320.model_sha256 == models.MODELS["yolox_nano_dynamic"].sha256
-    assert len(detector_320._input(576, 768).grid) == 40 * 40 + 20 * 20 + 10 * 10 == 2100
+    assert len(detector_320._grid((320, 320))[0]) == 40 * 40 + 20 * 20 + 10 * 10 == 2100
     assert detector_320.detect(np.full((576, 768, 3), 114, np.uint8)).xyxy.shape == (0, 4)
 
 
@@ -398,7 +398,7 @@ def test_the_frame_shape_runs_the_dynamic_file_on_a_cut_input(detector_frame: Yo
     assert detector_frame.model_sha256 == models.MODELS["yolox_nano_dynamic"].sha256
     assert detector_frame.detect(np.full((432, 768, 3), 114, np.uint8)).xyxy.shape == (0, 4)
     assert detector_frame.detect(np.full((576, 768, 3), 114, np.uint8)).xyxy.shape == (0, 4)
-    assert set(detector_frame._local.inputs) >= {(256, 416), (320, 416)}
+    assert set(detector_frame._grids) >= {(256, 416), (320, 416)}
 
 
 @pytest.mark.parametrize(("clip", "wanted"), [(VTEST, range(0, 400, 50)), (WIDE, range(80, 400, 40))])
@@ -430,9 +430,9 @@ def test_motion_crops_in_the_frame_shape_are_the_regions_themselves(
     context columns to pay for); the walkers in each are found as in a square crop."""
     (_, image), *_ = frames(VTEST, {100})
     assert len(persons(detector_frame.detect(image, [(200, 100, 500, 400)]))) >= 1
-    assert (416, 416) in detector_frame._local.inputs
+    assert (416, 416) in detector_frame._grids
     tall = persons(detector_frame.detect(image, [(250, 100, 400, 400)]))
-    assert (416, 224) in detector_frame._local.inputs  # 150x300 at 416/300: 208 wide, padded to 224
+    assert (416, 224) in detector_frame._grids  # 150x300 at 416/300: 208 wide, padded to 224
     inside = [b for b in tall if b[0] >= 250 and b[2] <= 400]
     assert len(inside) >= 1 and len(inside) == len(tall)
 

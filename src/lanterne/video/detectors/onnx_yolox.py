@@ -25,7 +25,6 @@ PETS09: 0.909/0.777 against 0.910/0.778 at 416, 0.901/0.883 against
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,18 +65,6 @@ class _Raw:
     """bool, n: touches an inner crop edge (the object may continue outside the crop)."""
     crop: np.ndarray
     """int64, n: index of the crop the box came from (0 for a full frame)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Input:
-    """What one network input shape needs: its padded canvas and its anchor grid."""
-
-    canvas: np.ndarray
-    """uint8, h x w x 3, reused call after call (the padding is rewritten each time)."""
-    grid: np.ndarray
-    """float32, anchors x 2: the cell's (x, y)."""
-    stride: np.ndarray
-    """float32, anchors x 1."""
 
 
 def _grids(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -219,12 +206,9 @@ class YoloxOnnxDetector:
                 f"{path}: input shape {inp.shape} is fixed, but input_shape frame needs open height "
                 f"and width; set detector.input_shape: square"
             )
-        # One canvas and grid per input shape: a few per camera (the frame's, the square crops'),
-        # at most (size / 32)^2 even with crops clipped by the frame edge.
-        # Per thread: `lanterne run` shares one detector between its camera threads, and cv2 and
-        # numpy release the GIL while they fill a canvas, so a shared canvas could hand one
-        # camera's call another camera's picture.
-        self._local = threading.local()
+        # Anchor grids per input shape, made once and only read after: the frame's, the square
+        # crops' or (frame shape) the crops' own, at most 2 * size / 32 of them.
+        self._grids: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         thresholds = np.full(len(COCO_CLASSES), settings.default_threshold, dtype=np.float32)
         for name, value in settings.class_thresholds.items():
             thresholds[COCO_CLASSES.index(name)] = value
@@ -233,17 +217,10 @@ class YoloxOnnxDetector:
 
     # -- one network pass -------------------------------------------------------------------
 
-    def _input(self, h: int, w: int) -> _Input:
-        """The canvas and anchor grid of the network input for an h x w image, made once per
-        thread."""
-        key = input_shape(h, w, self.size, self.shape)
-        inputs: dict[tuple[int, int], _Input] | None = getattr(self._local, "inputs", None)
-        if inputs is None:
-            inputs = self._local.inputs = {}
-        found = inputs.get(key)
+    def _grid(self, key: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        found = self._grids.get(key)
         if found is None:
-            grid, stride = _grids(*key)
-            found = inputs[key] = _Input(np.full((*key, 3), PAD_VALUE, np.uint8), grid, stride)
+            found = self._grids[key] = _grids(*key)
         return found
 
     def _infer(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -252,22 +229,22 @@ class YoloxOnnxDetector:
         h, w = image.shape[:2]
         r = min(self.size / h, self.size / w)
         nh, nw = max(round(h * r), 1), max(round(w * r), 1)
-        net = self._input(h, w)
-        canvas = net.canvas
-        # Only the padding is rewritten: the image covers the rest.
-        canvas[nh:] = PAD_VALUE
-        canvas[:nh, nw:] = PAD_VALUE
+        ih, iw = input_shape(h, w, self.size, self.shape)
+        grid, strides = self._grid((ih, iw))
+        # The network's input is made anew each call, straight in its own layout: one process's
+        # camera threads share this detector, and cv2 and numpy release the GIL while they fill
+        # it, so a buffer kept between calls could hand one camera's call another's picture.
+        blob = np.full((1, 3, ih, iw), PAD_VALUE, np.float32)
         # INTER_LINEAR, not INTER_AREA: at 768 -> 416 AREA costs ~2 ms (a seventh of the network)
         # and changed no measured recall; the accuracy figures in the research notes used LINEAR.
-        canvas[:nh, :nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
-        blob = canvas.transpose(2, 0, 1)[None].astype(np.float32)
+        blob[0, :, :nh, :nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)
         out = self._session.run(None, {self._input_name: blob})[0][0]
-        if out.shape != (len(net.grid), 85):
+        if out.shape != (len(grid), 85):
             # A model with other strides or classes would be decoded against the wrong anchors
             # and give boxes anywhere: refuse rather than signal on garbage.
             raise ModelError(
-                f"{self.model_name}: output shape {out.shape} at input {canvas.shape[0]}x{canvas.shape[1]} "
-                f"does not match the YOLOX grid ({len(net.grid)} anchors x 85)"
+                f"{self.model_name}: output shape {out.shape} at input {ih}x{iw} "
+                f"does not match the YOLOX grid ({len(grid)} anchors x 85)"
             )
 
         # Multi-label: every (anchor, class) pair above its own threshold is a candidate, so a
@@ -278,8 +255,8 @@ class YoloxOnnxDetector:
             empty = np.zeros((0, 4), np.float32)
             return empty, np.zeros(0, np.float32), np.zeros(0, np.int64)
         sel = out[anchor]
-        stride = net.stride[anchor]
-        cxcy = (sel[:, :2] + net.grid[anchor]) * stride
+        stride = strides[anchor]
+        cxcy = (sel[:, :2] + grid[anchor]) * stride
         wh = np.exp(sel[:, 2:4]) * stride
         xyxy = np.concatenate((cxcy - wh / 2, cxcy + wh / 2), axis=1) / r
         xyxy[:, 0::2] = xyxy[:, 0::2].clip(0, w)

@@ -222,12 +222,20 @@ def browser_cpu() -> dict[int, float]:
 
 def renice_browser(niceness: int) -> None:
     """Chromium at a lower priority, standing for an operator's workstation: the wall's pages
-    run there, not on the server that analyses the cameras."""
+    run there, not on the server that analyses the cameras.
+
+    Every thread's own niceness, and its autogroup's: Playwright starts the browser in a session
+    of its own, and where the kernel groups each session's processes for scheduling
+    (`/proc/sys/kernel/sched_autogroup_enabled`), a thread's niceness counts only against its own
+    session's threads; the sessions share the cores by their groups' niceness. Reniced threads
+    alone left Chromium its 0.7 core beside `lanterne run`'s whole session."""
     for pid in browser_pids():
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, pid, niceness)
             for task in Path(f"/proc/{pid}/task").iterdir():
                 os.setpriority(os.PRIO_PROCESS, int(task.name), niceness)
+        with contextlib.suppress(OSError):
+            Path(f"/proc/{pid}/autogroup").write_text(str(niceness))
 
 
 def children(pid: int) -> list[int]:

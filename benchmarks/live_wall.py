@@ -751,9 +751,14 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
 
-        warm_starts = [
-            first_frame(page, k, camera_id(k - 1), pick=True, transport=via)[0] for k in range(2, n + 1)
-        ]
+        warm = [first_frame(page, k, camera_id(k - 1), pick=True, transport=via) for k in range(2, n + 1)]
+        warm_starts = [seconds for seconds, _ in warm]
+        # Each start with the age of its first picture: an old one is the keyframe Janus kept.
+        print(
+            "warm starts, s (first picture's age, ms): "
+            + ", ".join(f"{s:.2f} ({'-' if a is None else f'{a:.0f}'})" for s, a in warm),
+            flush=True,
+        )
         time.sleep(3.0)
         full = measure(page, window if args.quick else 2 * window, run.pid, janus, db, n, serve_pid)
         print(

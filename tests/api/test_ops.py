@@ -129,5 +129,5 @@ def test_not_ready_names_an_unreachable_server_or_an_old_schema(tmp_path: Path) 
     assert not_ready(engine) is not None and "newest migration" in str(not_ready(engine))
     migrate(engine)
     assert not_ready(engine) is None
-    assert head_revision() == current_revision(engine) == "0023"
+    assert head_revision() == current_revision(engine) == "0024"
     engine.dispose()

@@ -83,16 +83,18 @@ def camera_frames(clip: Path) -> list[np.ndarray]:
 
 @contextmanager
 def lanterne_run(config: Path) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lanterne.cli.main", "run", "--config", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+    """`lanterne run` on `config`, its log in `run.log` beside it."""
+    with (config.parent / "run.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lanterne.cli.main", "run", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
 
 
 def _site(tmp_path: Path, url: str, **extra: object) -> tuple[Path, str, dict[str, str]]:
@@ -364,6 +366,11 @@ def test_a_camera_is_watched_live_anonymised_and_unmasked_only_under_a_permissio
     assert removed.purpose == REASON and removed.details["reference"] == REFERENCE
     [restored] = [e for e in entries if e.action == Action.PRIVACY_RESTORED]
     assert restored.details["opened_by"] == removed.seq
+    # Janus asked each stream for a keyframe as its viewer started (RTCP, `KeyframeRequests`).
+    asked = re.findall(
+        r"live \S+: stopped after .* (\d+) keyframes asked for", (config.parent / "run.log").read_text()
+    )
+    assert asked and all(int(n) >= 1 for n in asked), asked
 
 
 def test_without_webrtc_a_camera_dragged_from_the_map_plays_the_anonymised_fallback(

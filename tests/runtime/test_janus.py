@@ -208,6 +208,9 @@ def test_own_janus_loads_only_what_the_wall_needs_and_takes_h264(janus: Janus) -
 
     mp = janus.create_mountpoint(11, "camera 11")
     assert mp.id == 11 and mp.rtp_port > 0
+    # Its RTCP port, where the camera process's stream takes its viewers' keyframe requests from.
+    assert mp.rtcp_port is not None and mp.rtcp_port not in (0, mp.rtp_port)
+    assert mountpoint_info(janus, mp)["media"][0]["rtcpport"] == mp.rtcp_port
     assert janus.mountpoints() == [11]
     assert janus.create_mountpoint(11, "camera 11") == mp, "idempotent: the same mountpoint comes back"
     # Janus counts a mountpoint's media age from its creation until the first packet.
@@ -301,6 +304,7 @@ def test_a_killed_janus_comes_back_with_its_mountpoints_and_tokens(
 
     # Same port and pin: the camera process and a viewer's grant go on as if nothing happened.
     assert mountpoint_info(janus, mp)["media"][0]["port"] == mp.rtp_port
+    assert mountpoint_info(janus, mp)["media"][0]["rtcpport"] == mp.rtcp_port
     assert wait_until(lambda: (janus.media_age(mp) or 0.0) >= 1.0)
     camera = Camera(mp.rtp_port)
     camera.start()

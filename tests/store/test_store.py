@@ -49,7 +49,7 @@ def test_migrations_create_the_schema(db_url: str) -> None:
     assert current_revision(engine) is None
     migrate(db_url)
     migrate(db_url)  # a second run at every start must be a no-op
-    assert current_revision(engine) == "0023"
+    assert current_revision(engine) == "0024"
     names = set(inspect(engine).get_table_names())
     assert {"events", "evidence", "zone_counts", "alembic_version"} <= names
     assert {"audit_records", "audit_checkpoints", "audit_settings", "authorisations", "legal_holds"} <= names

@@ -376,3 +376,72 @@ def test_boxes_one_frame_behind_grow_enough_to_hide_every_tracked_head() -> None
     assert counted > 2000
     assert whole[0.1] == counted, (whole, counted)
     assert whole[0.0] < 0.9 * counted, (whole, counted)
+
+
+def _drain(sock: socket.socket, into: list[bytes]) -> None:
+    """Every datagram waiting on `sock`, read as it comes so that no frame overflows its buffer."""
+    sock.settimeout(0.2)
+    while True:
+        try:
+            into.append(sock.recv(2000))
+        except TimeoutError:
+            return
+
+
+def _idr_frames(packets: list[bytes]) -> list[bool]:
+    """Per frame in `packets` (RTP, H.264 in single NAL units, STAP-A or FU-A), in order: whether
+    it holds an IDR slice (NAL type 5)."""
+    frames: list[bool] = []
+    idr = False
+    for packet in packets:
+        payload = packet[12:]
+        kind = payload[0] & 0x1F
+        if kind == 28:  # FU-A: the fragment's own type is in the second byte
+            idr |= payload[1] & 0x1F == 5
+        elif kind == 24:  # STAP-A: 16-bit sizes, each followed by a NAL unit
+            at = 1
+            while at + 2 < len(payload):
+                size = int.from_bytes(payload[at : at + 2], "big")
+                idr |= payload[at + 2] & 0x1F == 5
+                at += 2 + size
+        else:
+            idr |= kind == 5
+        if packet[1] & 0x80:  # the marker: the frame's last packet
+            frames.append(idr)
+            idr = False
+    return frames
+
+
+def test_a_keyframe_request_from_the_gateway_gets_an_idr_at_the_next_frame(pets) -> None:
+    """Janus passes a viewer's keyframe request (a PLI when it starts watching, or when its browser
+    lost a packet) to the address that announced itself on the mountpoint's RTCP port: the next
+    frame is an IDR, not the one a GOP later. A FIR asks the same; other RTCP asks nothing."""
+    frames, _ = pets
+    rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rtp.bind(("127.0.0.1", 0))
+    rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rtcp.bind(("127.0.0.1", 0))
+    enc = LiveEncoder("pets", "127.0.0.1", rtp.getsockname()[1], rtcp_port=rtcp.getsockname()[1])
+    now = time.monotonic()
+    packets: list[bytes] = []
+    enc.push(_frame(frames[0], 0), [], [], now, now)
+    _drain(rtp, packets)
+    announcement, stream = rtcp.recvfrom(100)
+    assert announcement[0] >> 6 == 2 and len(announcement) == 12  # an empty RTP header
+    pli = bytes([0x81, 206, 0, 2]) + bytes(8)
+    fir = bytes([0x84, 206, 0, 4]) + bytes(16)
+    receiver_report = bytes([0x80, 201, 0, 1]) + bytes(4)
+    asks = {3: [pli, pli], 5: [receiver_report], 6: [receiver_report + fir]}
+    for i in range(1, 8):
+        for packet in asks.get(i, []):
+            rtcp.sendto(packet, stream)
+        time.sleep(0.01)  # the datagrams are in the encoder's socket before its next frame
+        enc.push(_frame(frames[i], i), [], [], now + i / 10, now + i / 10)
+        _drain(rtp, packets)
+    enc.close()
+    # Two PLIs before frame 3 make one keyframe; the receiver report alone makes none.
+    got = _idr_frames(packets)
+    assert got == [True, False, False, True, False, False, True, False], got
+    assert enc.stats.keyframes_requested == 2, enc.stats
+    rtp.close()
+    rtcp.close()

@@ -85,6 +85,9 @@ class Stream:
     banner: str | None
     created_at: datetime
     expires_at: datetime | None
+    rtcp_port: int | None = None
+    """Where the gateway takes RTCP and sends keyframe requests back from (`Mountpoint.rtcp_port`);
+    None for the fallback relay, or a gateway that did not say."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +139,7 @@ def _stream(r: object) -> Stream:
         banner=m["banner"],
         created_at=_utc(m["created_at"]),  # type: ignore[arg-type]
         expires_at=_utc(m["expires_at"]),
+        rtcp_port=m["rtcp_port"],
     )
 
 
@@ -348,6 +352,7 @@ def put_stream(engine: Engine, s: Stream) -> None:
                 view_id=s.view_id,
                 rtp_host=s.rtp_host,
                 rtp_port=s.rtp_port,
+                rtcp_port=s.rtcp_port,
                 secret=s.secret,
                 banner=s.banner,
                 created_at=s.created_at,

@@ -94,6 +94,10 @@ class Mountpoint:
     """What a viewer gives to `watch`; rotated per viewer grant by `Janus.set_pin`."""
     secret: str = field(repr=False)
     """What `edit` and `destroy` need."""
+    rtcp_port: int | None = None
+    """The UDP port Janus takes the camera process's RTCP on and sends its viewers' keyframe
+    requests back from (`lanterne.video.live.encoder.KeyframeRequests`); None where Janus did not
+    say, and the stream then waits for its next scheduled keyframe."""
 
 
 class _NoSuchMountpointError(JanusError):
@@ -363,7 +367,9 @@ class Janus:
             pin = secrets.token_hex(16)
             for attempt in range(PORT_ATTEMPTS):
                 try:
-                    mp = self._create(mountpoint_id, description, self._free_rtp_port(), pin, secret)
+                    mp = self._create(
+                        mountpoint_id, description, self._free_rtp_port(), pin, secret, self._free_rtp_port()
+                    )
                     break
                 except _PortTakenError:
                     if attempt == PORT_ATTEMPTS - 1:
@@ -479,7 +485,7 @@ class Janus:
             for made in self._made.values():
                 mp = made.mountpoint
                 try:
-                    self._create(mp.id, made.description, mp.rtp_port, mp.pin, mp.secret)
+                    self._create(mp.id, made.description, mp.rtp_port, mp.pin, mp.secret, mp.rtcp_port or 0)
                 except _PortTakenError:
                     lost.append(mp.id)
             for mountpoint_id in lost:
@@ -535,7 +541,7 @@ class Janus:
                 time.sleep(0.1)
 
     def _free_rtp_port(self) -> int:
-        """A UDP port for a new mountpoint. Own Janus: one the system finds free, at random in its
+        """A UDP port for a new mountpoint's RTP or RTCP. Own Janus: one the system finds free, at random in its
         ephemeral range. Janus left to choose hands out the lowest free port of its range, so
         two Janus on one machine, or one restarted after another process took its first port,
         would collide on the same few ports. Existing Janus: 0, Janus chooses."""
@@ -552,11 +558,18 @@ class Janus:
         )
         return mac.hexdigest()[:32]
 
-    def _create(self, mountpoint_id: int, description: str, port: int, pin: str, secret: str) -> Mountpoint:
+    def _create(
+        self, mountpoint_id: int, description: str, port: int, pin: str, secret: str, rtcp_port: int
+    ) -> Mountpoint:
         video: dict[str, Any] = {
             "type": "video",
             "mid": "v",
             "port": port,
+            # RTCP both ways: Janus learns the camera process's address from the packets it sends
+            # there, and then passes on a keyframe request whenever a viewer starts watching or
+            # a viewer's browser asks for one (after a lost packet), so a picture never waits
+            # for the next scheduled keyframe.
+            "rtcpport": rtcp_port,
             "pt": VIDEO_PT,
             "codec": "h264",
             "fmtp": VIDEO_FMTP,
@@ -586,12 +599,16 @@ class Janus:
         if self._plugin_admin_key:
             request["admin_key"] = self._plugin_admin_key
         answer = self._streaming(f"mountpoint {mountpoint_id}", request, pin, secret)
-        ports = [p.get("port") for p in answer.get("stream", {}).get("ports", []) if p.get("type") == "video"]
-        if not ports or not isinstance(ports[0], int) or ports[0] <= 0:
+        videos = [p for p in answer.get("stream", {}).get("ports", []) if p.get("type") == "video"]
+        port = videos[0].get("port") if videos else None
+        if not isinstance(port, int) or port <= 0:
             raise JanusError(
                 f"Janus made mountpoint {mountpoint_id} but did not say its video port; is it Janus 1.x?"
             )
-        return Mountpoint(mountpoint_id, ports[0], pin, secret)
+        rtcp = videos[0].get("rtcp_port")
+        return Mountpoint(
+            mountpoint_id, port, pin, secret, rtcp if isinstance(rtcp, int) and rtcp > 0 else None
+        )
 
     def _destroy(self, mountpoint_id: int, secret: str) -> None:
         with contextlib.suppress(_NoSuchMountpointError):

@@ -168,6 +168,7 @@ class LiveFeeds:
                     self.settings,
                     anonymise=s.kind != "raw",
                     banner=s.banner,
+                    rtcp_port=s.rtcp_port,
                 )
             except (LanterneError, OSError, ValueError) as exc:
                 log.error("camera %s: live stream %d not started (%s)", s.camera, s.id, exc)

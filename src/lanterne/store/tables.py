@@ -774,6 +774,7 @@ class LiveStreamRecord(Base):
     view_id: Mapped[int | None] = mapped_column(Integer)
     rtp_host: Mapped[str] = mapped_column(String(255))
     rtp_port: Mapped[int] = mapped_column(Integer)
+    rtcp_port: Mapped[int | None] = mapped_column(Integer)
     secret: Mapped[str] = mapped_column(String(64))
     banner: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -32,6 +32,7 @@ from typing import Literal
 import av
 import cv2
 import numpy as np
+from av.video.frame import PictureType
 
 from lanterne.core.errors import ConfigError, LanterneError
 from lanterne.core.types import Frame
@@ -69,6 +70,14 @@ VEHICLE_LENGTHS_PER_SECOND = 3.0
 LOG_EVERY = 60.0
 """Seconds between two log lines about the same failing stream: a dead Janus must not flood the
 camera's log at ten lines a second."""
+ANNOUNCE_SECONDS = 5.0
+"""How often a stream announces itself on the gateway's RTCP port. Janus sends keyframe requests
+to the address its last packet there came from, and a restarted Janus has forgotten it: within
+this many seconds of coming back, its viewers' requests reach the stream again."""
+RTCP_PSFB = 206
+"""RTCP payload-specific feedback (RFC 4585), whose formats 1 (PLI, RFC 4585) and 4 (FIR,
+RFC 5104) ask the sender for a keyframe."""
+KEYFRAME_FORMATS = (1, 4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +135,9 @@ class LiveStats:
     encode_errors: int = 0
     """Frames dropped because scaling, anonymising or encoding failed: nothing was sent for them."""
     bytes_sent: int = 0
+    keyframes_requested: int = 0
+    """Keyframes sent ahead of schedule because the gateway asked (a viewer started, or its browser
+    lost a packet)."""
 
 
 def sdp(host: str, port: int, payload_type: int = 96) -> str:
@@ -313,6 +325,71 @@ class _Udp(io.RawIOBase):
         super().close()
 
 
+def asks_keyframe(packet: bytes) -> bool:
+    """Whether an RTCP (compound) packet holds a keyframe request, a PLI or a FIR.
+
+    >>> asks_keyframe(bytes([0x81, 206, 0, 2]) + bytes(8))  # PLI
+    True
+    >>> asks_keyframe(bytes([0x80, 201, 0, 1]) + bytes(4))  # an empty receiver report
+    False
+    """
+    at = 0
+    while at + 4 <= len(packet):
+        first, kind = packet[at], packet[at + 1]
+        if first >> 6 != 2:
+            return False  # not RTCP version 2: not from a gateway
+        if kind == RTCP_PSFB and first & 0x1F in KEYFRAME_FORMATS:
+            return True
+        at += 4 * (int.from_bytes(packet[at + 2 : at + 4], "big") + 1)
+    return False
+
+
+class KeyframeRequests:
+    """The gateway's keyframe requests for one stream, over RTCP.
+
+    Janus's streaming plugin sends a PLI to an RTP source when a viewer starts watching, and
+    passes on a viewer's own PLI or FIR (its browser lost a packet and cannot decode on), but
+    only to an address it learnt from a packet on the mountpoint's RTCP port. So the stream
+    announces itself there (an empty RTP header, which Janus takes to learn the address and
+    relays to no one) every `ANNOUNCE_SECONDS`, and reads what comes back on each frame. Without
+    this a new viewer's first clean picture, or a browser's recovery from a lost packet, waits for
+    the next scheduled keyframe, up to a GOP.
+
+    Never blocks and never raises: a gateway that is down makes the stream wait for its scheduled
+    keyframes, as without RTCP."""
+
+    def __init__(self, family: socket.AddressFamily, address: tuple[str | int, ...]) -> None:
+        self._sock = socket.socket(family, socket.SOCK_DGRAM)
+        self._sock.setblocking(False)
+        self._address = address
+        self._announced = -math.inf
+        self._connected = False
+
+    def pending(self, now: float) -> bool:
+        """Announce the stream when due, then whether a keyframe was asked for since the last
+        call (several requests make one keyframe). `now`: `time.monotonic()`."""
+        try:
+            if not self._connected:
+                # Connected: the system then passes on only what comes from the gateway's port.
+                self._sock.connect(self._address)
+                self._connected = True
+            if now - self._announced >= ANNOUNCE_SECONDS:
+                self._announced = now
+                self._sock.send(bytes([0x80]) + bytes(11))
+        except OSError:
+            self._connected = False
+            return False
+        asked = False
+        while True:
+            try:
+                asked = asks_keyframe(self._sock.recv(1500)) or asked
+            except OSError:  # nothing more to read, or a refused announcement reported late
+                return asked
+
+    def close(self) -> None:
+        self._sock.close()
+
+
 class LiveEncoder:
     """One camera's live stream for a Janus mountpoint: anonymise (unless raw), scale, encode
     H.264 baseline, send RTP to `host:port`.
@@ -324,6 +401,9 @@ class LiveEncoder:
     `anonymise=False` is the raw stream a privacy permission allows: faces are shown, the privacy
     masks stay (they are painted in `frame.image` already), and `banner` (who, why, under which
     reference) is burned across the top of every frame, as playback does for recordings.
+
+    `rtcp_port`: the gateway's RTCP port for this stream, from which it asks for keyframes
+    (`KeyframeRequests`); None and the stream keeps to its keyframe schedule.
 
     >>> enc = LiveEncoder("quai-nord", "127.0.0.1", 5004)  # doctest: +SKIP
     >>> enc.push(frame, persons, vehicles, detected_at)  # doctest: +SKIP
@@ -339,6 +419,7 @@ class LiveEncoder:
         *,
         anonymise: bool = True,
         banner: str | None = None,
+        rtcp_port: int | None = None,
     ) -> None:
         if not anonymise and not banner:
             raise ConfigError(
@@ -370,10 +451,15 @@ class LiveEncoder:
         self._fit_for: tuple[int, int] = (0, 0)
         self._logged_at = -math.inf
         self._udp = _Udp(family, address, self.stats, camera)
+        self._requests = (
+            KeyframeRequests(family, (address[0], rtcp_port, *address[2:])) if rtcp_port else None
+        )
         try:
             self._out, self._stream = self._open(settings)
         except BaseException:
             self._udp.close()
+            if self._requests is not None:
+                self._requests.close()
             raise
         log.info(
             "live %s: streaming %dx%d at %g fps to %s port %d (%s)",
@@ -478,18 +564,21 @@ class LiveEncoder:
                 log.warning("live %s: closing the encoder failed (%s)", self.camera, type(exc).__name__)
             finally:
                 self._udp.close()
+                if self._requests is not None:
+                    self._requests.close()
         s = self.stats
         # What the stream did and cost, once at its end: how often it failed closed is what tells
         # an operator whether the live picture was usable, and the CPU what one tile costs.
         log.info(
             "live %s: stopped after %d frames (%d pixelated whole, %d skipped above the tile's rate, "
-            "%d encode errors, %d send errors; %.2f CPU s, %.1f ms a frame)",
+            "%d encode errors, %d send errors, %d keyframes asked for; %.2f CPU s, %.1f ms a frame)",
             self.camera,
             s.frames_sent,
             s.fail_closed_frames,
             s.frames_skipped,
             s.encode_errors,
             s.send_errors,
+            s.keyframes_requested,
             s.encode_seconds,
             1000 * s.encode_seconds / max(1, s.frames_sent + s.encode_errors),
         )
@@ -562,6 +651,10 @@ class LiveEncoder:
         picture = av.VideoFrame.from_ndarray(cv2.cvtColor(tile, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
         picture.pts = rtp
         picture.time_base = Fraction(1, CLOCK_RATE)
+        if self._requests is not None and self._requests.pending(time.monotonic()):
+            # An IDR with its SPS and PPS (`repeat-headers`): a viewer decodes from this frame on.
+            picture.pict_type = PictureType.I
+            self.stats.keyframes_requested += 1
         for packet in self._stream.encode(picture):
             self._out.mux(packet)
 

@@ -78,6 +78,9 @@ RTCP_PSFB = 206
 """RTCP payload-specific feedback (RFC 4585), whose formats 1 (PLI, RFC 4585) and 4 (FIR,
 RFC 5104) ask the sender for a keyframe."""
 KEYFRAME_FORMATS = (1, 4)
+READ_AT_MOST = 32
+"""RTCP packets read per frame: Janus sends a few a second (its keyframe requests, at most one a
+second, and bandwidth estimates); a flood must not hold the camera's thread."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,11 +383,12 @@ class KeyframeRequests:
             self._connected = False
             return False
         asked = False
-        while True:
+        for _ in range(READ_AT_MOST):
             try:
                 asked = asks_keyframe(self._sock.recv(1500)) or asked
             except OSError:  # nothing more to read, or a refused announcement reported late
-                return asked
+                break
+        return asked
 
     def close(self) -> None:
         self._sock.close()

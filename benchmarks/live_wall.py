@@ -112,6 +112,50 @@ PREVIOUS_SOURCE = (
 """`lanterne run` with the RTSP reader as it was before issue 14 measured it: FFmpeg's default
 probe (about 3 s of the camera read before the first frame) and frame threads."""
 
+STEPS_JS = r"""
+// Timestamps (Date.now()) of a tile start's steps, taken in the page as they happen: the
+// console granting the view (the wall's POST .../views), and the gateway's signalling over its
+// WebSocket (opened, offer received, answer sent, WebRTC up). Installed before the wall's own
+// scripts, wrapping fetch and WebSocket; it changes nothing they do.
+(() => {
+  const marks = [];
+  window.__marks = marks;
+  const mark = (what) => marks.push([Date.now(), what]);
+  const fetch0 = window.fetch;
+  window.fetch = function (input, init) {
+    const url = typeof input === "string" ? input : input.url;
+    const asked = ((init && init.method) || "GET") === "POST" && /\/views(\/raw)?$/.test(url);
+    if (asked) mark("view asked");
+    const answer = fetch0.apply(this, arguments);
+    if (asked) answer.then(() => mark("view granted"), () => {});
+    return answer;
+  };
+  const Socket = window.WebSocket;
+  window.WebSocket = class extends Socket {
+    constructor(...args) {
+      super(...args);
+      mark("socket made");
+      this.addEventListener("open", () => mark("socket open"));
+      this.addEventListener("message", (e) => {
+        try {
+          const m = JSON.parse(e.data);
+          if (m.jsep && m.jsep.type === "offer") mark("offer");
+          else if (m.janus === "webrtcup") mark("webrtc up");
+        } catch (_) {}
+      });
+    }
+    send(data) {
+      try {
+        const m = JSON.parse(data);
+        if (m.jsep && m.jsep.type === "answer") mark("answer");
+      } catch (_) {}
+      return super.send(data);
+    }
+  };
+})();
+"""
+STEPS = ("view asked", "view granted", "socket made", "socket open", "offer", "answer", "webrtc up")
+
 METER_JS = r"""
 (() => {
   const clock = window.__lanterneClock;
@@ -464,6 +508,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def open_wall(page: Any, base: str, codes: tuple[str, ...], layout: int) -> None:
+    page.add_init_script(STEPS_JS)
     page.goto(base + "/login", wait_until="networkidle")
     page.fill("#login", "op-bench")
     page.fill("#password", PASSWORD)
@@ -479,13 +524,21 @@ def open_wall(page: Any, base: str, codes: tuple[str, ...], layout: int) -> None
 
 
 def first_frame(
-    page: Any, tile: int, camera: str, pick: bool, timeout: float = 30.0, transport: str | None = None
+    page: Any,
+    tile: int,
+    camera: str,
+    pick: bool,
+    timeout: float = 30.0,
+    transport: str | None = None,
+    steps: list[dict[str, float]] | None = None,
 ) -> tuple[float, float | None]:
     """Click `camera` onto `tile` (picking the tile first, as an operator replaces a camera) and
     return the seconds from the click to the tile's first presented frame, and that frame's age.
     With `transport`, the tile must play that way: a WebRTC tile that gave way to the fallback
-    would otherwise be measured as WebRTC."""
+    would otherwise be measured as WebRTC. `steps` gets the milliseconds from the click to each
+    of the start's steps the page marked (`STEPS_JS`), and to the first frame."""
     page.evaluate(f"window.__meter.arm('{tile}')")
+    marked = page.evaluate("window.__marks.length")
     if pick:
         page.dispatch_event(f".tile[data-tile='{tile}']", "click")
     clicked = time.time() * 1000
@@ -499,7 +552,24 @@ def first_frame(
         fallback = page.query_selector(f".tile[data-tile='{tile}'] .badge.fallback") is not None
         if fallback != (transport == "mjpeg"):
             raise SystemExit(f"tile {tile} plays {'the fallback' if fallback else 'WebRTC'}, not {transport}")
+    if steps is not None:
+        # The first of each step after the click (stopping the tile's previous view sends too).
+        at: dict[str, float] = {}
+        for when, what in page.evaluate(f"window.__marks.slice({marked})"):
+            at.setdefault(what, when - clicked)
+        at["first frame"] = got[0] - clicked
+        steps.append(at)
     return (got[0] - clicked) / 1000, got[1]
+
+
+def step_line(steps: list[dict[str, float]]) -> str:
+    """Median (max) milliseconds from the click to each step of the starts that reached it."""
+    parts = []
+    for what in (*STEPS, "first frame"):
+        times = [s[what] for s in steps if what in s]
+        if times:
+            parts.append(f"{what} {statistics.median(times):.0f} ({max(times):.0f})")
+    return ", ".join(parts)
 
 
 def close_tile(page: Any, tile: int) -> None:
@@ -548,7 +618,7 @@ def warm_up(db: str, cameras: int, least: float = 15.0, timeout: float = 120.0) 
 
 
 STOPPED = re.compile(
-    r"live (?P<camera>\S+): stopped after (?P<frames>\d+) frames \((?P<whole>\d+) pixelated whole"
+    r"live (?P<camera>\S+): \S+ stream stopped after (?P<frames>\d+) frames \((?P<whole>\d+) pixelated whole"
 )
 COST = re.compile(r"; (?P<cpu>[\d.]+) CPU s, (?P<ms>[\d.]+) ms a frame\)")
 
@@ -751,7 +821,11 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
 
-        warm = [first_frame(page, k, camera_id(k - 1), pick=True, transport=via) for k in range(2, n + 1)]
+        steps: list[dict[str, float]] = []
+        warm = [
+            first_frame(page, k, camera_id(k - 1), pick=True, transport=via, steps=steps)
+            for k in range(2, n + 1)
+        ]
         warm_starts = [seconds for seconds, _ in warm]
         # Each start with the age of its first picture: an old one is the keyframe Janus kept.
         print(
@@ -759,6 +833,7 @@ def main(argv: list[str] | None = None) -> int:
             + ", ".join(f"{s:.2f} ({'-' if a is None else f'{a:.0f}'})" for s, a in warm),
             flush=True,
         )
+        print(f"warm start steps, ms after the click, median (max): {step_line(steps)}", flush=True)
         time.sleep(3.0)
         full = measure(page, window if args.quick else 2 * window, run.pid, janus, db, n, serve_pid)
         print(

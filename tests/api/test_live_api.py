@@ -63,6 +63,17 @@ def test_a_view_is_on_the_record_from_start_to_end(console: Console) -> None:
     second = start(console)
     assert second["mountpoint"] == g["mountpoint"] and second["pin"] != g["pin"]
     assert len(live.streams(console.store.engine)) == 1
+    # The first one's connection drops (the gateway restarted, the network): it rejoins the same
+    # view with the current pin, rotated again, and its own token; no new view is recorded.
+    r = console.client.post(f"/api/live/views/{g['view']}/rejoin", headers=console.csrf)
+    assert r.status_code == 200, r.text
+    again = r.json()
+    assert (again["view"], again["mountpoint"], again["token"]) == (g["view"], g["mountpoint"], g["token"])
+    assert again["pin"] not in (g["pin"], second["pin"]) and g["token"] in w.janus.tokens()
+    assert len(live_records(console)) == 2
+    console.as_user("oper-nord")
+    assert console.client.post(f"/api/live/views/{g['view']}/rejoin", headers=console.csrf).status_code == 404
+    console.as_user("oper")
 
     console.clock.now += timedelta(seconds=42)
     assert (
@@ -77,6 +88,7 @@ def test_a_view_is_on_the_record_from_start_to_end(console: Console) -> None:
     assert (
         console.client.post(f"/api/live/views/{g['view']}/heartbeat", headers=console.csrf).status_code == 404
     )
+    assert console.client.post(f"/api/live/views/{g['view']}/rejoin", headers=console.csrf).status_code == 404
 
     # The last viewer gone, the mountpoint lingers a moment, then goes with its row.
     assert console.client.delete(f"/api/live/views/{second['view']}", headers=console.csrf).status_code == 204

@@ -179,23 +179,7 @@ class LiveWall:
                     self.engine, self.audit, user=user, camera=camera, purpose=purpose, token=token, now=now
                 )
                 return Grant(v, None, None, None)
-            stream = live.anonymised_stream(self.engine, camera)
-            if stream is None:
-                mp = janus.create_mountpoint(self._new_id(), f"{camera} (anonymised)")
-                stream = Stream(
-                    id=mp.id,
-                    camera=camera,
-                    kind="anonymised",
-                    view_id=None,
-                    rtp_host=self.cfg.live.rtp_host,
-                    rtp_port=mp.rtp_port,
-                    rtcp_port=mp.rtcp_port,
-                    secret=mp.secret,
-                    banner=None,
-                    created_at=now,
-                    expires_at=None,
-                )
-                live.put_stream(self.engine, stream)
+            stream = self._anonymised_stream(janus, camera, now)
             self._unwatched.pop(stream.id, None)
             v = live.start_view(
                 self.engine, self.audit, user=user, camera=camera, purpose=purpose, token=token, now=now
@@ -237,22 +221,46 @@ class LiveWall:
                 self._end(v, "closed", now)
                 raise
             banner = f"{login} - {v.reason} - {v.reference}"[:300]
-            stream = Stream(
-                id=mp.id,
-                camera=camera,
-                kind="raw",
-                view_id=v.id,
-                rtp_host=self.cfg.live.rtp_host,
-                rtp_port=mp.rtp_port,
-                rtcp_port=mp.rtcp_port,
-                secret=mp.secret,
-                banner=banner,
-                created_at=now,
-                expires_at=v.raw_until,
-            )
-            live.put_stream(self.engine, stream)
+            stream = self._put(mp, camera, "raw", now, view_id=v.id, banner=banner, expires_at=v.raw_until)
             pin = self._admit(janus, stream, token)
         return Grant(v, token, stream.id, pin)
+
+    def _anonymised_stream(self, janus: Janus, camera: str, now: datetime) -> Stream:
+        """The camera's shared anonymised stream, made (mountpoint and row) for its first viewer.
+        Under `self._lock`."""
+        stream = live.anonymised_stream(self.engine, camera)
+        if stream is None:
+            mp = janus.create_mountpoint(self._new_id(), f"{camera} (anonymised)")
+            stream = self._put(mp, camera, "anonymised", now)
+        return stream
+
+    def _put(
+        self,
+        mp: Mountpoint,
+        camera: str,
+        kind: str,
+        now: datetime,
+        *,
+        view_id: int | None = None,
+        banner: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> Stream:
+        """The row that tells the camera's process to feed mountpoint `mp`."""
+        stream = Stream(
+            id=mp.id,
+            camera=camera,
+            kind=kind,
+            view_id=view_id,
+            rtp_host=self.cfg.live.rtp_host,
+            rtp_port=mp.rtp_port,
+            rtcp_port=mp.rtcp_port,
+            secret=mp.secret,
+            banner=banner,
+            created_at=now,
+            expires_at=expires_at,
+        )
+        live.put_stream(self.engine, stream)
+        return stream
 
     def _admit(self, janus: Janus, stream: Stream, token: str) -> str:
         pin = secrets.token_urlsafe(12)
@@ -301,6 +309,28 @@ class LiveWall:
 
     def heartbeat(self, view_id: int, user: str, now: datetime) -> View | None:
         return live.touch(self.engine, view_id, user, now)
+
+    def rejoin(self, view_id: int, user: str, now: datetime) -> Grant | None:
+        """`user`'s open view `view_id` again over WebRTC (the caller checked scope and
+        habilitation), after its connection dropped: the gateway restarted, or the network.
+        Another viewer of the camera may have arrived since, which rotated the mountpoint's pin,
+        so the view gets the current one (rotated again) and its token back; it stays the same
+        view, on the record from its start. None when the view is not `user`'s open one, or is
+        a raw view whose grant's mountpoint is gone."""
+        janus = self._require()
+        with self._lock:
+            v = live.touch(self.engine, view_id, user, now)
+            if v is None:
+                return None
+            if v.kind == "raw":
+                stream = next((s for s in live.streams(self.engine, [v.camera]) if s.view_id == v.id), None)
+                if stream is None:
+                    return None
+            else:
+                stream = self._anonymised_stream(janus, v.camera, now)
+            self._unwatched.pop(stream.id, None)
+            pin = self._admit(janus, stream, v.token)
+        return Grant(v, v.token, stream.id, pin)
 
     def close(self, view_id: int, user: str, now: datetime) -> View | None:
         """The viewer closed the tile; None when it was not this user's open view."""

@@ -19,7 +19,7 @@ import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -186,11 +186,10 @@ def watch_raw(
     return _grant(grant, cfg)
 
 
-@router.post("/api/live/views/{view_id}/heartbeat", status_code=204, summary="The tile still plays")
-def heartbeat(
-    request: Request, view_id: ViewId, user: Viewer, _: Writer, engine: EngineDep, now: Now
-) -> Response:
-    w = wall(request)
+def _still_allowed(request: Request, w: LiveWall, view_id: int, user: CurrentUser, now: datetime) -> None:
+    """404 unless `view_id` is the user's open view; 403 (recorded, and the view ended) when its
+    camera left their scope or their habilitation lapsed since it started."""
+    engine = w.engine
     v = live.view(engine, view_id)
     if v is None or v.account != user.id or not v.open:
         raise HTTPException(404, "this view has ended; start it again")
@@ -210,9 +209,32 @@ def heartbeat(
             object_type="camera",
             reason=why,
         )
+
+
+@router.post("/api/live/views/{view_id}/heartbeat", status_code=204, summary="The tile still plays")
+def heartbeat(request: Request, view_id: ViewId, user: Viewer, _: Writer, now: Now) -> Response:
+    w = wall(request)
+    _still_allowed(request, w, view_id, user, now)
     if w.heartbeat(view_id, user.id, now) is None:
         raise HTTPException(404, "this view has ended; start it again")
     return Response(status_code=204)
+
+
+@router.post(
+    "/api/live/views/{view_id}/rejoin", summary="Play an open view again after its connection dropped"
+)
+def rejoin(request: Request, view_id: ViewId, user: Viewer, _: Writer, cfg: ConfigDep, now: Now) -> GrantOut:
+    """The same view, not a new one: the current pin of its mountpoint (another viewer's arrival
+    rotates it) and its token back at the gateway, as after a restart of the gateway."""
+    w = _usable(request)
+    _still_allowed(request, w, view_id, user, now)
+    try:
+        grant = w.rejoin(view_id, user.id, now)
+    except JanusError as exc:
+        raise HTTPException(503, str(exc)) from None
+    if grant is None:
+        raise HTTPException(404, "this view has ended; start it again")
+    return _grant(grant, cfg)
 
 
 @router.delete("/api/live/views/{view_id}", status_code=204, summary="Stop watching")

@@ -70,10 +70,11 @@ VEHICLE_LENGTHS_PER_SECOND = 3.0
 LOG_EVERY = 60.0
 """Seconds between two log lines about the same failing stream: a dead Janus must not flood the
 camera's log at ten lines a second."""
-ANNOUNCE_SECONDS = 5.0
+ANNOUNCE_SECONDS = 1.0
 """How often a stream announces itself on the gateway's RTCP port. Janus sends keyframe requests
 to the address its last packet there came from, and a restarted Janus has forgotten it: within
-this many seconds of coming back, its viewers' requests reach the stream again."""
+this many seconds of coming back, its viewers' requests reach the stream again. Twelve bytes a
+second per watched camera."""
 RTCP_PSFB = 206
 """RTCP payload-specific feedback (RFC 4585), whose formats 1 (PLI, RFC 4585) and 4 (FIR,
 RFC 5104) ask the sender for a keyframe."""
@@ -574,9 +575,11 @@ class LiveEncoder:
         # What the stream did and cost, once at its end: how often it failed closed is what tells
         # an operator whether the live picture was usable, and the CPU what one tile costs.
         log.info(
-            "live %s: stopped after %d frames (%d pixelated whole, %d skipped above the tile's rate, "
-            "%d encode errors, %d send errors, %d keyframes asked for; %.2f CPU s, %.1f ms a frame)",
+            "live %s: %s stream stopped after %d frames (%d pixelated whole, %d skipped above the "
+            "tile's rate, %d encode errors, %d send errors, %d keyframes asked for; %.2f CPU s, "
+            "%.1f ms a frame)",
             self.camera,
+            "anonymised" if self.anonymise else "unmasked",
             s.frames_sent,
             s.fail_closed_frames,
             s.frames_skipped,

@@ -383,7 +383,17 @@ class Tile {
       this.retry = null;
       if (this.view !== view) return;
       await this.teardown();
-      this.play();
+      try {
+        // The same view again: another viewer of the camera may have arrived meanwhile and
+        // rotated its mountpoint's pin, so the view's own would no longer open it.
+        Object.assign(view, await post("/api/live/views/" + view.view + "/rejoin"));
+      } catch (err) {
+        // The console or the gateway cannot be reached yet: try again. A view that ended is
+        // the heartbeat's to handle (it starts the camera again, anonymised).
+        if (this.view === view) this.reconnect(view);
+        return;
+      }
+      if (this.view === view) this.play();
     }, 1000);
   }
 

@@ -196,6 +196,14 @@ def test_protection_is_removed_only_under_a_permission_and_only_until_its_end(co
     w = wall_of(console)
     w.sweep(console.clock.now + timedelta(seconds=25))
     assert g["mountpoint"] in w.janus.mountpoints()
+    # A dropped connection rejoins the raw view within its grant, never past its end, even before
+    # the sweep has ended the view and destroyed its mountpoint.
+    console.as_user("oper")
+    rejoin = f"/api/live/views/{g['view']}/rejoin"
+    assert console.client.post(rejoin, headers=console.csrf).status_code == 200
+    console.clock.now += timedelta(minutes=2, seconds=1)
+    assert console.client.post(rejoin, headers=console.csrf).status_code == 404
+    assert g["mountpoint"] in w.janus.mountpoints()
     w.sweep(console.clock.now + timedelta(minutes=2))
     assert g["mountpoint"] not in w.janus.mountpoints() and live.streams(console.store.engine) == []
     v = live.view(console.store.engine, g["view"])

@@ -316,13 +316,15 @@ class LiveWall:
         Another viewer of the camera may have arrived since, which rotated the mountpoint's pin,
         so the view gets the current one (rotated again) and its token back; it stays the same
         view, on the record from its start. None when the view is not `user`'s open one, or is
-        a raw view whose grant's mountpoint is gone."""
+        a raw view whose grant is over or whose mountpoint is gone."""
         janus = self._require()
         with self._lock:
             v = live.touch(self.engine, view_id, user, now)
             if v is None:
                 return None
             if v.kind == "raw":
+                if v.raw_until is None or v.raw_until <= now:
+                    return None  # the grant is over: its sweep is about to end the view
                 stream = next((s for s in live.streams(self.engine, [v.camera]) if s.view_id == v.id), None)
                 if stream is None:
                     return None

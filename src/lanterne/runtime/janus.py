@@ -391,7 +391,9 @@ class Janus:
             changed = dataclasses.replace(mp, pin=pin)
             made = self._made.get(mp.id)
             if made is not None:
-                made.mountpoint = changed
+                # Only the pin: a caller may know the mountpoint by its id and secret alone (the
+                # console, from a stream's row), and a restart must make it again as it was made.
+                made.mountpoint = dataclasses.replace(made.mountpoint, pin=pin)
             log.info("Janus mountpoint %d: pin rotated", mp.id)
             return changed
 
